@@ -1,0 +1,128 @@
+"""The 8 candidate operations of Sec. 2.2, in a 1-bit (Child) or full-precision (Parent) form.
+
+The shapes follow DARTS (separable and dilated convs are depth-wise + point-wise), with the
+paper's change for 1-bit nets: no ReLU inside an operation; the sign() at every binarized conv
+input is the only non-linearity of the Child. The Parent is the same network in full precision
+with a ReLU where the Child binarizes a block's input (`Style.parent_activation`), because without
+it the Parent would be an almost linear model and A_P would say little about an architecture.
+Every op maps C channels to C channels; stride 2 halves the resolution (ceil for odd sizes).
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .binary import BinaryConv2d
+
+
+@dataclass(frozen=True)
+class Style:
+    """How to build an op: 1-bit or full precision, and how BatchNorm behaves."""
+
+    binary: bool
+    quantizer: str = "ste"  # ste | approx (binary.QUANTIZERS)
+    parent_activation: str = "relu"  # relu | identity: what the Parent has where the Child binarizes
+    affine: bool = False  # BN scale/shift: off in the search supernet, on in evaluation networks
+    running_stats: bool = False  # off under weight sharing: each sampled path normalizes by its own batch
+
+    def bn(self, channels: int) -> nn.BatchNorm2d:
+        return nn.BatchNorm2d(channels, affine=self.affine, track_running_stats=self.running_stats)
+
+    def conv(self, c_in, c_out, kernel, stride=1, padding=0, dilation=1, groups=1, block_input=True):
+        """A conv with a 1-bit input and kernel (Child) or a full-precision one (Parent).
+
+        `block_input` marks the first conv of a block: the Parent puts its activation only there,
+        as in DARTS, while the Child binarizes the input of every conv.
+        """
+        args = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, bias=False)
+        if self.binary:
+            return BinaryConv2d(c_in, c_out, kernel, quantizer=self.quantizer, **args)
+        conv = nn.Conv2d(c_in, c_out, kernel, **args)
+        if block_input and self.parent_activation == "relu":
+            return nn.Sequential(nn.ReLU(inplace=False), conv)
+        return conv
+
+
+class Zero(nn.Module):
+    """No connection. The cell skips it entirely; this module exists for the full-network case."""
+
+    def __init__(self, stride: int):
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x):
+        return x[:, :, :: self.stride, :: self.stride].mul(0.0)
+
+
+class FactorizedReduce(nn.Module):
+    """Halves the resolution with two offset 1x1 stride-2 convs (DARTS), so no pixel is skipped."""
+
+    def __init__(self, c_in: int, c_out: int, style: Style):
+        super().__init__()
+        self.conv_a = style.conv(c_in, c_out // 2, 1, stride=2)
+        self.conv_b = style.conv(c_in, c_out - c_out // 2, 1, stride=2)
+        self.bn = style.bn(c_out)
+
+    def forward(self, x):
+        shifted = F.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:]  # same size as x, offset by one pixel
+        return self.bn(torch.cat([self.conv_a(x), self.conv_b(shifted)], dim=1))
+
+
+def conv_bn(c_in: int, c_out: int, style: Style, kernel: int = 1, stride: int = 1) -> nn.Sequential:
+    """(activation) conv BN: the cell's input preprocessing and the ImageNet stem blocks."""
+    return nn.Sequential(style.conv(c_in, c_out, kernel, stride, kernel // 2), style.bn(c_out))
+
+
+def sep_conv(c: int, kernel: int, stride: int, style: Style) -> nn.Sequential:
+    """Two stacked depth-wise + point-wise convs, the first carrying the stride."""
+    pad = kernel // 2
+    return nn.Sequential(
+        style.conv(c, c, kernel, stride, pad, groups=c),
+        style.conv(c, c, 1, block_input=False),
+        style.bn(c),
+        style.conv(c, c, kernel, 1, pad, groups=c),
+        style.conv(c, c, 1, block_input=False),
+        style.bn(c),
+    )
+
+
+def dil_conv(c: int, kernel: int, stride: int, style: Style) -> nn.Sequential:
+    """A depth-wise conv with dilation 2 followed by a point-wise conv."""
+    pad = kernel - 1  # dilation 2 keeps the size with padding = dilation * (kernel - 1) / 2
+    return nn.Sequential(
+        style.conv(c, c, kernel, stride, pad, dilation=2, groups=c),
+        style.conv(c, c, 1, block_input=False),
+        style.bn(c),
+    )
+
+
+def pool(kind: str, stride: int, c: int, style: Style) -> nn.Sequential:
+    layer = (
+        nn.AvgPool2d(3, stride, padding=1, count_include_pad=False)
+        if kind == "avg"
+        else nn.MaxPool2d(3, stride, padding=1)
+    )
+    return nn.Sequential(layer, style.bn(c))
+
+
+def skip(c: int, stride: int, style: Style) -> nn.Module:
+    return nn.Identity() if stride == 1 else FactorizedReduce(c, c, style)
+
+
+OP_BUILDERS = {
+    "zero": lambda c, stride, style: Zero(stride),
+    "skip": skip,
+    "dil_conv_3x3": lambda c, stride, style: dil_conv(c, 3, stride, style),
+    "dil_conv_5x5": lambda c, stride, style: dil_conv(c, 5, stride, style),
+    "avg_pool_3x3": lambda c, stride, style: pool("avg", stride, c, style),
+    "max_pool_3x3": lambda c, stride, style: pool("max", stride, c, style),
+    "sep_conv_3x3": lambda c, stride, style: sep_conv(c, 3, stride, style),
+    "sep_conv_5x5": lambda c, stride, style: sep_conv(c, 5, stride, style),
+}
+
+
+def build_op(name: str, channels: int, stride: int, style: Style) -> nn.Module:
+    """One candidate operation by name (names as in space.OPS)."""
+    return OP_BUILDERS[name](channels, stride, style)

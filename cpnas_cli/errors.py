@@ -1,0 +1,13 @@
+"""The one exception type for bad input: the CLI prints it as one line and exits with code 2."""
+
+
+class UserError(Exception):
+    """Bad input the user can fix. `problem` says what is wrong, `fix` what to do about it."""
+
+    def __init__(self, problem: str, fix: str = ""):
+        super().__init__(problem)
+        self.problem = problem
+        self.fix = fix
+
+    def __str__(self) -> str:
+        return f"{self.problem}: {self.fix}" if self.fix else self.problem
