@@ -1,0 +1,23 @@
+"""Datasets for cpnas: loading (embedded sample, Fashion-MNIST, CIFAR-10, image folders), the search
+split, normalization, batched augmentation and resumable mini-batches."""
+
+from .augmentation import Augment, augment
+from .batching import batches, num_batches
+from .dataset import Dataset
+from .pixels import normalize
+from .registry import DATASETS, load_dataset
+from .seeds import derive_seed
+from .split import search_split
+
+__all__ = [
+    "DATASETS",
+    "Augment",
+    "Dataset",
+    "augment",
+    "batches",
+    "derive_seed",
+    "load_dataset",
+    "normalize",
+    "num_batches",
+    "search_split",
+]
