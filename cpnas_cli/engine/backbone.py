@@ -19,11 +19,12 @@ def reduction_cells(cells: int, at: list[int] | None = None) -> list[int]:
     return chosen
 
 
-def stem(in_channels: int, out_channels: int, imagenet: bool = False) -> nn.Sequential:
+def stem(in_channels: int, out_channels: int, stride: int = 1, imagenet: bool = False) -> nn.Sequential:
     """Full-precision stem: one 3x3 conv, or three stride-2 convs (224 -> 28) for ImageNet."""
     fp = Style(binary=False, affine=True, running_stats=True)
     if not imagenet:
-        return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False), fp.bn(out_channels))
+        conv = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        return nn.Sequential(conv, fp.bn(out_channels))
     half = out_channels // 2
     return nn.Sequential(
         nn.Conv2d(in_channels, half, 3, stride=2, padding=1, bias=False),

@@ -21,7 +21,7 @@ def hard_sign(x: torch.Tensor) -> torch.Tensor:
 
 
 class SignSTE(torch.autograd.Function):
-    """sign forward; clipped identity backward: the gradient passes where |x| <= 1 (hardtanh's)."""
+    """sign forward; clipped identity backward: the gradient passes where |x| < 1 (as hardtanh's)."""
 
     @staticmethod
     def forward(ctx, x):

@@ -52,11 +52,11 @@ class SearchNetwork(nn.Module):
     """Stem, `cells` search cells (reduction ones double the channels), classifier."""
 
     def __init__(self, in_channels, classes, channels, cells, ops, style: Style,
-                 nodes=4, reductions=None, stem_multiplier=3):
+                 nodes=4, reductions=None, stem_stride=1, stem_multiplier=3):
         super().__init__()
         self.reductions = reduction_cells(cells, reductions)
         c_stem = stem_multiplier * channels
-        self.stem = stem(in_channels, c_stem)
+        self.stem = stem(in_channels, c_stem, stride=stem_stride)
         c_pp, c_p, c = c_stem, c_stem, channels
         self.cells = nn.ModuleList()
         reduce_prev = False

@@ -1,0 +1,5 @@
+"""`python -m cpnas_cli` = `cpnas`."""
+
+from .cli.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""The `cpnas` command line: one module per subcommand; the work happens in the library."""

@@ -1,0 +1,21 @@
+"""The Typer application: registers one command per module."""
+
+import typer
+
+from . import config_cmd, export, search
+
+app = typer.Typer(
+    name="cpnas",
+    help="Child-Parent NAS for 1-bit CNNs: search, train, watch, profile and export binarized networks.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+app.command(epilog=search.EXAMPLES)(search.search)
+app.command(epilog=export.EXAMPLES)(export.export)
+app.command("config", epilog=config_cmd.EXAMPLES)(config_cmd.show_config)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,103 @@
+"""`cpnas search`: run (or resume) a CP-NAS search and write the genotype."""
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .. import config as configs
+from ..engine.space import OPS
+from ..errors import UserError
+from ..events import read_all
+from ..runs import existing_run, new_run_dir
+from .options import DataDir, Dataset, Device, Preset, Resume, RunDirOpt, Seed, Sets, console, guard
+from .search_view import SearchProgress, survivors_table
+
+EXAMPLES = """
+Examples:
+
+  cpnas search                                          # quick preset, embedded Fashion-MNIST sample
+
+  cpnas search --preset fashion-mnist --beta-p 2        # full Fashion-MNIST, about an hour on 2 cores
+
+  cpnas search --preset cifar10 --data-dir ~/data       # the paper's setting (GPU)
+
+  cpnas search --dataset folder --data-dir D            # D/train/<class>/*, D/test/<class>/*
+
+  cpnas search --resume runs/20261122-101500-quick      # continue an interrupted run
+"""
+
+
+def parse_ops(value: str) -> list[str]:
+    """--ops K (the first K ops of the paper's list) or a comma list of op names."""
+    if value.strip().isdigit():
+        k = int(value)
+        if not 2 <= k <= len(OPS):
+            raise UserError(f"--ops {k} is out of range", f"use 2..{len(OPS)} or a comma list of op names")
+        return list(OPS[:k])
+    return [op.strip() for op in value.split(",") if op.strip()]
+
+
+@guard
+def search(
+    preset: Preset = "quick",
+    dataset: Dataset = None,
+    data_dir: DataDir = None,
+    beta_p: Annotated[Optional[float], typer.Option(help="beta_P of Eq. 1 (0 = Child accuracy only, BNAS†).")] = None,
+    rounds: Annotated[Optional[int], typer.Option(help="T: rounds per K; every op is scored once per round.")] = None,
+    ops: Annotated[Optional[str], typer.Option(help="Initial ops: a count K (first K of the paper's 8) or names, comma-separated.")] = None,
+    channels: Annotated[Optional[int], typer.Option(help="Initial channels C of the supernet.")] = None,
+    cells: Annotated[Optional[int], typer.Option(help="Cells in the supernet.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Training batch size.")] = None,
+    epochs_per_sample: Annotated[Optional[float], typer.Option(help="Epochs of the search-train split per sample (may be < 1).")] = None,
+    device: Device = None,
+    seed: Seed = None,
+    sets: Sets = None,
+    run_dir: RunDirOpt = None,
+    resume: Resume = None,
+):
+    """Search a 1-bit cell with CP-NAS (Alg. 1): the Child and Parent train every sampled
+    architecture, Eq. 1 scores it, Eq. 2 ranks the ops, the worst op on every edge goes, K -> 1."""
+    from ..engine.interrupt import Interrupted, graceful_interrupt
+    from ..engine.search import Search
+
+    flags = {"data.dataset": dataset, "data.data_dir": str(data_dir) if data_dir else None,
+             "search.beta_p": beta_p, "search.rounds": rounds, "search.ops": parse_ops(ops) if ops else None,
+             "search.channels": channels, "search.cells": cells, "search.batch_size": batch_size,
+             "search.epochs_per_sample": epochs_per_sample, "seed": seed}
+    if resume is not None:
+        run = existing_run(resume)
+        given = [k for k, v in flags.items() if v is not None] + (["--set"] if sets else []) + (["--run-dir"] if run_dir else [])
+        if given:
+            raise UserError(f"--resume continues a run with its own config; {', '.join(given)} cannot change it",
+                            "drop those flags (only --device may change on resume)")
+        if run.genotype.is_file():
+            console.print(f"Run {run.path} already finished; its genotype is {run.genotype}")
+            return
+        config = configs.load_run_config(run.config)
+        config.device = device or config.device
+    else:
+        flags["device"] = device
+        config = configs.load_config(preset, flags, sets or [])
+
+    with graceful_interrupt() as stop:
+        engine = Search(config, stop=stop)  # loads data and builds the networks: fails before writing
+        if resume is not None:
+            engine.restore(run)
+        else:
+            run = new_run_dir(config.name, run_dir)
+            run.config.write_text(configs.dump_yaml(config))
+            engine.begin(run)
+        console.print(f"[bold]cpnas search[/] {run.path}  ({config.data.dataset}, K={len(config.search.ops)}, "
+                      f"T={config.search.rounds}, beta_P={config.search.beta_p:g}, device {engine.device})")
+        try:
+            with SearchProgress(console, len(engine.plan), engine.n) as view:
+                engine.report = view
+                genotype_path = engine.run()
+        except (Interrupted, KeyboardInterrupt):
+            console.print(f"\n[yellow]Interrupted.[/] Resume with:  cpnas search --resume {run.path}")
+            raise typer.Exit(130) from None
+    events = read_all(run.events)
+    rankings = [e for e in events if e["kind"] == "ranking"]
+    console.print(survivors_table(rankings, engine.ledger.remaining, [tuple(e) for e in events[0]["edges"]]))
+    console.print(f"Genotype: [bold]{genotype_path}[/]   (export: cpnas export {run.path} genotype.json)")

@@ -1,0 +1,66 @@
+"""What `cpnas search` shows: a live progress display fed by the engine's events, and the result table."""
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+
+class SearchProgress:
+    """Two bars (samples of the whole search, batches of the current sample) and a status line
+    with K, round, sample, A_C, A_P and z of the latest sample. Call it with each event."""
+
+    def __init__(self, console: Console, total: int, done: int = 0):
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+            console=console, transient=False,
+        )
+        self.samples = self.progress.add_task("search ", total=total, completed=done, info="")
+        self.batches = self.progress.add_task("  sample", total=1, completed=0, info="")
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.__exit__(*exc)
+
+    def __call__(self, event: dict) -> None:
+        kind = event["kind"]
+        if kind == "progress":
+            self.progress.update(self.batches, total=event["batches"], completed=event["batch"],
+                                 description=f"  sample {event['n']}")
+        elif kind == "sample":
+            info = (f"K={event['K']} round {event['round']} sample {event['index']}/{event['K']}  "
+                    f"A_C {event['acc_child']:.1f}%  A_P {event['acc_parent']:.1f}%  z {event['z']:.2f}  "
+                    f"{event['images_per_s']:.0f} img/s")
+            self.progress.update(self.samples, completed=event["n"], info=info)
+        elif kind == "prune":
+            self.progress.console.print(_prune_line(event), highlight=False)
+
+
+def _prune_line(event: dict) -> str:
+    counts = {}
+    for ops in event["removed"].values():
+        for op in ops:
+            counts[op] = counts.get(op, 0) + 1
+    removed = ", ".join(f"{op} x{n}" for op, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    return f"[bold]K {event['K']} -> {event['K'] - 1}[/]: removed {removed}"
+
+
+def survivors_table(ranking_events: list[dict], remaining: dict, edges: list) -> Table:
+    """The op left on every edge and its final indicator e (from the last ranking)."""
+    last = ranking_events[-1]["indicator"] if ranking_events else {}
+    table = Table(title="Surviving operation per edge (final indicator e, Eq. 2)")
+    table.add_column("edge")
+    for cell in remaining:
+        table.add_column(f"{cell} cell")
+        table.add_column("e", justify="right")
+    for i, (src, dst) in enumerate(edges):
+        row = [f"{src} -> {dst}"]
+        for cell, per_edge in remaining.items():
+            op = per_edge[i][0]
+            e = last.get(cell, [{}] * len(edges))[i].get(op)
+            row += [op, f"{e:.3f}" if e is not None else "-"]
+        table.add_row(*row)
+    return table

@@ -1,0 +1,227 @@
+"""Configuration: dataclass defaults <- YAML preset <- command-line flags <- `--set key=value`.
+
+The dataclass defaults are the paper's CIFAR-10 values (Sec. 3.1); presets change what differs.
+Every key is checked: unknown keys and values of the wrong type are rejected with a UserError
+naming the key, so a typo never silently falls back to a default. Torch-free.
+"""
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .engine.space import OPS
+from .errors import UserError
+
+PRESET_DIRS = (Path(__file__).parent / "presets", Path(__file__).parent.parent / "presets")
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "cifar10"  # embedded | fashion-mnist | cifar10 | folder
+    data_dir: str | None = None  # where the dataset lives (fashion-mnist: Debian's path if unset)
+    image_size: int | None = None  # folder datasets: decoded side length (default 32)
+    train_fraction: float = 0.5  # search: share of the training set that trains weights (Sec. 3.1)
+    val_fraction: float = 0.05  # search: share that scores architectures (A_C, A_P)
+    crop_padding: int = 4  # random-crop augmentation: zero padding in pixels (0 = off)
+    flip: bool = True  # random horizontal flips
+
+
+@dataclass
+class SearchConfig:
+    strategy: str = "cp"
+    ops: list[str] = field(default_factory=lambda: list(OPS))  # candidate ops; K starts at len(ops)
+    rounds: int = 3  # T: rounds per K, every op scored once per round (Alg. 1)
+    beta_p: float = 2.0  # beta_P of Eq. 1; 0 = BNAS† (Child accuracy alone)
+    epochs_per_sample: float = 1.0  # passes over the search-train split per sampled architecture
+    batch_size: int = 512
+    eval_batch_size: int = 1000  # validation batches (BN uses batch statistics under weight sharing)
+    optimizer: str = "sgd"  # sgd (the paper's) | adam (moves 1-bit latent weights far faster on short budgets)
+    lr: float = 0.025  # cosine-annealed per sample to lr_min over the whole search
+    lr_min: float = 0.0
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    grad_clip: float = 5.0  # not in the paper's search recipe; DARTS search uses 5
+    channels: int = 16  # C of the first cells
+    cells: int = 6
+    nodes: int = 4  # intermediate nodes per cell (4 -> 14 edges)
+    reductions: list[int] | None = field(default_factory=lambda: [1, 3])  # None: at 1/3 and 2/3
+    stem_stride: int = 1  # 2 halves the input once in the stem: a CPU-budget knob
+    quantizer: str = "ste"  # ste (clipped identity) | approx (Bi-Real ApproxSign)
+    parent_activation: str = "relu"  # relu | identity where the Child binarizes
+    genotype: str = "darts"  # darts: two strongest edges per node | all: every non-zero edge
+
+
+@dataclass
+class Config:
+    name: str = "cifar10"
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    data: DataConfig = field(default_factory=DataConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+
+
+def preset_path(name_or_path: str) -> Path:
+    """A preset by name (presets/<name>.yaml) or by file path."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
+        return candidate
+    for folder in PRESET_DIRS:
+        if (folder / f"{name_or_path}.yaml").is_file():
+            return folder / f"{name_or_path}.yaml"
+    raise UserError(f"unknown preset {name_or_path!r}", f"use one of {', '.join(preset_names())} or a path to a .yaml file")
+
+
+def preset_names() -> list[str]:
+    names = {p.stem for folder in PRESET_DIRS if folder.is_dir() for p in folder.glob("*.yaml")}
+    return sorted(names)
+
+
+def load_config(preset: str = "quick", overrides: dict | None = None, sets: list[str] = ()) -> Config:
+    """Defaults <- preset file <- `overrides` ({"search.beta_p": 2, ...}) <- `--set key=value` strings."""
+    path = preset_path(preset)
+    config = Config()
+    _apply_tree(config, _read_mapping(path, f"preset {path}"), source=f"preset {path.name}")
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            set_value(config, key, value, source="flag")
+    for item in sets:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise UserError(f"--set {item!r} is not key=value", "write e.g. --set search.lr=0.05")
+        set_value(config, key.strip(), yaml.safe_load(raw), source="--set")
+    validate(config)
+    return config
+
+
+def _apply_tree(config: Config, data: dict, source: str) -> None:
+    for key, value in _flatten(data):
+        set_value(config, key, value, source)
+
+
+def _flatten(data: dict, prefix: str = ""):
+    """Nested mappings to dotted keys: {"search": {"lr": 1}} -> ("search.lr", 1)."""
+    for key, value in data.items():
+        if isinstance(value, dict):
+            yield from _flatten(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def set_value(obj, key: str, value, source: str) -> None:
+    """Set a dotted key on a config tree, checking the key exists and the value's type."""
+    *parents, leaf = key.split(".")
+    for part in parents:
+        obj = getattr(obj, part, None) if part in _field_names(obj) else None
+        if not dataclasses.is_dataclass(obj):
+            raise _unknown_key(key, source)
+    if leaf not in _field_names(obj) or dataclasses.is_dataclass(getattr(obj, leaf)):
+        raise _unknown_key(key, source)
+    kind = typing.get_type_hints(type(obj))[leaf]
+    setattr(obj, leaf, _coerce(value, kind, key, source))
+
+
+def _unknown_key(key: str, source: str) -> UserError:
+    close = difflib.get_close_matches(key, known_keys(), n=1)
+    hint = f"did you mean {close[0]}?" if close else "the known keys are those of `cpnas config` / presets/quick.yaml"
+    return UserError(f"unknown config key {key!r} ({source})", hint)
+
+
+def _field_names(obj) -> set[str]:
+    return {f.name for f in dataclasses.fields(obj)} if dataclasses.is_dataclass(obj) else set()
+
+
+def _coerce(value, kind, key: str, source: str):
+    """Check `value` against the field's annotation; ints are accepted where floats are expected."""
+    options = typing.get_args(kind) if isinstance(kind, types.UnionType) else (kind,)
+    for option in options:
+        if option is type(None) and value is None:
+            return None
+        origin = typing.get_origin(option)
+        if origin is list and isinstance(value, list):
+            (item,) = typing.get_args(option)
+            if all(type(v) is item for v in value):
+                return list(value)
+        elif option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        elif option in (int, str, bool) and type(value) is option:
+            return value
+    wanted = " or ".join(_type_name(o) for o in options)
+    raise UserError(f"config key {key!r} ({source}) must be {wanted}, got {value!r}", f"give {key} a {wanted} value")
+
+
+def _type_name(kind) -> str:
+    if kind is type(None):
+        return "null"
+    if typing.get_origin(kind) is list:
+        return f"a list of {typing.get_args(kind)[0].__name__}"
+    return kind.__name__
+
+
+def known_keys(obj=None, prefix: str = "") -> list[str]:
+    obj = obj if obj is not None else Config()
+    keys = []
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        keys += known_keys(value, f"{prefix}{f.name}.") if dataclasses.is_dataclass(value) else [prefix + f.name]
+    return keys
+
+
+def validate(config: Config) -> None:
+    """Values that parse but cannot work: one UserError naming the key and the fix."""
+    s, d = config.search, config.data
+    checks = [
+        (s.rounds >= 1, "search.rounds (T)", "must be at least 1", "use --rounds 1 or more"),
+        (s.beta_p >= 0, "search.beta_p", "must not be negative", "use --beta-p 0 (Child accuracy only) or more"),
+        (s.epochs_per_sample > 0, "search.epochs_per_sample", "must be positive", "use e.g. --epochs-per-sample 1"),
+        (s.batch_size >= 1 and s.eval_batch_size >= 1, "search.batch_size", "must be at least 1", "use e.g. --batch-size 64"),
+        (s.channels >= 1 and s.cells >= 1 and s.nodes >= 1, "search.channels/cells/nodes", "must be at least 1", "use positive sizes"),
+        (s.lr > 0 and s.lr_min >= 0, "search.lr", "must be positive", "use e.g. --set search.lr=0.025"),
+        (len(s.ops) >= 2 and len(set(s.ops)) == len(s.ops), "search.ops", "needs at least 2 distinct ops", f"choose from {', '.join(OPS)}"),
+        (set(s.ops) <= set(OPS), "search.ops", f"has unknown ops {sorted(set(s.ops) - set(OPS))}", f"choose from {', '.join(OPS)}"),
+        (s.ops != ["zero"] * len(s.ops), "search.ops", "needs a non-zero op", "add e.g. skip"),
+        (s.optimizer in ("sgd", "adam"), "search.optimizer", f"is {s.optimizer!r}", "use sgd or adam"),
+        (s.quantizer in ("ste", "approx"), "search.quantizer", f"is {s.quantizer!r}", "use ste or approx"),
+        (s.parent_activation in ("relu", "identity"), "search.parent_activation", f"is {s.parent_activation!r}", "use relu or identity"),
+        (s.genotype in ("darts", "all"), "search.genotype", f"is {s.genotype!r}", "use darts or all"),
+        (s.stem_stride in (1, 2), "search.stem_stride", f"is {s.stem_stride}", "use 1 or 2"),
+        (0 < d.train_fraction and 0 < d.val_fraction and d.train_fraction + d.val_fraction <= 1,
+         "data.train_fraction/val_fraction", "must be positive and sum to at most 1", "e.g. 0.5 and 0.05"),
+    ]
+    for ok, key, problem, fix in checks:
+        if not ok:
+            raise UserError(f"{key} {problem}", fix)
+
+
+def to_dict(config: Config) -> dict:
+    return dataclasses.asdict(config)
+
+
+def load_run_config(path: Path) -> Config:
+    """A run's resolved config.yaml, with the same checks as a preset."""
+    config = Config()
+    _apply_tree(config, _read_mapping(Path(path), f"run config {path}"), source=str(path))
+    validate(config)
+    return config
+
+
+def _read_mapping(path: Path, what: str) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise UserError(f"{what} is not valid YAML{where}", "fix the file's syntax") from None
+    except OSError as err:
+        raise UserError(f"{what} cannot be read ({err.strerror})", "check the path and permissions") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{what} must be a mapping of keys", "see presets/quick.yaml for the layout")
+    return data
+
+
+def dump_yaml(config: Config) -> str:
+    return yaml.safe_dump(to_dict(config), sort_keys=False)

@@ -1,0 +1,101 @@
+"""The search's bookkeeping (Alg. 1, lines 5-10): scores per op, ranking, pruning. Torch-free.
+
+The ledger knows which ops are alive on every edge, the scores z each op collected since the
+last pruning, and the history of rankings and removals. It is plain data (`to_dict` /
+`from_dict`) so a checkpoint can store it as JSON and a resumed run continues exactly.
+"""
+
+import random
+from dataclasses import dataclass, field
+
+from .indicator import edge_indicator
+from .schedule import Architecture
+
+Ranking = dict[str, list[dict[str, float]]]  # cell -> edge -> op -> value
+
+
+@dataclass
+class Removal:
+    """One op removed from one edge at one pruning step, with what it scored then."""
+
+    k: int  # K before the removal
+    cell: str
+    edge: int
+    op: str
+    mean_score: float
+    indicator: float
+
+
+@dataclass
+class Ledger:
+    remaining: dict[str, list[list[str]]]  # cell -> edge -> ops alive, in canonical order
+    scores: dict[str, list[dict[str, list[float]]]] = field(default_factory=dict)
+    removals: list[Removal] = field(default_factory=list)
+    last_ranking: Ranking = field(default_factory=dict)  # e per op at the latest pruning step
+
+    @classmethod
+    def start(cls, ops: list[str], cells: list[str], edges: int) -> "Ledger":
+        ledger = cls({cell: [list(ops) for _ in range(edges)] for cell in cells})
+        ledger.clear_scores()
+        return ledger
+
+    @property
+    def k(self) -> int:
+        """Ops alive per edge (the same on every edge)."""
+        return len(next(iter(self.remaining.values()))[0])
+
+    def clear_scores(self) -> None:
+        self.scores = {c: [{op: [] for op in ops} for ops in edges] for c, edges in self.remaining.items()}
+
+    def record(self, arch: Architecture, z: float) -> None:
+        """Give score z to every op of the sampled architecture (Alg. 1, line 5)."""
+        for cell, ops in arch.items():
+            for edge, op in enumerate(ops):
+                self.scores[cell][edge][op].append(z)
+
+    def mean_scores(self) -> Ranking:
+        """z̄ per op: the mean of its scores since the last pruning (the T rounds of this K)."""
+        means = {}
+        for cell, edges in self.scores.items():
+            for ops in edges:
+                if any(not zs for zs in ops.values()):
+                    raise ValueError("an op has no score yet: a round must finish before ranking")
+            means[cell] = [{op: sum(zs) / len(zs) for op, zs in ops.items()} for ops in edges]
+        return means
+
+    def ranking(self) -> Ranking:
+        """e per op on every edge (Eq. 2)."""
+        return {cell: [edge_indicator(ops) for ops in edges] for cell, edges in self.mean_scores().items()}
+
+    def prune(self, rng: random.Random) -> list[Removal]:
+        """Remove the op with the lowest e on every edge (ties broken by `rng`); K drops by one."""
+        k = self.k
+        means, ranking = self.mean_scores(), self.ranking()
+        removed = []
+        for cell, edges in ranking.items():
+            for edge, e in enumerate(edges):
+                lowest = min(e.values())
+                worst = rng.choice(sorted(op for op, v in e.items() if v == lowest))
+                self.remaining[cell][edge].remove(worst)
+                removed.append(Removal(k, cell, edge, worst, means[cell][edge][worst], e[worst]))
+        self.removals.extend(removed)
+        self.last_ranking = ranking
+        self.clear_scores()
+        return removed
+
+    def to_dict(self) -> dict:
+        return {
+            "remaining": self.remaining,
+            "scores": self.scores,
+            "removals": [vars(r) for r in self.removals],
+            "last_ranking": self.last_ranking,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Ledger":
+        return cls(
+            remaining=data["remaining"],
+            scores=data["scores"],
+            removals=[Removal(**r) for r in data["removals"]],
+            last_ranking=data["last_ranking"],
+        )

@@ -1,0 +1,135 @@
+"""Genotype derivation, the genotype.json schema and the DARTS string form."""
+
+import json
+
+import pytest
+
+from cpnas_cli.engine import genotype as g
+from cpnas_cli.engine.ledger import Ledger, Removal
+from cpnas_cli.errors import UserError
+
+# nodes = 2: edges (0,2) (1,2) (0,3) (1,3) (2,3)
+SURVIVORS = {
+    "normal": ["sep_conv_3x3", "skip", "zero", "max_pool_3x3", "dil_conv_3x3"],
+    "reduce": ["zero", "zero", "avg_pool_3x3", "skip", "sep_conv_5x5"],
+}
+FINAL_E = {  # e of the survivor at the last ranking (K = 2)
+    "normal": [0.9, 0.6, 0.99, 0.7, 0.8],
+    "reduce": [0.95, 0.85, 0.6, 0.9, 0.7],
+}
+
+
+def finished_ledger() -> Ledger:
+    remaining = {c: [[op] for op in ops] for c, ops in SURVIVORS.items()}
+    last = {c: [{op: e} for op, e in zip(SURVIVORS[c], FINAL_E[c])] for c in SURVIVORS}
+    removals = [
+        # the reduce cell's zero-survivor edges lost these non-zero ops (latest last)
+        Removal(3, "reduce", 0, "skip", 40.0, 0.2),
+        Removal(2, "reduce", 0, "max_pool_3x3", 50.0, 0.3),
+        Removal(2, "reduce", 1, "dil_conv_5x5", 45.0, 0.4),
+        Removal(2, "normal", 2, "sep_conv_5x5", 45.0, 0.01),
+    ]
+    return Ledger(remaining=remaining, removals=removals, last_ranking=last)
+
+
+def test_darts_rule_keeps_the_two_strongest_nonzero_edges_per_node():
+    genotype = g.derive(finished_ledger(), nodes=2)
+    # normal node 2: sep_conv_3x3 from 0 (0.9), skip from 1 (0.6)
+    assert [(e.op, e.source) for e in genotype.normal.nodes[0]] == [("sep_conv_3x3", 0), ("skip", 1)]
+    # normal node 3: edge 0->3 survived as zero; dil_conv_3x3 from 2 (0.8) beats max_pool from 1 (0.7)
+    assert [(e.op, e.source) for e in genotype.normal.nodes[1]] == [("dil_conv_3x3", 2), ("max_pool_3x3", 1)]
+    assert genotype.normal.concat == (2, 3)
+
+
+def test_zero_survivors_lend_their_last_nonzero_op_when_a_node_lacks_inputs():
+    genotype = g.derive(finished_ledger(), nodes=2)
+    # reduce node 2: both edges survived as zero; their last non-zero ops were
+    # max_pool_3x3 (e 0.3, from 0) and dil_conv_5x5 (e 0.4, from 1): stronger first
+    assert [(e.op, e.source, e.indicator) for e in genotype.reduce.nodes[0]] == [
+        ("dil_conv_5x5", 1, 0.4), ("max_pool_3x3", 0, 0.3)]
+    # reduce node 3: three non-zero survivors, the two strongest are skip (0.9) and sep_conv_5x5 (0.7)
+    assert [(e.op, e.source) for e in genotype.reduce.nodes[1]] == [("skip", 1), ("sep_conv_5x5", 2)]
+
+
+def test_keep_all_takes_every_nonzero_survivor():
+    genotype = g.derive(finished_ledger(), nodes=2, keep="all")
+    assert [(e.op, e.source) for e in genotype.normal.nodes[1]] == [
+        ("dil_conv_3x3", 2), ("max_pool_3x3", 1)]
+    assert [(e.op, e.source) for e in genotype.reduce.nodes[1]] == [
+        ("skip", 1), ("sep_conv_5x5", 2), ("avg_pool_3x3", 0)]
+    # an all-zero node still gets one input: the strongest stand-in
+    assert [(e.op, e.source) for e in genotype.reduce.nodes[0]] == [("dil_conv_5x5", 1)]
+    with pytest.raises(UserError, match="--format json"):
+        g.to_darts(genotype)
+
+
+def test_derive_refuses_an_unfinished_search():
+    with pytest.raises(ValueError):
+        g.derive(Ledger.start(["skip", "zero"], ["normal", "reduce"], 5), nodes=2)
+
+
+def test_json_round_trip(tmp_path):
+    genotype = g.derive(finished_ledger(), nodes=2, meta={"beta_p": 2.0})
+    path = tmp_path / "genotype.json"
+    g.save(genotype, path)
+    data = json.loads(path.read_text())
+    assert data["format"] == "cpnas-genotype" and data["version"] == 1
+    assert data["normal"]["nodes"][0][0] == {"op": "sep_conv_3x3", "input": 0, "indicator": 0.9}
+    again = g.load(path)
+    assert again == genotype and again.meta == {"beta_p": 2.0}
+
+
+DARTS_V2 = ("Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), "
+            "('sep_conv_3x3', 1), ('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), "
+            "('dil_conv_3x3', 2)], normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), "
+            "('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 1), ('max_pool_3x3', 0), "
+            "('skip_connect', 2), ('skip_connect', 2), ('max_pool_3x3', 1)], reduce_concat=[2, 3, 4, 5])")
+
+
+def test_darts_string_round_trip():
+    genotype = g.from_darts(DARTS_V2)
+    assert genotype.normal.nodes[1][0] == g.Edge("sep_conv_3x3", 0)
+    assert genotype.normal.nodes[2][1] == g.Edge("skip", 0)  # skip_connect -> skip
+    assert g.to_darts(genotype) == DARTS_V2
+    assert g.from_darts(g.to_darts(genotype)) == genotype
+
+
+def test_darts_range_concat_and_file_loading(tmp_path):
+    text = DARTS_V2.replace("normal_concat=[2, 3, 4, 5]", "normal_concat=range(2, 6)")
+    path = tmp_path / "genotype.txt"
+    path.write_text(text)
+    assert g.load(path).normal.concat == (2, 3, 4, 5)
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda d: d.update(format="other"), "not a cpnas genotype"),
+    (lambda d: d.update(version=99), "version 99"),
+    (lambda d: d["normal"]["nodes"][0][0].update(op="conv_7x7"), "unknown op 'conv_7x7'"),
+    (lambda d: d["normal"]["nodes"][0][0].update(op="zero"), "unknown op 'zero'"),
+    (lambda d: d["normal"]["nodes"][0][0].update(input=2), "input 2 must be a node before it"),
+    (lambda d: d["reduce"]["nodes"][1][1].update(input=d["reduce"]["nodes"][1][0]["input"]), "same input appears twice"),
+    (lambda d: d["normal"].update(concat=[2, 9]), "concat"),
+    (lambda d: d.pop("reduce"), "reduce is missing"),
+    (lambda d: d["normal"]["nodes"].append([]), "no incoming edges"),
+])
+def test_validation_names_the_problem(tmp_path, mutate, message):
+    data = g.to_dict(g.from_darts(DARTS_V2))
+    mutate(data)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(UserError, match=message):
+        g.load(path)
+
+
+@pytest.mark.parametrize("text", ["{not json", "Genotype(normal=[('sep_conv_3x3', 0)], reduce=[])",
+                                  "Genotype(normal=__import__('os'))", "[1, 2]"])
+def test_malformed_files_are_user_errors(tmp_path, text):
+    path = tmp_path / "g.json"
+    path.write_text(text)
+    with pytest.raises(UserError):
+        g.load(path)
+
+
+def test_missing_file_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        g.load(tmp_path / "nope.json")
