@@ -13,7 +13,8 @@ schema version, the resolved config and the names of cells, edges and ops. Then,
   epoch       a training epoch (train runs)
 
 Every line has `t` (Unix time). A resumed run truncates the log back to its checkpoint, so the
-log always reads as one uninterrupted run plus its status lines; readers detect the shrink.
+log always reads as one uninterrupted run plus its status lines; readers detect the rewrite (the
+log shrank, or the bytes just before their offset changed) and start again from the top.
 """
 
 import json
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SCHEMA = 1
+TAIL = 64  # bytes before its offset a reader re-checks to notice a rewritten log
 
 
 class SchemaError(Exception):
@@ -74,31 +76,35 @@ class Notice:
 class EventReader:
     """Follows a growing log: returns complete new lines only, holding back a torn last line.
 
-    `read()` returns the new events since the last call; `reset` is True when the log shrank
-    (a resumed run truncated it) and the events start from the top again.
+    `read()` returns the new events since the last call; `reset` is True when the log was
+    rewritten (a resumed run truncated it, perhaps writing more than it cut, or it was replaced)
+    and the events start from the top again.
     """
 
     def __init__(self, path: Path):
         self.path = Path(path)
         self.offset = 0
         self.line = 0
+        self.tail = b""  # the last bytes consumed, to recognise the same log on the next read
         self.notices: list[Notice] = []
 
     def read(self) -> tuple[list[dict], bool]:
         try:
-            size = self.path.stat().st_size
+            f = open(self.path, "rb")
         except FileNotFoundError:
             return [], False
-        reset = size < self.offset
-        if reset:
-            self.offset, self.line = 0, 0
-        if size == self.offset:
-            return [], reset
-        with open(self.path, "rb") as f:
+        with f:
+            size = os.fstat(f.fileno()).st_size
+            reset = size < self.offset or not self._same_tail(f)
+            if reset:
+                self.offset, self.line, self.tail = 0, 0, b""
+            if size == self.offset:
+                return [], reset
             f.seek(self.offset)
             chunk = f.read(size - self.offset)
         complete = chunk[: chunk.rfind(b"\n") + 1]  # a torn last line waits for its newline
         self.offset += len(complete)
+        self.tail = (self.tail + complete)[-TAIL:]
         events = []
         for raw in complete.splitlines():
             self.line += 1
@@ -106,6 +112,10 @@ class EventReader:
             if event is not None:
                 events.append(event)
         return events, reset
+
+    def _same_tail(self, f) -> bool:
+        f.seek(self.offset - len(self.tail))
+        return f.read(len(self.tail)) == self.tail
 
     def _parse(self, raw: bytes) -> dict | None:
         try:
@@ -119,6 +129,16 @@ class EventReader:
         if event["kind"] == "header" and event.get("schema", 0) > SCHEMA:
             raise SchemaError(f"{self.path} uses event schema {event['schema']}; this cpnas reads up to {SCHEMA}")
         return event
+
+
+def read_header(path: Path) -> dict | None:
+    """The header of a log (None if it has no complete first line yet); SchemaError if too new."""
+    with open(path, "rb") as f:
+        first = f.readline()
+    if not first.endswith(b"\n"):
+        return None
+    event = EventReader(path)._parse(first)
+    return event if event is not None and event["kind"] == "header" else None
 
 
 def read_all(path: Path) -> list[dict]:

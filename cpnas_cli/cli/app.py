@@ -2,7 +2,7 @@
 
 import typer
 
-from . import config_cmd, export, search
+from . import config_cmd, export, search, watch
 
 app = typer.Typer(
     name="cpnas",
@@ -15,6 +15,7 @@ app = typer.Typer(
 app.command(epilog=search.EXAMPLES)(search.search)
 app.command(epilog=export.EXAMPLES)(export.export)
 app.command("config", epilog=config_cmd.EXAMPLES)(config_cmd.show_config)
+app.command(epilog=watch.EXAMPLES)(watch.watch)
 
 
 def main() -> None:

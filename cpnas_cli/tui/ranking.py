@@ -1,0 +1,66 @@
+"""The ranking table of one cell: per edge, the alive ops ordered by the indicator e (Eq. 2),
+the leader highlighted, the op of the latest sample underlined, pruned ops struck with their K."""
+
+from rich.text import Text
+
+from .panel import Panel, short
+
+LEADER, SAMPLED, PRUNED = "bold green", "underline", "dim strike"
+
+
+def format_e(e: float | None) -> str:
+    """e in 4-5 characters: .974, 1.000, 3e-5 (softmax values of one search span many decades)."""
+    if e is None:
+        return "·"
+    if e >= 0.0005:
+        text = f"{e:.3f}"
+        return text[1:] if text.startswith("0") else text
+    return "0" if e == 0 else f"{e:.0e}".replace("e-0", "e-")
+
+
+def _tokens(rows, full: bool, spaced: bool) -> list[Text]:
+    join = " " if spaced else ""
+    tokens = []
+    for r in rows:
+        name = r.op if full else short(r.op)
+        if r.pruned_at is not None:
+            tokens.append(Text.assemble((name, PRUNED), (f"{join}K{r.pruned_at}", "dim")))
+        else:
+            style = " ".join(s for s, on in ((LEADER, r.leader), (SAMPLED, r.sampled)) if on)
+            tokens.append(Text.assemble((name, style), (join + format_e(r.e), "bold" if r.leader else "")))
+    return tokens
+
+
+def edge_lines(labels: list[str], edges: list, width: int) -> list[Text]:
+    """One row per edge, all in one style: full op names if every row fits, else 4-letter
+    names, else with no space between name and value."""
+    for full, spaced in ((True, True), (False, True), (False, False)):
+        rows = [(label, _tokens(ranked, full, spaced)) for label, ranked in zip(labels, edges)]
+        if all(len(label) + sum(len(t) + 1 for t in tokens) <= width for label, tokens in rows):
+            break
+    return [Text(label + " ", style="dim") + Text(" ").join(tokens) for label, tokens in rows]
+
+
+class RankingTable(Panel):
+    """The ranking of one cell type (`cell`: normal or reduce)."""
+
+    def __init__(self, cell: str, **kwargs):
+        super().__init__(**kwargs)
+        self.cell = cell
+
+    def lines(self, width: int, height: int) -> list[Text]:
+        s = self.state
+        name = "reduction" if self.cell == "reduce" else self.cell
+        head = Text(f" {name} cell · ops by e (Eq. 2) · {s.ranking_source() if s.header else ''}", style="bold reverse")
+        hint = "" if self.screen.has_class("-wide") else " tab: other cell "
+        head.pad_right(max(0, width - len(head) - len(hint)))
+        head.append(hint, style="reverse")
+        if self.cell not in s.remaining:
+            return [head, Text("this log has no ranking for this cell", style="dim")]
+        labels = [f"{a}→{b}" for a, b in s.edges]
+        pad = max(map(len, labels), default=0)
+        body = edge_lines([label.rjust(pad) for label in labels],
+                          [s.edge_rows(self.cell, i) for i in range(len(labels))], width)
+        legend = Text.assemble(("leader", LEADER), "  ", ("in latest sample", SAMPLED), "  ",
+                               ("pruned", PRUNED), (" K8: went at K=8", "dim"), ("   · no score yet", "dim"))
+        return [head, *body, legend]

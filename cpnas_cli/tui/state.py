@@ -1,0 +1,202 @@
+"""What the dashboard knows about a run: the event log folded into plain data. Torch-free, Textual-free.
+
+`RunState.apply(event)` takes one event at a time in log order; the panels only read from it.
+For a search it keeps, per cell and edge, the ops still alive, the ops pruned with the K they
+went at, and the scores z each op collected since the last pruning, so the ranking by the
+indicator e (Eq. 2) is live from the first sample instead of appearing once per K stage.
+"""
+
+import math
+from dataclasses import dataclass, field
+
+from ..engine.indicator import edge_indicator
+
+ETA_WINDOW = 10  # samples or epochs averaged for the time per step
+
+
+@dataclass
+class Ranked:
+    """One op on one edge, as a ranking row shows it."""
+
+    op: str
+    e: float | None = None  # current indicator; None: no score yet in this K stage
+    pruned_at: int | None = None  # the K at which it was removed
+    sampled: bool = False  # part of the latest sampled architecture
+    leader: bool = False
+
+
+@dataclass
+class RunState:
+    header: dict | None = None
+    status: dict = field(default_factory=dict)  # the latest status event
+    samples: list[dict] = field(default_factory=list)
+    epochs: list[dict] = field(default_factory=list)
+    remaining: dict = field(default_factory=dict)  # cell -> edge -> ops alive
+    pruned: dict = field(default_factory=dict)  # cell -> edge -> [(op, K)], in pruning order
+    scores: dict = field(default_factory=dict)  # cell -> edge -> op -> [sum of z, count] this stage
+    ranking: dict | None = None  # the latest ranking event
+    genotype: dict | None = None
+    last_t: float | None = None
+
+    # --- folding events -----------------------------------------------------------------
+
+    def apply(self, event: dict) -> None:
+        handler = getattr(self, f"_on_{event.get('kind')}", None)
+        if handler is None:  # kinds of later strategies, progress, checkpoint: nothing to show
+            return
+        if event.get("kind") != "header" and self.header is None:
+            return  # a log always starts with its header; a headless tail is not a run
+        handler(event)
+        self.last_t = event.get("t", self.last_t)
+
+    def _on_header(self, event: dict) -> None:
+        self.header = event
+        edges, ops = len(event.get("edges") or []), list(event.get("ops") or [])
+        for cell in self.cells:
+            self.remaining[cell] = [list(ops) for _ in range(edges)]
+            self.pruned[cell] = [[] for _ in range(edges)]
+        self._clear_scores()
+        if self.run == "train" and event.get("genotype"):
+            self.genotype = event["genotype"]
+
+    def _on_status(self, event: dict) -> None:
+        self.status = event
+
+    def _on_sample(self, event: dict) -> None:
+        self.samples.append(event)
+        for cell, ops in (event.get("arch") or {}).items():
+            for tally, op in zip(self.scores.get(cell, []), ops):
+                if op in tally:  # every op of the sample gets its z (Alg. 1, line 5)
+                    tally[op][0] += event["z"]
+                    tally[op][1] += 1
+
+    def _on_ranking(self, event: dict) -> None:
+        self.ranking = event
+
+    def _on_prune(self, event: dict) -> None:
+        for cell, ops in event.get("removed", {}).items():
+            for edge, op in enumerate(ops):
+                if op in self.remaining[cell][edge]:
+                    self.remaining[cell][edge].remove(op)
+                    self.pruned[cell][edge].append((op, event["K"]))
+        self._clear_scores()
+
+    def _on_genotype(self, event: dict) -> None:
+        self.genotype = event.get("genotype")
+
+    def _on_epoch(self, event: dict) -> None:
+        self.epochs.append(event)
+
+    def _clear_scores(self) -> None:
+        self.scores = {cell: [{op: [0.0, 0] for op in ops} for ops in edges] for cell, edges in self.remaining.items()}
+
+    # --- what the panels ask ------------------------------------------------------------
+
+    @property
+    def run(self) -> str:
+        return (self.header or {}).get("run", "search")
+
+    @property
+    def cells(self) -> list[str]:
+        return list((self.header or {}).get("cells") or [])
+
+    @property
+    def edges(self) -> list[tuple[int, int]]:
+        return [tuple(e) for e in (self.header or {}).get("edges") or []]
+
+    @property
+    def k(self) -> int:
+        """Ops alive per edge now."""
+        edges = next(iter(self.remaining.values()), [])
+        return len(edges[0]) if edges else 0
+
+    @property
+    def k0(self) -> int:
+        return len((self.header or {}).get("ops") or [])
+
+    @property
+    def rounds(self) -> int:
+        return int(((self.header or {}).get("config") or {}).get("search", {}).get("rounds") or 1)
+
+    @property
+    def state(self) -> str:
+        """waiting | running | finished | interrupted | failed."""
+        if self.header is None:
+            return "waiting"
+        return {"started": "running", "resumed": "running"}.get(self.status.get("state"), self.status.get("state", "running"))
+
+    @property
+    def latest(self) -> dict | None:
+        return self.samples[-1] if self.samples else None
+
+    def stage_samples(self) -> int:
+        """Samples scored since the last pruning."""
+        edges = next(iter(self.scores.values()), [])
+        return sum(count for _, count in edges[0].values()) if edges else 0
+
+    def ranking_source(self) -> str:
+        """Where the e values of the ranking rows come from, for the table's title."""
+        k = self.k
+        if self.ranking and self.ranking.get("K") == k:
+            return f"ranking at K={k}"
+        done = self.stage_samples()
+        if done:
+            return f"live, {done}/{k * self.rounds} samples of K={k}"
+        if self.ranking:
+            return f"ranking at K={self.ranking.get('K')}"
+        return f"K={k}, no sample yet"
+
+    def edge_rows(self, cell: str, edge: int) -> list[Ranked]:
+        """The ops of one edge: alive ones by e, highest first, then the pruned, latest first."""
+        alive = self.remaining[cell][edge]
+        values = self._indicator(cell, edge, alive)
+        sampled = set()
+        if self.latest and cell in self.latest.get("arch", {}) and self.k == self.latest.get("K", self.k):
+            sampled = {self.latest["arch"][cell][edge]}
+        rows = [Ranked(op, values.get(op), sampled=op in sampled) for op in alive]
+        rows.sort(key=lambda r: -r.e if r.e is not None else math.inf)
+        if rows and rows[0].e is not None:
+            rows[0].leader = True
+        return rows + [Ranked(op, pruned_at=k) for op, k in reversed(self.pruned[cell][edge])]
+
+    def _indicator(self, cell: str, edge: int, alive: list[str]) -> dict[str, float]:
+        """e of the alive ops: the ranking of this K if it came, else Eq. 2 over the means so far,
+        else (right after a pruning) the values the previous ranking gave them."""
+        if self.ranking and self.ranking.get("K") == self.k:
+            return self.ranking["indicator"][cell][edge]
+        means = {op: s / n for op, (s, n) in self.scores[cell][edge].items() if n and op in alive}
+        if means:
+            return edge_indicator(means)
+        if self.ranking:
+            previous = self.ranking["indicator"][cell][edge]
+            return {op: previous[op] for op in alive if op in previous}
+        return {}
+
+    def plan(self) -> list[int]:
+        """K of every sample of the whole search, in order (T rounds of K samples, K = K0 .. 2)."""
+        return [k for k in range(self.k0, 1, -1) for _ in range(self.rounds * k)]
+
+    def total_steps(self) -> int:
+        if self.run == "train":
+            return int((self.header or {}).get("epochs") or (self.epochs[-1]["epochs"] if self.epochs else 0))
+        return int(self.status.get("total") or (self.latest or {}).get("total") or len(self.plan()))
+
+    def steps(self) -> list[dict]:
+        """The events that count progress: epochs for a training run, samples for a search."""
+        return self.epochs if self.run == "train" else self.samples
+
+    def eta(self, now: float) -> float | None:
+        """Seconds left: the mean time of the latest steps times the steps left, minus the time
+        the current step has already run. None when unknown or not running."""
+        steps, left = self.steps(), self.total_steps() - len(self.steps())
+        if self.state != "running" or not steps or left <= 0:
+            return None
+        recent = steps[-ETA_WINDOW:]
+        per_step = sum(s.get("seconds", 0.0) for s in recent) / len(recent)
+        since = max(0.0, now - (self.last_t or now))
+        return max(0.0, left * per_step - min(since, per_step))
+
+    def genotype_nodes(self, cell: str) -> list[list[tuple[str, int]]]:
+        """(op, input) of every incoming edge of every intermediate node of the final genotype."""
+        nodes = ((self.genotype or {}).get(cell) or {}).get("nodes") or []
+        return [[(e.get("op", "?"), e.get("input", "?")) for e in node] for node in nodes]
