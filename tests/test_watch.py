@@ -172,12 +172,13 @@ def test_a_torn_line_is_held_back_until_complete(tmp_path):
 def test_a_malformed_line_is_skipped_with_a_visible_notice(tmp_path):
     path = tmp_path / "events.jsonl"
     started_log(path)
-    append_raw(path, "{not json\n" + json.dumps(sample(1, "skip", 40, 50)) + "\n")
+    append_raw(path, "{not json\n" + json.dumps(sample(1, "skip", 40, 50)) + '\n{"kind": "sample", "n": 2}\n')
 
     async def scenario(pilot):
         await until(pilot, lambda: pilot.app.state.samples)
-        assert "1 bad line skipped" in text_of(pilot, "#status")
-        assert any("line 3" in n.message for n in pilot.app._notifications)
+        assert "2 bad lines skipped" in text_of(pilot, "#status") and len(pilot.app.state.samples) == 1
+        notices = [n.message for n in pilot.app._notifications]
+        assert any("line 3" in m for m in notices) and any("a sample event without" in m for m in notices)
 
     drive(path, scenario)
 

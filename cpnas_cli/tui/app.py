@@ -15,31 +15,32 @@ from textual.widgets import Footer, Static
 
 from ..runs import RUNS_ROOT
 from .follow import POLL_SECONDS, LogFailed, LogFollower, LogFound, LogRead, Waiting
-from .panel import SHORT, Panel
+from .panel import Panel
 from .ranking import RankingTable
 from .search_panels import GapPanel, GenotypePanel, KPanel, SamplePanel
-from .state import RunState
+from .state import RunState, Unreadable
 from .status import StatusLine
 from .train_panels import AccuracyPanel, EpochPanel, LossPanel
 
 WIDE, TALL = 160, 36  # terminal sizes from which both cells, and more panels, fit
 
-HELP = f"""[b]cpnas watch[/b]: a live view of a run's event log (runs/<id>/events.jsonl)
+HELP = """[b]cpnas watch[/b] · a live view of a run's event log (events.jsonl)
 
-[b]Keys[/b]   q quit · tab normal/reduction cell · f follow/pause · ? this help
+[b]q[/b] quit   [b]tab[/b] normal/reduction cell   [b]f[/b] follow/pause   [b]?[/b] help
 
-[b]Ranking[/b]  every edge (node→node) lists its ops by the indicator e of Eq. 2, best first.
-  e is live: a softmax over the mean score z of each op since the last pruning; at
-  the end of a K stage it is the search's own ranking. [green b]Green[/]: leader; [u]underlined[/]:
-  in the latest sample; [dim s]struck[/] K8: pruned when K was 8; · : no score yet.
-  {" ".join(f"{v}={k}" for k, v in SHORT.items() if v != k)}
-[b]K[/b]  ops per edge over the whole plan of samples (bright: done), round and ETA.
-[b]Child / Parent[/b]  validation accuracy of the 1-bit Child ([cyan]A_C[/]) and the
-  full-precision Parent ([magenta]A_P[/]), and their gap ([yellow]A_P - A_C[/]) per sample;
-  z = A_C + beta_P (A_P - A_C) (Eq. 1) is the score every op of the sample gets.
-[b]Training runs[/b] show loss and Child/Parent accuracy per epoch instead.
+[b]Ranking[/b]: each edge i→j lists its ops by the indicator e (Eq. 2), best
+first: a softmax over each op's mean score z since the last pruning, live
+from the first sample; at the end of a K stage, the search's own ranking.
+[green b]green[/] leader · [u]underlined[/] in the latest sample · [dim s]struck[/] K8: pruned
+at K=8 · [b]·[/b] no score yet in this stage.
+sep3/5 = sep_conv_3x3/5x5 · dil3/5 = dil_conv_3x3/5x5 · avg3, max3: pools
+[b]K[/b]: ops per edge over the plan of samples (bright: done), round, ETA.
+[b]Child / Parent[/b]: validation accuracy of the 1-bit Child ([cyan]A_C[/]), the
+full-precision Parent ([magenta]A_P[/]) and the gap ([yellow]A_P - A_C[/]) per sample;
+z = A_C + beta_P (A_P - A_C) (Eq. 1) scores every op of the sample.
+Training runs show loss and accuracy per epoch instead.
+Paused, the screen keeps still; new events wait for f.
 
-Paused, the screen keeps still and new events wait; f applies them.
 Any key closes this help."""
 
 
@@ -61,6 +62,7 @@ class HelpScreen(ModalScreen[None]):
 class WatchApp(App[None]):
     CSS_PATH = "watch.tcss"
     TITLE = "cpnas watch"
+    ENABLE_COMMAND_PALETTE = False
     BINDINGS = [
         Binding("q", "quit", "quit"),
         Binding("tab", "switch_cell", "normal/reduction", priority=True),
@@ -136,7 +138,11 @@ class WatchApp(App[None]):
         if message.reset:
             self.state = RunState()
         for event in message.events:
-            self.state.apply(event)
+            try:
+                self.state.apply(event)
+            except Unreadable as err:
+                self.board.query_one(StatusLine).skipped += 1
+                self.notify(f"skipped {err}", severity="warning", timeout=8)
         error = self.state.status.get("error")
         if self.state.state == "failed" and error != self.failure_shown:
             self.failure_shown = error

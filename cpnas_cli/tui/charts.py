@@ -61,7 +61,7 @@ def line_chart(series: list[Series], width: int, height: int, lo: float, hi: flo
     lines = []
     for r in range(height):
         label = labels[0] if r == 0 else labels[1] if r == height - 1 else ""
-        line = Text(label.rjust(gutter - 1) + ("┤" if label else "│"), style="dim")
+        line = Text.assemble((label.rjust(gutter - 1) + ("┤" if label else "│"), "dim"))
         for bits, style in zip(dots[r], styles[r]):
             line.append(chr(BRAILLE + bits), style=style)
         lines.append(line)

@@ -38,7 +38,7 @@ def edge_lines(labels: list[str], edges: list, width: int) -> list[Text]:
         rows = [(label, _tokens(ranked, full, spaced)) for label, ranked in zip(labels, edges)]
         if all(len(label) + sum(len(t) + 1 for t in tokens) <= width for label, tokens in rows):
             break
-    return [Text(label + " ", style="dim") + Text(" ").join(tokens) for label, tokens in rows]
+    return [Text.assemble((label + " ", "dim"), Text(" ").join(tokens)) for label, tokens in rows]
 
 
 class RankingTable(Panel):

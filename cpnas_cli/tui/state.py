@@ -12,6 +12,18 @@ from dataclasses import dataclass, field
 from ..engine.indicator import edge_indicator
 
 ETA_WINDOW = 10  # samples or epochs averaged for the time per step
+REQUIRED = {  # fields the panels read; an event without them is skipped as unreadable
+    "sample": ("n", "total", "K", "round", "index", "arch", "acc_child", "acc_parent", "z", "loss_child",
+               "loss_parent", "train_acc_child", "train_acc_parent", "lr", "images", "seconds", "child_seconds",
+               "parent_seconds", "eval_seconds", "images_per_s"),
+    "ranking": ("K", "indicator"),
+    "prune": ("K", "removed"),
+    "epoch": ("epoch",),
+}
+
+
+class Unreadable(ValueError):
+    """A well-formed line whose event lacks what the dashboard needs."""
 
 
 @dataclass
@@ -41,11 +53,16 @@ class RunState:
     # --- folding events -----------------------------------------------------------------
 
     def apply(self, event: dict) -> None:
-        handler = getattr(self, f"_on_{event.get('kind')}", None)
+        """Fold one event in; raises Unreadable (state unchanged) for an event missing fields."""
+        kind = event.get("kind")
+        handler = getattr(self, f"_on_{kind}", None)
         if handler is None:  # kinds of later strategies, progress, checkpoint: nothing to show
             return
-        if event.get("kind") != "header" and self.header is None:
+        if kind != "header" and self.header is None:
             return  # a log always starts with its header; a headless tail is not a run
+        missing = [f for f in REQUIRED.get(kind, ()) if f not in event]
+        if missing:
+            raise Unreadable(f"a {kind} event without {', '.join(missing)}")
         handler(event)
         self.last_t = event.get("t", self.last_t)
 
@@ -74,11 +91,11 @@ class RunState:
         self.ranking = event
 
     def _on_prune(self, event: dict) -> None:
-        for cell, ops in event.get("removed", {}).items():
-            for edge, op in enumerate(ops):
-                if op in self.remaining[cell][edge]:
-                    self.remaining[cell][edge].remove(op)
-                    self.pruned[cell][edge].append((op, event["K"]))
+        for cell, ops in event["removed"].items():
+            for alive, pruned, op in zip(self.remaining.get(cell, []), self.pruned.get(cell, []), ops):
+                if op in alive:
+                    alive.remove(op)
+                    pruned.append((op, event["K"]))
         self._clear_scores()
 
     def _on_genotype(self, event: dict) -> None:

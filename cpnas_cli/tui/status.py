@@ -10,7 +10,7 @@ from .panel import Panel, duration
 BADGES = {"waiting": ("…", "bold white on grey30"), "running": ("●", "bold black on green"),
           "finished": ("✔", "bold white on blue"), "interrupted": ("‖", "bold black on yellow"),
           "failed": ("✗", "bold white on red")}
-QUIET_SECONDS = 60  # a running log silent this long may belong to a process that died
+QUIET_SECONDS = 60  # a running log silent this long (and 3 steps' time) may belong to a dead process
 
 
 class StatusLine(Panel):
@@ -25,18 +25,18 @@ class StatusLine(Panel):
     def lines(self, width: int, height: int) -> list[Text]:
         s, now = self.state, time.time()
         icon, style = BADGES.get(s.state, ("?", "reverse"))
-        line = Text(f" {icon} {s.state} ", style=style)
+        line = Text.assemble((f" {icon} {s.state} ", style))
         if s.state == "failed":
             line.append(f" {s.status.get('error', '')}", style="red")
         if s.header:
-            unit = "epoch" if s.run == "train" else "sample"
+            unit, last = ("epoch" if s.run == "train" else "sample"), (s.steps() or [{}])[-1]
             line.append(f"  {s.run} · {unit} {len(s.steps())}/{s.total_steps()}")
             if s.eta(now) is not None:
                 line.append(f" · ETA {duration(s.eta(now))}", style="bold")
-            speed = (s.steps()[-1] if s.steps() else {}).get("images_per_s")
-            if speed:
-                line.append(f" · {speed:.0f} img/s")
-            if s.state == "running" and s.last_t and now - s.last_t > QUIET_SECONDS:
+            if last.get("images_per_s"):
+                line.append(f" · {last['images_per_s']:.0f} img/s")
+            quiet = max(QUIET_SECONDS, 3 * (last.get("seconds") or 0))
+            if s.state == "running" and s.last_t and now - s.last_t > quiet:
                 line.append(f" · last event {duration(now - s.last_t)} ago", style="yellow")
         if self.held is not None:
             line.append(f"  PAUSED, {self.held} new events (f follows)", style="bold black on yellow")
