@@ -19,9 +19,15 @@ FINAL_E = {  # e of the survivor at the last ranking (K = 2)
 }
 
 
-def finished_ledger() -> Ledger:
+def finished_ledger(lifetime_means=None) -> Ledger:
+    """A finished search by hand; `lifetime_means[cell][edge]` sets the survivors' whole-search mean z."""
     remaining = {c: [[op] for op in ops] for c, ops in SURVIVORS.items()}
     last = {c: [{op: e} for op, e in zip(SURVIVORS[c], FINAL_E[c])] for c in SURVIVORS}
+    means = lifetime_means or {c: [50.0] * 5 for c in SURVIVORS}
+    lifetime = {c: [{op: [means[c][i] * 3, 3] for op in ("zero", "skip", "sep_conv_3x3", "sep_conv_5x5",
+                                                         "max_pool_3x3", "avg_pool_3x3", "dil_conv_3x3",
+                                                         "dil_conv_5x5")}
+                    for i in range(5)] for c in SURVIVORS}
     removals = [
         # the reduce cell's zero-survivor edges lost these non-zero ops (latest last)
         Removal(3, "reduce", 0, "skip", 40.0, 0.2),
@@ -29,7 +35,7 @@ def finished_ledger() -> Ledger:
         Removal(2, "reduce", 1, "dil_conv_5x5", 45.0, 0.4),
         Removal(2, "normal", 2, "sep_conv_5x5", 45.0, 0.01),
     ]
-    return Ledger(remaining=remaining, removals=removals, last_ranking=last)
+    return Ledger(remaining=remaining, removals=removals, last_ranking=last, lifetime=lifetime)
 
 
 def test_darts_rule_keeps_the_two_strongest_nonzero_edges_per_node():
@@ -39,6 +45,16 @@ def test_darts_rule_keeps_the_two_strongest_nonzero_edges_per_node():
     # normal node 3: edge 0->3 survived as zero; dil_conv_3x3 from 2 (0.8) beats max_pool from 1 (0.7)
     assert [(e.op, e.source) for e in genotype.normal.nodes[1]] == [("dil_conv_3x3", 2), ("max_pool_3x3", 1)]
     assert genotype.normal.concat == (2, 3)
+
+
+def test_equal_final_indicators_are_ranked_by_the_whole_search_mean_score(monkeypatch):
+    # T = 1 makes e equal on every edge; then the survivors' mean z over the search decides
+    monkeypatch.setitem(FINAL_E, "normal", [0.7] * 5)
+    genotype = g.derive(finished_ledger({"normal": [60, 70, 0, 65, 62], "reduce": [50] * 5}), nodes=2)
+    # normal node 3 (edges 0->3 zero, 1->3 max_pool mean 65, 2->3 dil_conv mean 62): max_pool first
+    assert [(e.op, e.source) for e in genotype.normal.nodes[1]] == [("max_pool_3x3", 1), ("dil_conv_3x3", 2)]
+    # normal node 2: skip (70) before sep_conv_3x3 (60)
+    assert [(e.op, e.source) for e in genotype.normal.nodes[0]] == [("skip", 1), ("sep_conv_3x3", 0)]
 
 
 def test_zero_survivors_lend_their_last_nonzero_op_when_a_node_lacks_inputs():

@@ -2,7 +2,8 @@
 
 A genotype lists, for each cell type, the incoming edges of every intermediate node (op and
 source node) and which nodes the cell concatenates. Derivation follows DARTS: per node, the two
-strongest non-zero incoming edges, ranked by their final indicator e (Eq. 2); `keep="all"` keeps
+strongest non-zero incoming edges, ranked by their final indicator e (Eq. 2), ties by the op's mean
+score over the whole search; `keep="all"` keeps
 every edge whose surviving op is not `zero`. A node left short of inputs borrows, from an edge
 whose survivor is zero, the last non-zero op that edge lost. The JSON form is versioned and validated on load.
 """
@@ -62,8 +63,8 @@ class _Survivor:
 
     source: int
     op: str
-    indicator: float  # its e at the last ranking
-    stand_in: Edge | None  # the last non-zero op removed from this edge, with its e then
+    strength: tuple[float, float]  # (e at the last ranking, mean score over the whole search)
+    stand_in: tuple[Edge, tuple[float, float]] | None  # the last non-zero op removed here, its strength
 
 
 def _derive_cell(ledger: Ledger, kind: str, nodes: int, keep: str) -> Cell:
@@ -71,22 +72,33 @@ def _derive_cell(ledger: Ledger, kind: str, nodes: int, keep: str) -> Cell:
     node_edges = []
     for dst in range(2, 2 + nodes):
         incoming = [s for s, (_, target) in zip(survivors, cell_edges(nodes)) if target == dst]
-        live = [Edge(s.op, s.source, round(s.indicator, 6)) for s in incoming if s.op != "zero"]
-        live.sort(key=lambda e: -e.indicator)
+        live = [(Edge(s.op, s.source, round(s.strength[0], 6)), s.strength) for s in incoming if s.op != "zero"]
         # A node short of inputs (two for DARTS, one at least) borrows from edges whose survivor
-        # is zero: each lends the last non-zero op it lost, strongest first.
-        stand_ins = sorted((s.stand_in for s in incoming if s.op == "zero" and s.stand_in), key=lambda e: -e.indicator)
+        # is zero: each lends the last non-zero op it lost.
+        stand_ins = [s.stand_in for s in incoming if s.op == "zero" and s.stand_in]
         wanted = 2 if keep == "darts" else max(1, len(live))
-        node_edges.append(tuple((live + stand_ins)[:wanted]))
+        ranked = _strongest_first(live) + _strongest_first(stand_ins)
+        node_edges.append(tuple(edge for edge, _ in ranked[:wanted]))
     return Cell(tuple(node_edges), tuple(range(2, 2 + nodes)))
+
+
+def _strongest_first(candidates):
+    """By final e; equal e (common with T = 1, where the K = 2 round has two samples) by the
+    op's mean score over the whole search."""
+    return sorted(candidates, key=lambda c: (-c[1][0], -c[1][1]))
 
 
 def _survivors(ledger: Ledger, kind: str, nodes: int) -> list[_Survivor]:
     result = []
     for edge, ((source, _), ops) in enumerate(zip(cell_edges(nodes), ledger.remaining[kind])):
+        survivor = ops[0]
+        strength = (ledger.last_ranking[kind][edge][survivor], ledger.lifetime_mean(kind, edge, survivor))
         removed = [r for r in ledger.removals if r.cell == kind and r.edge == edge and r.op != "zero"]
-        stand_in = Edge(removed[-1].op, source, round(removed[-1].indicator, 6)) if removed else None
-        result.append(_Survivor(source, ops[0], ledger.last_ranking[kind][edge][ops[0]], stand_in))
+        stand_in = None
+        if removed:
+            r = removed[-1]
+            stand_in = (Edge(r.op, source, round(r.indicator, 6)), (r.indicator, ledger.lifetime_mean(kind, edge, r.op)))
+        result.append(_Survivor(source, survivor, strength, stand_in))
     return result
 
 

@@ -32,11 +32,13 @@ class Ledger:
     scores: dict[str, list[dict[str, list[float]]]] = field(default_factory=dict)
     removals: list[Removal] = field(default_factory=list)
     last_ranking: Ranking = field(default_factory=dict)  # e per op at the latest pruning step
+    lifetime: Ranking = field(default_factory=dict)  # [sum, count] of every z an op ever got
 
     @classmethod
     def start(cls, ops: list[str], cells: list[str], edges: int) -> "Ledger":
         ledger = cls({cell: [list(ops) for _ in range(edges)] for cell in cells})
         ledger.clear_scores()
+        ledger.lifetime = {cell: [{op: [0.0, 0] for op in ops} for _ in range(edges)] for cell in cells}
         return ledger
 
     @property
@@ -52,6 +54,14 @@ class Ledger:
         for cell, ops in arch.items():
             for edge, op in enumerate(ops):
                 self.scores[cell][edge][op].append(z)
+                total = self.lifetime[cell][edge][op]
+                total[0] += z
+                total[1] += 1
+
+    def lifetime_mean(self, cell: str, edge: int, op: str) -> float:
+        """The mean of every score the op got over the whole search (breaks ties between edges)."""
+        total, count = self.lifetime[cell][edge][op]
+        return total / count if count else float("-inf")
 
     def mean_scores(self) -> Ranking:
         """z̄ per op: the mean of its scores since the last pruning (the T rounds of this K)."""
@@ -89,6 +99,7 @@ class Ledger:
             "scores": self.scores,
             "removals": [vars(r) for r in self.removals],
             "last_ranking": self.last_ranking,
+            "lifetime": self.lifetime,
         }
 
     @classmethod
@@ -98,4 +109,5 @@ class Ledger:
             scores=data["scores"],
             removals=[Removal(**r) for r in data["removals"]],
             last_ranking=data["last_ranking"],
+            lifetime=data["lifetime"],
         )
