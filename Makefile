@@ -1,0 +1,21 @@
+# Two entry points for a fresh machine (Python 3.11 with pip and venv; nothing else needed):
+#   make search   installs into .venv, then runs `cpnas search` on the embedded Fashion-MNIST sample
+#   make test     installs into .venv, then runs the test suite
+# torch is pinned to the CPU-usable build this machine's pip serves from disk.
+VENV  ?= .venv
+STAMP := $(VENV)/.installed
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(VENV)/bin/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+.PHONY: install search test
+install: $(STAMP)
+
+search: $(STAMP)
+	$(VENV)/bin/cpnas search
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest
