@@ -183,6 +183,21 @@ def test_a_malformed_line_is_skipped_with_a_visible_notice(tmp_path):
     drive(path, scenario)
 
 
+def test_a_failed_run_shows_its_last_error(tmp_path):
+    path = tmp_path / "events.jsonl"
+    log = started_log(path, sample(1, "skip", 40, 50))
+
+    async def scenario(pilot):
+        await until(pilot, lambda: pilot.app.state.samples)
+        log.emit("status", state="failed", error="RuntimeError: out of memory", sample=1)
+        await until(pilot, lambda: pilot.app.state.state == "failed")
+        assert "✗ failed  RuntimeError: out of memory" in text_of(pilot, "#status")
+        assert any("out of memory" in n.message for n in pilot.app._notifications)
+        assert "ETA" not in text_of(pilot, "#status")
+
+    drive(path, scenario)
+
+
 def test_a_rewritten_log_is_read_again_from_the_top(tmp_path):
     """A resume cuts the log back and may write more than it cut: the reader starts over."""
     path = tmp_path / "events.jsonl"
@@ -216,6 +231,23 @@ def test_it_waits_for_a_run_dir_that_does_not_exist_yet(tmp_path):
         assert not pilot.app.board.has_class("-waiting") and "running" in text_of(pilot, "#status")
 
     drive(run, scenario)
+
+
+def test_without_a_run_it_waits_for_the_latest_one_under_runs(tmp_path):
+    root = tmp_path / "runs"
+    app = WatchApp(None, root=root, interval=POLL)
+
+    async def scenario(pilot):
+        waiting = pilot.app.board.query_one("#waiting")
+        await until(pilot, lambda: f"Waiting for a run under {root}/" in str(waiting.render()))
+        run = root / "20261122-101500-quick"
+        run.mkdir(parents=True)
+        (run / "config.yaml").write_text("name: quick\n")
+        started_log(run / "events.jsonl", sample(1, "zero", 40, 50))
+        await until(pilot, lambda: pilot.app.state.samples)
+        assert pilot.app.board.query_one("#status").path == run / "events.jsonl"
+
+    drive(root, scenario, app=app)
 
 
 def test_a_newer_schema_is_one_clear_error(tmp_path):

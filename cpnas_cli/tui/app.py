@@ -163,6 +163,11 @@ class WatchApp(App[None]):
         board.set_class(self.cell == "reduce", "-reduce")
         for panel in board.query(Panel):
             panel.show(s)
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters) -> bool | None:
+        """A training run has no cells to switch: hide the key then."""
+        return not (action == "switch_cell" and self.state.run == "train")
 
     def _tick(self) -> None:
         if self.held is None and self.state.state == "running":

@@ -101,7 +101,7 @@ class GenotypePanel(Panel):
     """The final genotype: per cell, the inputs of every intermediate node (op←input node)."""
 
     def title(self) -> str:
-        return "genotype" if self.state.genotype else "genotype (when the search ends)"
+        return "genotype"
 
     def lines(self, width: int, height: int) -> list[Text]:
         s = self.state
@@ -112,9 +112,8 @@ class GenotypePanel(Panel):
             nodes = [f"{n + 2}:" + " ".join(f"{short(op)}←{src}" for op, src in node)
                      for n, node in enumerate(s.genotype_nodes(cell))]
             lines += pack(cell[:6].ljust(7), nodes, width)
-        path = (s.genotype.get("meta") or {}).get("run")
-        if path and len(lines) < height:
-            lines.append(Text(f"{path}/genotype.json", style="dim"))
+        if s.genotype_path and len(lines) < height:
+            lines.append(Text(s.genotype_path, style="dim"))
         return lines
 
 

@@ -48,6 +48,7 @@ class RunState:
     scores: dict = field(default_factory=dict)  # cell -> edge -> op -> [sum of z, count] this stage
     ranking: dict | None = None  # the latest ranking event
     genotype: dict | None = None
+    genotype_path: str | None = None
     last_t: float | None = None
 
     # --- folding events -----------------------------------------------------------------
@@ -99,7 +100,7 @@ class RunState:
         self._clear_scores()
 
     def _on_genotype(self, event: dict) -> None:
-        self.genotype = event.get("genotype")
+        self.genotype, self.genotype_path = event.get("genotype"), event.get("path")
 
     def _on_epoch(self, event: dict) -> None:
         self.epochs.append(event)

@@ -13,6 +13,15 @@ BADGES = {"waiting": ("…", "bold white on grey30"), "running": ("●", "bold b
 QUIET_SECONDS = 60  # a running log silent this long (and 3 steps' time) may belong to a dead process
 
 
+def shown(log: Path) -> str:
+    """The run directory as the user would type it: relative to here when it is below here."""
+    run = log.parent if log.name == "events.jsonl" else log
+    try:
+        return str(run.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(run)
+
+
 class StatusLine(Panel):
     """Set `path`, `held` (events waiting while paused, None when following) and `skipped`."""
 
@@ -33,6 +42,8 @@ class StatusLine(Panel):
             line.append(f"  {s.run} · {unit} {len(s.steps())}/{s.total_steps()}")
             if s.eta(now) is not None:
                 line.append(f" · ETA {duration(s.eta(now))}", style="bold")
+            if s.state == "finished" and s.status.get("elapsed") is not None:
+                line.append(f" · took {duration(s.status['elapsed'])}")
             if last.get("images_per_s"):
                 line.append(f" · {last['images_per_s']:.0f} img/s")
             quiet = max(QUIET_SECONDS, 3 * (last.get("seconds") or 0))
@@ -43,5 +54,5 @@ class StatusLine(Panel):
         if self.skipped:
             line.append(f"  {self.skipped} bad line{'s' * (self.skipped > 1)} skipped", style="yellow")
         if self.path is not None:
-            line.append(f"  {self.path.parent if self.path.name == 'events.jsonl' else self.path}", style="dim")
+            line.append(f"  {shown(self.path)}", style="dim")
         return [line]

@@ -72,6 +72,6 @@ class EpochPanel(Panel):
         return [
             Text(f"epoch {last['epoch']}/{total} · {total - len(s.epochs)} left"
                  + (f" · ETA {duration(eta)}" if eta is not None else "")),
-            Text(f"{_value(last, 'seconds')} s/epoch · {_value(last, 'images_per_s')} img/s · lr {last.get('lr', 0):.4g}"),
+            Text(f"{last.get('seconds', 0):.1f} s/epoch · {last.get('images_per_s', 0):.0f} img/s · lr {last.get('lr', 0):.4g}"),
             Text(f"best Child test accuracy {_value(best, 'test_acc_child', '%')} at epoch {best['epoch']}"),
         ]
