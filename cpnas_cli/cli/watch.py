@@ -13,7 +13,9 @@ from .options import guard
 EXAMPLES = """
 Examples:
 
-  cpnas search &  cpnas watch                    # follow the latest run under ./runs
+  cpnas watch                                    # the latest run under ./runs (waits for one)
+
+  cpnas search > search.log 2>&1 &  cpnas watch  # search and watch in one terminal
 
   cpnas watch runs/20261122-101500-quick         # a named run, live or finished
 
