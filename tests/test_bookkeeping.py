@@ -9,8 +9,7 @@ import pytest
 
 from cpnas_cli.engine.indicator import edge_indicator, performance
 from cpnas_cli.engine.ledger import Ledger
-from cpnas_cli.engine.schedule import round_architectures, round_rng
-from cpnas_cli.engine.search import sample_plan
+from cpnas_cli.engine.schedule import round_architectures, round_rng, sample_plan
 
 
 def test_eq1_scores_child_plus_weighted_gap():

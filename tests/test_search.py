@@ -33,6 +33,13 @@ def start_cli(args):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def wait_for(condition, seconds=120):
+    deadline = time.time() + seconds
+    while not condition():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.02)
+
+
 def tiny_args(run_dir):
     return ["search", "--run-dir", str(run_dir), *[x for s in TINY for x in ("--set", s)]]
 
@@ -82,8 +89,8 @@ def test_sigkill_at_a_random_moment_then_resume_gives_the_same_genotype(referenc
     ref_dir, ref_seconds = reference
     run_dir = tmp_path / "killed"
     proc = start_cli(tiny_args(run_dir))
-    # import time of a fresh process plus some of the search: somewhere inside the run
-    time.sleep(random.uniform(2.0, 2.0 + 0.8 * ref_seconds))
+    wait_for(lambda: (run_dir / "config.yaml").exists())
+    time.sleep(random.uniform(0.0, ref_seconds))  # a random moment of the run
     proc.kill()
     proc.wait()
     result = run_cli(["search", "--resume", str(run_dir)], timeout=600)
@@ -97,9 +104,7 @@ def test_ctrl_c_checkpoints_and_prints_the_resume_command(reference, tmp_path):
     run_dir = tmp_path / "interrupted"
     proc = start_cli(tiny_args(run_dir))
     events = run_dir / "events.jsonl"
-    deadline = time.time() + 120
-    while time.time() < deadline and not (events.exists() and '"kind":"sample"' in events.read_text()):
-        time.sleep(0.05)
+    wait_for(lambda: events.exists() and '"kind":"sample"' in events.read_text())
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err

@@ -48,19 +48,28 @@ def _prune_line(event: dict) -> str:
     return f"[bold]K {event['K']} -> {event['K'] - 1}[/]: removed {removed}"
 
 
-def survivors_table(ranking_events: list[dict], remaining: dict, edges: list) -> Table:
-    """The op left on every edge and its final indicator e (from the last ranking)."""
-    last = ranking_events[-1]["indicator"] if ranking_events else {}
+def survivors_table(events: list[dict]) -> Table:
+    """The op left on every edge and its final indicator e, from the log's prune and ranking events."""
+    head = events[0]
+    remaining = {cell: [list(head["ops"]) for _ in head["edges"]] for cell in head["cells"]}
+    last = {}
+    for event in events:
+        if event["kind"] == "prune":
+            for cell, ops in event["removed"].items():
+                for edge, op in enumerate(ops):
+                    remaining[cell][edge].remove(op)
+        elif event["kind"] == "ranking":
+            last = event["indicator"]
     table = Table(title="Surviving operation per edge (final indicator e, Eq. 2)")
     table.add_column("edge")
     for cell in remaining:
         table.add_column(f"{cell} cell")
         table.add_column("e", justify="right")
-    for i, (src, dst) in enumerate(edges):
+    for i, (src, dst) in enumerate(head["edges"]):
         row = [f"{src} -> {dst}"]
         for cell, per_edge in remaining.items():
-            op = per_edge[i][0]
-            e = last.get(cell, [{}] * len(edges))[i].get(op)
-            row += [op, f"{e:.3f}" if e is not None else "-"]
+            ops = per_edge[i]
+            e = last[cell][i].get(ops[0]) if last and len(ops) == 1 else None
+            row += [" / ".join(ops), f"{e:.3f}" if e is not None else "-"]
         table.add_row(*row)
     return table

@@ -11,6 +11,11 @@ import random
 Architecture = dict[str, list[str]]  # cell type -> op name per edge
 
 
+def sample_plan(k0: int, rounds: int) -> list[tuple[int, int, int]]:
+    """(K, round, index) of every sample in order: T rounds of K samples for K = k0 .. 2."""
+    return [(k, t, e) for k in range(k0, 1, -1) for t in range(rounds) for e in range(k)]
+
+
 def round_rng(seed: int, k: int, round_index: int) -> random.Random:
     """The round's own random stream: a pure function of (seed, K, round), so a resumed run
     draws the same architectures without storing any generator state."""
