@@ -57,12 +57,47 @@ class SearchConfig:
 
 
 @dataclass
+class TrainConfig:
+    """Training the evaluation network of a genotype (Sec. 3.1) with the kernel-level CP loss (Eqs. 3-4)."""
+
+    size: str = "small"  # small | medium | large: which of `sizes` is the initial channel count C
+    sizes: list[int] = field(default_factory=lambda: [56, 72, 112])  # C per size (paper, CIFAR-10)
+    channels: int | None = None  # C, overriding size (paper ImageNet: 102)
+    cells: int = 10  # 8 normal + 2 reduction cells
+    reductions: list[int] | None = None  # None: at 1/3 and 2/3 of the depth
+    stem_stride: int = 1  # 2 halves the input once in the stem: a CPU-budget knob
+    imagenet_stem: bool = False  # three stride-2 convs, 224 -> 28 (Sec. 3.1, ImageNet)
+    auxiliary_weight: float = 0.4  # CE weight of the auxiliary tower (paper: a tower, no weight; DARTS 0.4); 0 = none
+    drop_path: float = 0.0  # not in the paper; DARTS 0.2, ramped linearly over the epochs
+    epochs: int = 600
+    batch_size: int = 96
+    eval_batch_size: int = 500
+    train_images: int | None = None  # train on the first N training images only (smoke tests); None: all
+    optimizer: str = "sgd"  # sgd (the paper's) | adam
+    lr: float = 0.025  # cosine-annealed per epoch to lr_min, no restart
+    lr_min: float = 0.0
+    momentum: float = 0.9
+    weight_decay: float = 3e-4  # full-precision parameters (stem, BN, classifier, tower, Parent)
+    binary_weight_decay: float | None = None  # latent weights of the 1-bit convs; None: weight_decay
+    grad_clip: float = 5.0
+    label_smoothing: float = 0.0  # paper: on ImageNet only
+    cutout: int = 16  # cutout side in pixels (DeVries & Taylor, as in DARTS); 0 = off
+    quantizer: str = "ste"  # ste (clipped identity) | approx (Bi-Real ApproxSign)
+    parent_activation: str = "relu"  # relu | identity where the Child binarizes
+    parent: str = "joint"  # joint: trained alongside the Child | none | path to a cpnas model file (frozen Parent)
+    kernel_source: str = "parent"  # H of Eq. 3: the Parent's kernel | self: the Child's own latent kernel (PCNN)
+    kernel_weight: float = 1.0  # weight of sum_{c,l} MSE(H, Ĥ) (Eq. 3: 1); 0 = off
+    center_weight: float = 1.0  # lambda of Eq. 3's centre term; 0 = off
+
+
+@dataclass
 class Config:
     name: str = "cifar10"
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     data: DataConfig = field(default_factory=DataConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
 
 def preset_path(name_or_path: str) -> Path:
@@ -191,10 +226,39 @@ def validate(config: Config) -> None:
         (s.stem_stride in (1, 2), "search.stem_stride", f"is {s.stem_stride}", "use 1 or 2"),
         (0 < d.train_fraction and 0 < d.val_fraction and d.train_fraction + d.val_fraction <= 1,
          "data.train_fraction/val_fraction", "must be positive and sum to at most 1", "e.g. 0.5 and 0.05"),
-    ]
+    ] + _train_checks(config.train)
     for ok, key, problem, fix in checks:
         if not ok:
             raise UserError(f"{key} {problem}", fix)
+
+
+def _train_checks(t: TrainConfig) -> list[tuple]:
+    sizes = ("small", "medium", "large")
+    return [
+        (t.size in sizes, "train.size", f"is {t.size!r}", "use small, medium or large"),
+        (len(t.sizes) == 3 and min(t.sizes) >= 1, "train.sizes", "must be three positive channel counts", "e.g. [56, 72, 112]"),
+        (t.channels is None or t.channels >= 1, "train.channels", "must be at least 1", "use e.g. --set train.channels=16"),
+        (t.cells >= 1, "train.cells", "must be at least 1", "use e.g. --set train.cells=10"),
+        (t.stem_stride in (1, 2), "train.stem_stride", f"is {t.stem_stride}", "use 1 or 2"),
+        (t.epochs >= 1, "train.epochs", "must be at least 1", "use --epochs 1 or more"),
+        (t.train_images is None or t.train_images >= 1, "train.train_images", "must be at least 1", "or null for all"),
+        (t.batch_size >= 1 and t.eval_batch_size >= 1, "train.batch_size", "must be at least 1", "use e.g. --batch-size 96"),
+        (t.lr > 0 and t.lr_min >= 0, "train.lr", "must be positive", "use e.g. --lr 0.025"),
+        (t.optimizer in ("sgd", "adam"), "train.optimizer", f"is {t.optimizer!r}", "use sgd or adam"),
+        (min(t.weight_decay, t.binary_weight_decay or 0.0) >= 0, "train.weight_decay", "must not be negative", "use 0 or more"),
+        (t.grad_clip > 0, "train.grad_clip", "must be positive", "use e.g. 5"),
+        (0 <= t.label_smoothing < 1, "train.label_smoothing", "must be in [0, 1)", "use e.g. 0.1"),
+        (0 <= t.drop_path < 1, "train.drop_path", "must be in [0, 1)", "use e.g. 0.2"),
+        (t.cutout >= 0 and t.auxiliary_weight >= 0, "train.cutout/auxiliary_weight", "must not be negative", "use 0 to switch off"),
+        (t.quantizer in ("ste", "approx"), "train.quantizer", f"is {t.quantizer!r}", "use ste or approx"),
+        (t.parent_activation in ("relu", "identity"), "train.parent_activation", f"is {t.parent_activation!r}", "use relu or identity"),
+        (t.kernel_source in ("parent", "self"), "train.kernel_source", f"is {t.kernel_source!r}", "use parent or self"),
+        (t.kernel_weight >= 0 and t.center_weight >= 0, "train.kernel_weight/center_weight", "must not be negative", "use 0 to switch a term off"),
+        (t.parent != "none" or t.kernel_source == "self" or t.kernel_weight == 0, "train.parent",
+         "is none but the kernel term needs the Parent's kernels", "set train.kernel_weight=0 or train.kernel_source=self"),
+        (t.parent != "none" or t.center_weight == 0, "train.parent", "is none but the centre term needs the Parent's features",
+         "set train.center_weight=0"),
+    ]
 
 
 def to_dict(config: Config) -> dict:

@@ -3,6 +3,7 @@
 import typer
 
 from . import config_cmd, export, search, watch
+from . import evaluate, train
 
 app = typer.Typer(
     name="cpnas",
@@ -15,6 +16,8 @@ app = typer.Typer(
 app.command(epilog=search.EXAMPLES)(search.search)
 app.command(epilog=export.EXAMPLES)(export.export)
 app.command("config", epilog=config_cmd.EXAMPLES)(config_cmd.show_config)
+app.command(epilog=train.EXAMPLES)(train.train)
+app.command(epilog=evaluate.EXAMPLES)(evaluate.evaluate)
 app.command(epilog=watch.EXAMPLES)(watch.watch)
 
 

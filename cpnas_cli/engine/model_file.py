@@ -37,13 +37,14 @@ class NetworkSpec:
     reductions: list[int] | None = None
     quantizer: str = "ste"
     parent_activation: str = "relu"
+    stem_stride: int = 1  # 2 halves the input in the stem (a CPU-budget knob; ignored by the ImageNet stem)
 
     def build(self, genotype: genotypes.Genotype, binary: bool, drop_path: float = 0.0) -> EvalNetwork:
         style = Style(binary=binary, quantizer=self.quantizer, parent_activation=self.parent_activation,
                       affine=True, running_stats=True)
         return EvalNetwork(genotype, self.in_channels, self.classes, self.channels, self.cells, style,
                            auxiliary=self.auxiliary, imagenet_stem=self.imagenet_stem,
-                           reductions=self.reductions, drop_path=drop_path)
+                           reductions=self.reductions, drop_path=drop_path, stem_stride=self.stem_stride)
 
 
 @dataclass

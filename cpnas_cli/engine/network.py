@@ -70,11 +70,12 @@ class EvalNetwork(nn.Module):
 
     def __init__(self, genotype: Genotype, in_channels: int, classes: int, channels: int, cells: int,
                  style: Style, auxiliary: bool = False, imagenet_stem: bool = False,
-                 reductions: list[int] | None = None, stem_multiplier: int = 3, drop_path: float = 0.0):
+                 reductions: list[int] | None = None, stem_multiplier: int = 3, drop_path: float = 0.0,
+                 stem_stride: int = 1):
         super().__init__()
         self.reductions = reduction_cells(cells, reductions)
         c_stem = channels if imagenet_stem else stem_multiplier * channels
-        self.stem = stem(in_channels, c_stem, imagenet=imagenet_stem)
+        self.stem = stem(in_channels, c_stem, stride=stem_stride, imagenet=imagenet_stem)
         c_pp, c_p, c = c_stem, c_stem, channels
         self.cells = nn.ModuleList()
         reduce_prev, aux_channels = False, None

@@ -1,0 +1,46 @@
+"""`cpnas evaluate`: test accuracy (top-1, top-5, per class, confusion) of a trained model file."""
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .options import DataDir, Dataset, Device, console, guard
+
+EXAMPLES = """
+Examples:
+
+  cpnas evaluate runs/<train-id>/best.safetensors
+
+  cpnas evaluate runs/<train-id>/last.safetensors --json
+
+  cpnas evaluate best.safetensors --dataset fashion-mnist --data-dir ~/data/fashion-mnist
+"""
+
+
+@guard
+def evaluate(
+    checkpoint: Annotated[Path, typer.Argument(help="best.safetensors or last.safetensors of a `cpnas train` run.")],
+    dataset: Dataset = None,
+    data_dir: DataDir = None,
+    batch_size: Annotated[int, typer.Option(help="Evaluation batch size.")] = 500,
+    device: Device = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+):
+    """Evaluate the 1-bit Child (and the full-precision Parent, if the file holds one) on a test set."""
+    from ..engine.device import resolve_device
+    from ..engine.evaluation import evaluate_model_file
+
+    report = evaluate_model_file(checkpoint, dataset, str(data_dir) if data_dir else None, batch_size,
+                                 resolve_device(device or "auto"))
+    if as_json:
+        typer.echo(json.dumps(report.to_dict()))
+        return
+    from .train_view import accuracy_table, confusion_table
+
+    console.print(f"[bold]cpnas evaluate[/] {checkpoint}  ({report.dataset}, {report.n_images} test images)")
+    console.print(accuracy_table(report.results, report.class_names))
+    for role, metrics in report.results.items():
+        name = "Child (1-bit)" if role == "child" else "Parent (full precision)"
+        console.print(confusion_table(metrics, report.class_names, f"Confusion matrix, {name}"))

@@ -1,0 +1,97 @@
+"""`cpnas train`: train (or resume training) the evaluation network of a genotype with the CP loss."""
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .. import config as configs
+from ..engine import genotype as genotypes
+from ..errors import UserError
+from ..events import read_all
+from ..runs import existing_run, new_run_dir
+from .export import source_genotype
+from .options import DataDir, Dataset, Device, Preset, Resume, RunDirOpt, Seed, Sets, console, guard
+from .train_view import TrainProgress, summary_table
+
+EXAMPLES = """
+Examples:
+
+  cpnas train runs/<id>/genotype.json                        # quick preset: embedded data, CPU, minutes
+
+  cpnas train runs/<id> --preset fashion-mnist --size small  # full Fashion-MNIST, about an hour on 2 cores
+
+  cpnas train genotype.txt --preset cifar10 --size medium    # the paper's recipe on CIFAR-10 (GPU)
+
+  cpnas train genotype.json --set train.kernel_weight=0 --set train.center_weight=0   # CP loss off
+
+  cpnas train --resume runs/<train-id>                       # continue an interrupted run
+"""
+
+
+@guard
+def train(
+    genotype: Annotated[Optional[Path], typer.Argument(
+        help="genotype.json, a file with a DARTS Genotype(...) string, or a search run directory.")] = None,
+    preset: Preset = "quick",
+    size: Annotated[Optional[str], typer.Option(help="small | medium | large: initial channels (paper CIFAR-10: 56 / 72 / 112).")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Training epochs.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Training batch size.")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Initial learning rate (cosine-annealed).")] = None,
+    dataset: Dataset = None,
+    data_dir: DataDir = None,
+    device: Device = None,
+    seed: Seed = None,
+    sets: Sets = None,
+    run_dir: RunDirOpt = None,
+    resume: Resume = None,
+):
+    """Train the found cells stacked into the evaluation network (Sec. 3.1): the 1-bit Child under
+    the kernel-level Child-Parent loss (Eqs. 3-4), supervised by its full-precision Parent."""
+    from ..engine.interrupt import Interrupted, graceful_interrupt
+    from ..engine.trainer import Trainer
+
+    flags = {"train.size": size, "train.epochs": epochs, "train.batch_size": batch_size, "train.lr": lr,
+             "data.dataset": dataset, "data.data_dir": str(data_dir) if data_dir else None, "seed": seed}
+    if resume is not None:
+        run = existing_run(resume)
+        given = ([k for k, v in flags.items() if v is not None] + (["--set"] if sets else [])
+                 + (["--run-dir"] if run_dir else []) + (["GENOTYPE"] if genotype else []))
+        if given:
+            raise UserError(f"--resume continues a run with its own config; {', '.join(given)} cannot change it",
+                            "drop those (only --device may change on resume)")
+        config = configs.load_run_config(run.config)
+        config.device = device or config.device
+        cell = genotypes.load(run.genotype)
+    else:
+        if genotype is None:
+            raise UserError("no genotype given", "pass a genotype.json, a DARTS genotype file or a search run directory")
+        cell = source_genotype(genotype)
+        flags["device"] = device
+        config = configs.load_config(preset, flags, sets or [])
+
+    with graceful_interrupt() as stop:
+        engine = Trainer(config, cell, stop=stop)  # loads data and builds the networks: fails before writing
+        if resume is not None:
+            engine.restore(run)
+        else:
+            run = new_run_dir(f"train-{config.name}", run_dir)
+            run.config.write_text(configs.dump_yaml(config))
+            engine.begin(run)
+        t = config.train
+        console.print(f"[bold]cpnas train[/] {run.path}  ({config.data.dataset}, C={engine.spec.channels}, "
+                      f"{t.cells} cells, {t.epochs} epochs, Parent {t.parent}, kernel x{t.kernel_weight:g}, "
+                      f"centre x{t.center_weight:g}, device {engine.device})")
+        if engine.finished:
+            console.print(f"Run {run.path} already finished.")
+        else:
+            try:
+                with TrainProgress(console, t.epochs, engine.epoch) as view:
+                    engine.report = view
+                    engine.run()
+            except (Interrupted, KeyboardInterrupt):
+                console.print(f"\n[yellow]Interrupted.[/] Resume with:  cpnas train --resume {run.path}")
+                raise typer.Exit(130) from None
+    console.print(summary_table(read_all(run.events)))
+    console.print(f"Model: [bold]{run.path / 'best.safetensors'}[/]   "
+                  f"(evaluate: cpnas evaluate {run.path / 'best.safetensors'})")

@@ -1,0 +1,266 @@
+"""Training and evaluation end to end at toy size on the embedded data: the run directory and
+event log, exact resume after SIGKILL or Ctrl-C, `cpnas evaluate` tables and JSON, and every
+bad checkpoint or genotype ending in one line and exit code 2."""
+
+import json
+import random
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from typer.testing import CliRunner
+
+from cpnas_cli.cli.app import app
+from cpnas_cli.config import dump_yaml, load_config
+from cpnas_cli.engine import genotype as g
+from cpnas_cli.engine.model_file import load_model
+from cpnas_cli.engine.trainer import Trainer
+from cpnas_cli.events import read_all
+from cpnas_cli.runs import new_run_dir
+
+from .test_cli import assert_one_line_error
+from .test_genotype import DARTS_V2
+from .test_search import run_cli, start_cli
+
+TINY = ["train.channels=4", "train.cells=3", "train.stem_stride=2", "train.epochs=4", "train.batch_size=50",
+        "train.train_images=400", "train.optimizer=adam", "train.lr=0.01", "train.cutout=8", "train.drop_path=0.2",
+        "device=cpu", "seed=3"]
+OTHER = DARTS_V2.replace("('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0)",
+                         "('max_pool_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0)")
+TIMING = {"t", "seconds", "eval_seconds", "elapsed", "images_per_s"}
+runner = CliRunner()
+
+
+def sets(items):
+    return [x for s in items for x in ("--set", s)]
+
+
+def epochs(run_dir: Path) -> list[dict]:
+    """Every epoch event without its timings: what an exact resume must reproduce."""
+    return [{k: v for k, v in e.items() if k not in TIMING} for e in read_all(run_dir / "events.jsonl")
+            if e["kind"] == "epoch"]
+
+
+def tensors(path: Path) -> dict:
+    return load_file(str(path))
+
+
+@pytest.fixture(scope="module")
+def genotype_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("genotype") / "darts.txt"
+    path.write_text(DARTS_V2)
+    return path
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """One uninterrupted tiny training through the library, timed."""
+    run = new_run_dir("ref", tmp_path_factory.mktemp("ref") / "run")
+    config = load_config("quick", sets=TINY)
+    run.config.write_text(dump_yaml(config))
+    started = time.perf_counter()
+    trainer = Trainer(config, g.from_darts(DARTS_V2))
+    trainer.begin(run)
+    trainer.run()
+    return run.path, time.perf_counter() - started
+
+
+def test_training_writes_the_run_directory_and_the_event_log(reference):
+    run_dir, _ = reference
+    events = read_all(run_dir / "events.jsonl")
+    header = events[0]
+    assert header["kind"] == "header" and header["run"] == "train" and header["schema"] == 1
+    assert header["epochs"] == 4 and header["config"]["train"]["channels"] == 4
+    assert g.from_dict(header["genotype"]) == g.from_darts(DARTS_V2)
+    states = [e["state"] for e in events if e["kind"] == "status"]
+    assert states == ["started", "finished"]
+    rows = [e for e in events if e["kind"] == "epoch"]
+    assert [e["epoch"] for e in rows] == [1, 2, 3, 4]
+    for e in rows:
+        assert set(e) >= {"epoch", "epochs", "loss", "loss_ce", "loss_kernel", "loss_center", "train_acc_child",
+                          "train_acc_parent", "test_acc_child", "test_acc_parent", "lr", "images_per_s",
+                          "seconds", "elapsed", "best"}
+        assert e["images"] == 400 and e["loss_kernel"] > 0 and e["loss_center"] > 0
+        assert e["loss"] > e["loss_ce"]  # the CP terms are in the Child's objective
+    assert rows[0]["lr"] == 0.01 and rows[-1]["lr"] < rows[0]["lr"]  # cosine from lr
+    assert rows[-1]["loss_ce"] < rows[0]["loss_ce"] and rows[-1]["loss_parent"] < rows[0]["loss_parent"]
+    assert [e["best"] for e in rows] == [e["test_acc_child"] > max([r["test_acc_child"] for r in rows[:i]] or [-1])
+                                         for i, e in enumerate(rows)]
+    for name in ("best", "last", "genotype", "config", "checkpoint/state"):
+        assert list(run_dir.glob(f"{name}.*")), name
+    info, child, parent = load_model(run_dir / "last.safetensors")
+    assert parent is not None and info.spec.stem_stride == 2 and info.extras["epoch"] == 4
+    assert info.extras["test_acc_child"] == rows[-1]["test_acc_child"]
+
+
+def test_cp_loss_off_trains_the_same_parent_and_only_measures_the_terms(reference, tmp_path):
+    run = new_run_dir("off", tmp_path / "off")
+    config = load_config("quick", sets=TINY + ["train.kernel_weight=0", "train.center_weight=0"])
+    run.config.write_text(dump_yaml(config))
+    trainer = Trainer(config, g.from_darts(DARTS_V2))
+    trainer.begin(run)
+    trainer.run()
+    off, on = epochs(run.path)[-1], epochs(reference[0])[-1]
+    assert off["loss_kernel"] > 0 and off["loss_center"] > 0  # still measured for the ablation
+    assert off["test_acc_parent"] == on["test_acc_parent"]  # the Parent does not depend on the Child's loss
+    assert off["test_acc_child"] != on["test_acc_child"]
+
+
+def test_sigkill_at_a_random_moment_then_resume_gives_the_same_training(reference, genotype_file, tmp_path):
+    ref_dir, ref_seconds = reference
+    run_dir = tmp_path / "killed"
+    proc = start_cli(["train", str(genotype_file), "--run-dir", str(run_dir), *sets(TINY)])
+    time.sleep(random.uniform(2.0, 2.0 + 0.8 * ref_seconds))  # import time plus some of the training
+    proc.kill()
+    proc.wait()
+    result = run_cli(["train", "--resume", str(run_dir)], timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert epochs(run_dir) == epochs(ref_dir)
+    for name in ("last", "best"):
+        ours, theirs = tensors(run_dir / f"{name}.safetensors"), tensors(ref_dir / f"{name}.safetensors")
+        assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+
+def test_ctrl_c_checkpoints_prints_the_resume_command_and_resumes_exactly(reference, genotype_file, tmp_path):
+    ref_dir, _ = reference
+    run_dir = tmp_path / "interrupted"
+    proc = start_cli(["train", str(genotype_file), "--run-dir", str(run_dir), *sets(TINY)])
+    events = run_dir / "events.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (events.exists() and '"kind":"epoch"' in events.read_text()):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert f"cpnas train --resume {run_dir}" in out.replace("\n", "")
+    assert [e.get("state") for e in read_all(events) if e["kind"] == "status"][-1] == "interrupted"
+    result = run_cli(["train", "--resume", str(run_dir)], timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "Child (1-bit)" in result.stdout
+    assert epochs(run_dir) == epochs(ref_dir)
+    assert torch.equal(tensors(run_dir / "last.safetensors")["child/classifier.linear.weight"],
+                       tensors(ref_dir / "last.safetensors")["child/classifier.linear.weight"])
+    states = [e.get("state") for e in read_all(events) if e["kind"] == "status"]
+    assert states == ["started", "interrupted", "resumed", "finished"]
+    again = run_cli(["train", "--resume", str(run_dir)], timeout=120)
+    assert again.returncode == 0 and "already finished" in again.stdout
+
+
+def test_evaluate_prints_tables_and_json_that_match_training(reference):
+    ref_dir, _ = reference
+    best = ref_dir / "best.safetensors"
+    result = runner.invoke(app, ["evaluate", str(best), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["n_images"] == 2000 and set(report["per_class"]) == set(load_model(best)[0].class_names)
+    best_epoch = max(epochs(ref_dir), key=lambda e: e["test_acc_child"])
+    assert report["top1"] == best_epoch["test_acc_child"]
+    assert report["parent"]["top1"] == best_epoch["test_acc_parent"]
+    assert report["top5"] >= report["top1"]
+    confusion = report["confusion"]
+    assert sum(map(sum, confusion)) == 2000
+    assert report["top1"] == pytest.approx(100 * sum(confusion[i][i] for i in range(10)) / 2000, abs=0.01)
+    tables = runner.invoke(app, ["evaluate", str(best)], env={"COLUMNS": "200"})
+    assert tables.exit_code == 0, tables.output
+    for text in ("top-1", "top-5", "Ankle boot", "Confusion matrix, Child (1-bit)", "Parent (full precision)"):
+        assert text in tables.stdout
+
+
+def _rewrite(source: Path, target: Path, **metadata):
+    with safe_open(str(source), framework="pt") as f:
+        meta = {**f.metadata(), **metadata}
+        data = {k: f.get_tensor(k) for k in f.keys()}
+    save_file(data, str(target), metadata=meta)
+
+
+@pytest.mark.parametrize("case, pattern", [
+    ("missing", "not found"),
+    ("truncated", "truncated"),
+    ("other-genotype", "do not fit its genotype"),
+    ("resume-checkpoint", "not a cpnas model checkpoint"),
+    ("text", "truncated or not a safetensors file"),
+])
+def test_evaluate_refuses_bad_checkpoints_with_one_line(reference, tmp_path, case, pattern):
+    best = reference[0] / "best.safetensors"
+    path = tmp_path / "model.safetensors"
+    if case == "truncated":
+        path.write_bytes(best.read_bytes()[: best.stat().st_size // 2])
+    elif case == "other-genotype":
+        _rewrite(best, path, genotype=json.dumps(g.to_dict(g.from_darts(OTHER))))
+    elif case == "resume-checkpoint":
+        path = next((reference[0] / "checkpoint").glob("weights-*.safetensors"))
+    elif case == "text":
+        path.write_text(DARTS_V2)
+    assert_one_line_error(runner.invoke(app, ["evaluate", str(path)]), pattern)
+
+
+def test_evaluate_refuses_a_dataset_the_model_was_not_trained_on(reference, tmp_path):
+    folder = tmp_path / "folder"
+    for split in ("train", "test"):
+        for cls in ("a", "b"):
+            (folder / split / cls).mkdir(parents=True)
+    from PIL import Image
+    for split in ("train", "test"):
+        for cls in ("a", "b"):
+            Image.new("RGB", (28, 28)).save(folder / split / cls / "x.png")
+    result = runner.invoke(app, ["evaluate", str(reference[0] / "best.safetensors"), "--dataset", "folder",
+                                 "--data-dir", str(folder)])
+    assert_one_line_error(result, "evaluate on the dataset it was trained on")
+
+
+@pytest.mark.parametrize("content, pattern", [
+    (None, "not found"),
+    ("not a genotype", "not valid JSON"),
+    ('{"format": "something"}', "not a cpnas genotype"),
+    ("Genotype(normal=[('conv_9x9', 0), ('skip_connect', 1)], reduce=[('skip_connect', 0), ('skip_connect', 1)])",
+     "unknown op"),
+])
+def test_train_refuses_bad_genotype_files(tmp_path, content, pattern):
+    path = tmp_path / "genotype.json"
+    if content is not None:
+        path.write_text(content)
+    result = runner.invoke(app, ["train", str(path), "--run-dir", str(tmp_path / "run"), *sets(TINY)])
+    assert_one_line_error(result, pattern)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("args, pattern", [
+    ([], "no genotype given"),
+    (["{g}", "--size", "huge"], "train.size"),
+    (["{g}", "--set", "train.parent=none"], "needs the Parent"),
+    (["{g}", "--set", "train.kernel_source=twin"], "train.kernel_source"),
+    (["{g}", "--set", "train.reductions=[7]"], "cannot build the network"),
+    (["{g}", "--set", "train.batch_size=5000"], "exceeds"),
+    (["{g}", "--set", "train.lrr=1"], "did you mean train.lr"),
+    (["--resume", "{tmp}"], "not a cpnas run directory"),
+])
+def test_train_bad_input(genotype_file, tmp_path, args, pattern):
+    args = [a.format(g=genotype_file, tmp=tmp_path) for a in args]
+    assert_one_line_error(runner.invoke(app, ["train", *args, "--run-dir", str(tmp_path / "run")] if "--resume" not in args
+                                        else ["train", *args]), pattern)
+
+
+def test_resume_refuses_flags_that_would_change_the_run(reference):
+    result = runner.invoke(app, ["train", "--resume", str(reference[0]), "--epochs", "9"])
+    assert_one_line_error(result, "cannot change it")
+
+
+def test_a_frozen_parent_from_a_model_file_supervises_a_new_child(reference, tmp_path, genotype_file):
+    best = reference[0] / "best.safetensors"
+    run_dir = tmp_path / "frozen"
+    result = runner.invoke(app, ["train", str(genotype_file), "--run-dir", str(run_dir),
+                                 *sets(TINY + ["train.epochs=1", f"train.parent={best}"])])
+    assert result.exit_code == 0, result.output
+    (row,) = epochs(run_dir)
+    assert row["test_acc_parent"] == load_model(best)[0].extras["test_acc_parent"]  # frozen: unchanged
+    assert row["loss_parent"] is None and row["loss_kernel"] > 0
+    assert load_model(run_dir / "last.safetensors")[2] is None  # not ours to save
+    other = tmp_path / "other.txt"
+    other.write_text(OTHER)
+    result = runner.invoke(app, ["train", str(other), "--run-dir", str(tmp_path / "x"),
+                                 *sets(TINY + [f"train.parent={best}"])])
+    assert_one_line_error(result, "from another genotype")
