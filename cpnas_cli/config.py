@@ -17,6 +17,7 @@ import yaml
 from .engine.space import OPS
 from .errors import UserError
 
+STRATEGIES = ("cp", "bnas", "random", "abandit")  # engine/strategies/ implements each
 PRESET_DIRS = (Path(__file__).parent / "presets", Path(__file__).parent.parent / "presets")
 
 
@@ -33,7 +34,7 @@ class DataConfig:
 
 @dataclass
 class SearchConfig:
-    strategy: str = "cp"
+    strategy: str = "cp"  # cp | bnas (beta_P = 0) | random | abandit (see docs/strategies.md)
     ops: list[str] = field(default_factory=lambda: list(OPS))  # candidate ops; K starts at len(ops)
     rounds: int = 3  # T: rounds per K, every op scored once per round (Alg. 1)
     beta_p: float = 2.0  # beta_P of Eq. 1; 0 = BNAS† (Child accuracy alone)
@@ -54,6 +55,8 @@ class SearchConfig:
     quantizer: str = "ste"  # ste (clipped identity) | approx (Bi-Real ApproxSign)
     parent_activation: str = "relu"  # relu | identity where the Child binarizes
     genotype: str = "darts"  # darts: two strongest edges per node | all: every non-zero edge
+    bandit_lambda: float = 0.7  # abandit: weight of the newest reward in the moving average (book Eq. 4.11)
+    bandit_reward: str = "child"  # abandit: child (A_C) | cp (Eq. 1 with beta_p)
 
 
 @dataclass
@@ -223,6 +226,9 @@ def validate(config: Config) -> None:
         (s.quantizer in ("ste", "approx"), "search.quantizer", f"is {s.quantizer!r}", "use ste or approx"),
         (s.parent_activation in ("relu", "identity"), "search.parent_activation", f"is {s.parent_activation!r}", "use relu or identity"),
         (s.genotype in ("darts", "all"), "search.genotype", f"is {s.genotype!r}", "use darts or all"),
+        (s.strategy in STRATEGIES, "search.strategy", f"is {s.strategy!r}", f"use one of {', '.join(STRATEGIES)}"),
+        (0 < s.bandit_lambda <= 1, "search.bandit_lambda", "must be in (0, 1]", "use e.g. 0.7 (the book's value)"),
+        (s.bandit_reward in ("child", "cp"), "search.bandit_reward", f"is {s.bandit_reward!r}", "use child or cp"),
         (s.stem_stride in (1, 2), "search.stem_stride", f"is {s.stem_stride}", "use 1 or 2"),
         (0 < d.train_fraction and 0 < d.val_fraction and d.train_fraction + d.val_fraction <= 1,
          "data.train_fraction/val_fraction", "must be positive and sum to at most 1", "e.g. 0.5 and 0.05"),

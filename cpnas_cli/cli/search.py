@@ -24,6 +24,8 @@ Examples:
 
   cpnas search --dataset folder --data-dir D            # D/train/<class>/*, D/test/<class>/*
 
+  cpnas search --strategy abandit                       # a baseline: cp, bnas, random, abandit
+
   cpnas search --resume runs/20261122-101500-quick      # continue an interrupted run
 """
 
@@ -41,6 +43,7 @@ def parse_ops(value: str) -> list[str]:
 @guard
 def search(
     preset: Preset = "quick",
+    strategy: Annotated[Optional[str], typer.Option(help="cp (default) | bnas (beta_P = 0) | random | abandit (see docs/strategies.md).")] = None,
     dataset: Dataset = None,
     data_dir: DataDir = None,
     beta_p: Annotated[Optional[float], typer.Option(help="beta_P of Eq. 1 (0 = Child accuracy only, BNAS†).")] = None,
@@ -62,7 +65,7 @@ def search(
     from ..engine.search import Search
 
     flags = {"data.dataset": dataset, "data.data_dir": str(data_dir) if data_dir else None,
-             "search.beta_p": beta_p, "search.rounds": rounds, "search.ops": parse_ops(ops) if ops else None,
+             "search.strategy": strategy, "search.beta_p": beta_p, "search.rounds": rounds, "search.ops": parse_ops(ops) if ops else None,
              "search.channels": channels, "search.cells": cells, "search.batch_size": batch_size,
              "search.epochs_per_sample": epochs_per_sample, "seed": seed}
     if resume is not None:
@@ -88,7 +91,7 @@ def search(
             run = new_run_dir(config.name, run_dir)
             run.config.write_text(configs.dump_yaml(config))
             engine.begin(run)
-        console.print(f"[bold]cpnas search[/] {run.path}  ({config.data.dataset}, K={len(config.search.ops)}, "
+        console.print(f"[bold]cpnas search[/] {run.path}  ({config.search.strategy}, {config.data.dataset}, K={len(config.search.ops)}, "
                       f"T={config.search.rounds}, beta_P={config.search.beta_p:g}, device {engine.device})")
         try:
             with SearchProgress(console, len(engine.plan), engine.n) as view:
