@@ -94,13 +94,11 @@ def search(
         console.print(f"[bold]cpnas search[/] {run.path}  ({config.search.strategy}, {config.data.dataset}, K={len(config.search.ops)}, "
                       f"T={config.search.rounds}, beta_P={config.search.beta_p:g}, device {engine.device})")
         try:
-            with SearchProgress(console, len(engine.plan), engine.n) as view:
+            with SearchProgress(console, engine.total, engine.n) as view:
                 engine.report = view
                 genotype_path = engine.run()
         except (Interrupted, KeyboardInterrupt):
             console.print(f"\n[yellow]Interrupted.[/] Resume with:  cpnas search --resume {run.path}")
             raise typer.Exit(130) from None
-    events = read_all(run.events)
-    rankings = [e for e in events if e["kind"] == "ranking"]
-    console.print(survivors_table(rankings, engine.ledger.remaining, [tuple(e) for e in events[0]["edges"]]))
+    console.print(survivors_table(read_all(run.events)))
     console.print(f"Genotype: [bold]{genotype_path}[/]   (export: cpnas export {run.path} genotype.json)")
