@@ -1,0 +1,75 @@
+"""Training throughput of a preset's evaluation network, printed as JSON (images per second).
+
+    python benchmarks/train.py                                   # quick preset, DARTS V2 cells
+    python benchmarks/train.py --preset fashion-mnist --genotype runs/<id>/genotype.json
+
+Measured on synthetic batches of the preset's image shape, after warm-up steps, in one process,
+so the ratios between the readings are what to compare (the machine class is shared and noisy):
+  child_only      a 1-bit Child step alone (train.parent=none, CP loss off)
+  child_parent    a joint Parent step + a Child step on Eq. 4 (the default training)
+  cp_loss_cost    child_parent with the CP terms switched off, over child_parent with them on
+  evaluation      forward passes of Child and Parent in eval mode (the per-epoch test)
+Run it under `flock /tmp/cpnas-cpu.lock` on a shared machine.
+"""
+
+import argparse
+import dataclasses
+import json
+import time
+
+import torch
+
+from cpnas_cli.config import load_config
+from cpnas_cli.data import load_dataset
+from cpnas_cli.engine import genotype as genotypes
+from cpnas_cli.engine.trainer import network_spec
+from cpnas_cli.engine.training_pair import TrainingPair
+
+DARTS_V2 = ("Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), "
+            "('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), ('dil_conv_3x3', 2)], "
+            "normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), "
+            "('max_pool_3x3', 1), ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), "
+            "('max_pool_3x3', 1)], reduce_concat=[2, 3, 4, 5])")
+
+
+def images_per_second(step, batch_size: int, steps: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return round(batch_size * steps / (time.perf_counter() - start), 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="quick")
+    parser.add_argument("--genotype", help="genotype.json or DARTS string file (default: DARTS V2 cells)")
+    parser.add_argument("--steps", type=int, default=10)
+    args = parser.parse_args()
+    config = load_config(args.preset, sets=["device=cpu"])
+    genotype = genotypes.load(args.genotype) if args.genotype else genotypes.from_darts(DARTS_V2)
+    data = load_dataset(config.data.dataset, config.data.data_dir, config.data.image_size)
+    cfg = config.train
+    spec = network_spec(cfg, data)
+    b = cfg.batch_size
+    x = torch.randn(b, data.in_channels, data.image_size, data.image_size).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, data.num_classes, (b,))
+    joint = TrainingPair(cfg, spec, genotype, torch.device("cpu"), seed=0)
+    off = TrainingPair(dataclasses.replace(cfg, kernel_weight=0.0, center_weight=0.0), spec, genotype, torch.device("cpu"), 0)
+    alone = TrainingPair(dataclasses.replace(cfg, parent="none", kernel_weight=0.0, center_weight=0.0), spec, genotype,
+                         torch.device("cpu"), 0)
+    result = {
+        "preset": args.preset, "threads": torch.get_num_threads(), "batch_size": b,
+        "network": dataclasses.asdict(spec),
+        "child_only": images_per_second(lambda: alone.train_batch(x, y, cfg.lr), b, args.steps),
+        "child_parent": images_per_second(lambda: joint.train_batch(x, y, cfg.lr), b, args.steps),
+        "child_parent_cp_off": images_per_second(lambda: off.train_batch(x, y, cfg.lr), b, args.steps),
+        "evaluation": images_per_second(lambda: joint.evaluate([(x, y)]), b, args.steps),
+    }
+    result["cp_loss_cost"] = round(result["child_parent_cp_off"] / result["child_parent"], 3)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
