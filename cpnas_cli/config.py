@@ -17,7 +17,7 @@ import yaml
 from .engine.space import OPS
 from .errors import UserError
 
-STRATEGIES = ("cp", "bnas", "random", "abandit")  # engine/strategies/ implements each
+STRATEGIES = ("cp", "bnas", "random", "abandit", "pc-darts", "dcp")  # engine/strategies/ implements each
 PRESET_DIRS = (Path(__file__).parent / "presets", Path(__file__).parent.parent / "presets")
 
 
@@ -34,7 +34,7 @@ class DataConfig:
 
 @dataclass
 class SearchConfig:
-    strategy: str = "cp"  # cp | bnas (beta_P = 0) | random | abandit (see docs/strategies.md)
+    strategy: str = "cp"  # cp | bnas (beta_P = 0) | random | abandit (docs/strategies.md) | pc-darts | dcp (docs/differentiable.md)
     ops: list[str] = field(default_factory=lambda: list(OPS))  # candidate ops; K starts at len(ops)
     rounds: int = 3  # T: rounds per K, every op scored once per round (Alg. 1)
     beta_p: float = 2.0  # beta_P of Eq. 1; 0 = BNAS† (Child accuracy alone)
@@ -57,6 +57,30 @@ class SearchConfig:
     genotype: str = "darts"  # darts: two strongest edges per node | all: every non-zero edge
     bandit_lambda: float = 0.7  # abandit: weight of the newest reward in the moving average (book Eq. 4.11)
     bandit_reward: str = "child"  # abandit: child (A_C) | cp (Eq. 1 with beta_p)
+    # pc-darts and dcp (differentiable; docs/differentiable.md). Defaults: PC-DARTS's CIFAR-10 search.
+    diff_epochs: float = 50.0  # passes over the search-train split (fractions allowed); dcp: per network
+    diff_warmup_epochs: float = 15.0  # architecture frozen before this point, weights train from the start
+    diff_phase_epochs: float = 1.0  # epochs per step (one alpha event and checkpoint); dcp's Parent/Child turn
+    diff_batch_size: int = 256  # one weight batch and one architecture batch per iteration
+    diff_optimizer: str = "sgd"  # supernet weights (dcp: the Parent's): sgd | adam; momentum, grad_clip shared
+    diff_lr: float = 0.1  # cosine-annealed per batch to diff_lr_min
+    diff_lr_min: float = 0.0
+    diff_weight_decay: float = 3e-4
+    arch_lr: float = 6e-4  # Adam on the architecture logits (alpha, beta)
+    arch_betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
+    arch_weight_decay: float = 1e-3
+    pc_k: int = 4  # partial channels: 1/K of an edge's channels pass the mixed op (1 = DARTS); dcp too
+    pc_edge_norm: bool = True  # pc-darts: edge normalisation, softmax(beta) over a node's inputs
+    dcp_lambda: float = 5e-3  # weight of the tangent penalty D (Eq. 4.32); 0 drops it
+    dcp_mu: float = 0.2  # weight of the reconstruction error L_R (Eqs. 4.23, 4.32); 0 drops it
+    dcp_hessian: str = "ggn"  # Hessian in Eq. 4.33: ggn (rank-1 Gauss-Newton/Fisher) | exact (double backprop)
+    dcp_child_lr: float = 1e-3  # Adam on the Child's latent weights and scales (no weight decay)
+    dcp_child_ce: float = 0.0  # weight of a label cross-entropy added to the Child's weight loss (not in Eq. 4.32)
+    dcp_scales: str = "learned"  # beta of Eq. 4.22: learned (init mean |W|) | mean (mean |W| each step)
+    dcp_decouple: bool = True  # back-tracking correction of the architecture (Eqs. 4.50-4.53)
+    dcp_tau: int = 4  # back-track the ops ranked below tau by ||w_m||^2 (Eq. 4.53)
+    dcp_psi_lr: float = 1.0  # eta_psi: step size of the learned coupling psi (Eq. 4.51)
+    dcp_psi_init: float = 0.0  # psi at the start; 0 starts as plain DARTS updates
 
 
 @dataclass
@@ -230,12 +254,33 @@ def validate(config: Config) -> None:
         (0 < s.bandit_lambda <= 1, "search.bandit_lambda", "must be in (0, 1]", "use e.g. 0.7 (the book's value)"),
         (s.bandit_reward in ("child", "cp"), "search.bandit_reward", f"is {s.bandit_reward!r}", "use child or cp"),
         (s.stem_stride in (1, 2), "search.stem_stride", f"is {s.stem_stride}", "use 1 or 2"),
+    ] + _differentiable_checks(s) + [
         (0 < d.train_fraction and 0 < d.val_fraction and d.train_fraction + d.val_fraction <= 1,
          "data.train_fraction/val_fraction", "must be positive and sum to at most 1", "e.g. 0.5 and 0.05"),
     ] + _train_checks(config.train)
     for ok, key, problem, fix in checks:
         if not ok:
             raise UserError(f"{key} {problem}", fix)
+
+
+def _differentiable_checks(s: SearchConfig) -> list[tuple]:
+    return [
+        (s.diff_epochs > 0 and s.diff_phase_epochs > 0 and s.diff_warmup_epochs >= 0, "search.diff_epochs",
+         "and diff_phase_epochs must be positive, diff_warmup_epochs not negative", "e.g. 50, 1 and 15"),
+        (s.diff_batch_size >= 1, "search.diff_batch_size", "must be at least 1", "use e.g. 256"),
+        (s.diff_optimizer in ("sgd", "adam"), "search.diff_optimizer", f"is {s.diff_optimizer!r}", "use sgd or adam"),
+        (s.diff_lr > 0 and s.diff_lr_min >= 0 and s.arch_lr > 0 and s.dcp_child_lr > 0, "search.diff_lr",
+         "and arch_lr, dcp_child_lr must be positive (diff_lr_min not negative)", "e.g. 0.1, 6e-4, 1e-3"),
+        (len(s.arch_betas) == 2 and all(0 <= b < 1 for b in s.arch_betas), "search.arch_betas",
+         "must be two numbers in [0, 1)", "use e.g. [0.5, 0.999]"),
+        (s.pc_k >= 1 and (s.strategy not in ("pc-darts", "dcp") or s.channels % s.pc_k == 0), "search.pc_k",
+         f"({s.pc_k}) must divide search.channels ({s.channels})", "use e.g. pc_k 4 with 16 channels, or 1"),
+        (min(s.dcp_lambda, s.dcp_mu, s.dcp_child_ce, s.dcp_psi_lr, s.dcp_psi_init) >= 0, "search.dcp_lambda",
+         "and dcp_mu, dcp_child_ce, dcp_psi_lr, dcp_psi_init must not be negative", "use 0 to switch a term off"),
+        (s.dcp_hessian in ("ggn", "exact"), "search.dcp_hessian", f"is {s.dcp_hessian!r}", "use ggn or exact"),
+        (s.dcp_scales in ("learned", "mean"), "search.dcp_scales", f"is {s.dcp_scales!r}", "use learned or mean"),
+        (0 <= s.dcp_tau <= len(s.ops), "search.dcp_tau", f"must be in 0..{len(s.ops)}", "use e.g. 4"),
+    ]
 
 
 def _train_checks(t: TrainConfig) -> list[tuple]:

@@ -45,6 +45,16 @@ class SearchData:
             start_batch=start_batch)
         return _channels_last(batches), total
 
+    def arch_batches(self, key, count: int, batch_size: int, start_batch: int = 0):
+        """`count` batches of the search-validation split for architecture steps (differentiable
+        search): as many passes as needed, each reshuffled, in an order derived from (seed, key)."""
+        g = torch.Generator().manual_seed(datasets.derive_seed(self.seed, "arch-order", key))
+        passes = math.ceil(count * batch_size / len(self.val_idx))
+        order = torch.cat([self.val_idx[torch.randperm(len(self.val_idx), generator=g)] for _ in range(passes)])
+        return _channels_last(datasets.batches(
+            self.dataset.train_images, self.dataset.train_labels, order[: count * batch_size], batch_size,
+            shuffle_generator=None, device=self.device, start_batch=start_batch))
+
     def val_batches(self, batch_size: int):
         """The search-validation split in a fixed order, no augmentation."""
         return _channels_last(datasets.batches(
