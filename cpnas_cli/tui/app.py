@@ -14,6 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
 from ..runs import RUNS_ROOT
+from .alpha_panels import AlphaChart, PhasePanel, WeightsTable
 from .follow import POLL_SECONDS, LogFailed, LogFollower, LogFound, LogRead, Waiting
 from .panel import Panel
 from .ranking import RankingTable
@@ -38,7 +39,8 @@ sep3/5 = sep_conv_3x3/5x5 · dil3/5 = dil_conv_3x3/5x5 · avg3, max3: pools
 [b]Child / Parent[/b]: validation accuracy of the 1-bit Child ([cyan]A_C[/]), the
 full-precision Parent ([magenta]A_P[/]) and the gap ([yellow]A_P - A_C[/]) per sample;
 z = A_C + beta_P (A_P - A_C) (Eq. 1) scores every op of the sample.
-Training runs show loss and accuracy per epoch instead.
+Training runs show loss and accuracy per epoch instead. pc-darts/dcp searches
+show softmax(alpha) per edge (* kept now, β edge weight) and each phase.
 Paused, the screen keeps still; new events wait for f.
 
 Any key closes this help."""
@@ -93,6 +95,14 @@ class WatchApp(App[None]):
                 yield GenotypePanel(id="genotype")
                 yield SamplePanel(id="sample")
                 yield GapPanel(id="gap")
+        with Vertical(id="differentiable"):
+            with Horizontal(id="weights"):
+                yield WeightsTable("normal", id="weights-normal")
+                yield WeightsTable("reduce", id="weights-reduce")
+            with Grid(id="diff-panels"):
+                yield PhasePanel(id="phase")
+                yield GenotypePanel(id="diff-genotype")
+                yield AlphaChart(id="alpha-chart")
         with Grid(id="train"):
             yield AccuracyPanel(id="accuracy")
             yield LossPanel(id="loss")
@@ -159,6 +169,7 @@ class WatchApp(App[None]):
         s, board = self.state, self.board
         board.set_class(s.header is None, "-waiting")
         board.set_class(s.run == "train", "-train")
+        board.set_class(s.run != "train" and s.differentiable, "-differentiable")
         board.set_class(s.genotype is not None, "-done")
         board.set_class(self.cell == "reduce", "-reduce")
         for panel in board.query(Panel):

@@ -98,14 +98,18 @@ class SamplePanel(Panel):
 
 
 class GenotypePanel(Panel):
-    """The final genotype: per cell, the inputs of every intermediate node (op←input node)."""
+    """The final genotype (a differentiable search's current argmax one until then): per cell,
+    the inputs of every intermediate node (op←input node)."""
 
     def title(self) -> str:
+        s = self.state
+        if s.genotype is None and s.latest_alpha:
+            return f"genotype now (argmax after phase {s.latest_alpha['step']}/{s.latest_alpha['total']})"
         return "genotype"
 
     def lines(self, width: int, height: int) -> list[Text]:
         s = self.state
-        if not s.genotype:
+        if not s.current_genotype():
             return [Text("appears when the search finishes", style="dim")]
         lines = []
         for cell in ("normal", "reduce"):

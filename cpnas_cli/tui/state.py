@@ -4,6 +4,7 @@
 For a search it keeps, per cell and edge, the ops still alive, the ops pruned with the K they
 went at, and the scores z each op collected since the last pruning, so the ranking by the
 indicator e (Eq. 2) is live from the first sample instead of appearing once per K stage.
+A differentiable search (pc-darts, dcp) logs one `alpha` event per phase instead of samples.
 """
 
 import math
@@ -19,7 +20,9 @@ REQUIRED = {  # fields the panels read; an event without them is skipped as unre
     "ranking": ("K", "indicator"),
     "prune": ("K", "removed"),
     "epoch": ("epoch",),
+    "alpha": ("step", "total", "role", "weights", "genotype"),
 }
+DIFFERENTIABLE = ("pc-darts", "dcp")
 
 
 class Unreadable(ValueError):
@@ -43,6 +46,7 @@ class RunState:
     status: dict = field(default_factory=dict)  # the latest status event
     samples: list[dict] = field(default_factory=list)
     epochs: list[dict] = field(default_factory=list)
+    alphas: list[dict] = field(default_factory=list)  # one per phase of a differentiable search
     remaining: dict = field(default_factory=dict)  # cell -> edge -> ops alive
     pruned: dict = field(default_factory=dict)  # cell -> edge -> [(op, K)], in pruning order
     scores: dict = field(default_factory=dict)  # cell -> edge -> op -> [sum of z, count] this stage
@@ -105,6 +109,9 @@ class RunState:
     def _on_epoch(self, event: dict) -> None:
         self.epochs.append(event)
 
+    def _on_alpha(self, event: dict) -> None:
+        self.alphas.append(event)
+
     def _clear_scores(self) -> None:
         self.scores = {cell: [{op: [0.0, 0] for op in ops} for ops in edges] for cell, edges in self.remaining.items()}
 
@@ -146,6 +153,20 @@ class RunState:
     @property
     def latest(self) -> dict | None:
         return self.samples[-1] if self.samples else None
+
+    @property
+    def differentiable(self) -> bool:
+        """A pc-darts or dcp search: architecture weights per phase, no samples or pruning."""
+        strategy = ((self.header or {}).get("config") or {}).get("search", {}).get("strategy")
+        return bool(self.alphas) or strategy in DIFFERENTIABLE
+
+    @property
+    def latest_alpha(self) -> dict | None:
+        return self.alphas[-1] if self.alphas else None
+
+    def current_genotype(self) -> dict | None:
+        """The final genotype, or while a differentiable search runs, its current argmax one."""
+        return self.genotype or (self.latest_alpha or {}).get("genotype")
 
     def stage_samples(self) -> int:
         """Samples scored since the last pruning."""
@@ -197,11 +218,14 @@ class RunState:
     def total_steps(self) -> int:
         if self.run == "train":
             return int((self.header or {}).get("epochs") or (self.epochs[-1]["epochs"] if self.epochs else 0))
-        return int(self.status.get("total") or (self.latest or {}).get("total") or len(self.plan()))
+        return int(self.status.get("total") or (self.steps() or [{}])[-1].get("total") or len(self.plan()))
 
     def steps(self) -> list[dict]:
-        """The events that count progress: epochs for a training run, samples for a search."""
-        return self.epochs if self.run == "train" else self.samples
+        """The events that count progress: epochs for a training run, phases for a differentiable
+        search, samples for the others."""
+        if self.run == "train":
+            return self.epochs
+        return self.alphas if self.differentiable else self.samples
 
     def eta(self, now: float) -> float | None:
         """Seconds left: the mean time of the latest steps times the steps left, minus the time
@@ -215,6 +239,6 @@ class RunState:
         return max(0.0, left * per_step - min(since, per_step))
 
     def genotype_nodes(self, cell: str) -> list[list[tuple[str, int]]]:
-        """(op, input) of every incoming edge of every intermediate node of the final genotype."""
-        nodes = ((self.genotype or {}).get(cell) or {}).get("nodes") or []
+        """(op, input) of every incoming edge of every intermediate node of the shown genotype."""
+        nodes = ((self.current_genotype() or {}).get(cell) or {}).get("nodes") or []
         return [[(e.get("op", "?"), e.get("input", "?")) for e in node] for node in nodes]

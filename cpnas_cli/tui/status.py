@@ -38,7 +38,8 @@ class StatusLine(Panel):
         if s.state == "failed":
             line.append(f" {s.status.get('error', '')}", style="red")
         if s.header:
-            unit, last = ("epoch" if s.run == "train" else "sample"), (s.steps() or [{}])[-1]
+            unit = "epoch" if s.run == "train" else "phase" if s.differentiable else "sample"
+            last = (s.steps() or [{}])[-1]
             line.append(f"  {s.run} · {unit} {len(s.steps())}/{s.total_steps()}")
             if s.eta(now) is not None:
                 line.append(f" · ETA {duration(s.eta(now))}", style="bold")

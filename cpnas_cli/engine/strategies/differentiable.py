@@ -146,13 +146,15 @@ class DifferentiableStrategy(Strategy):
             progress = phase.start + phase.length * self.partial.batch / count
             train, arch_metrics = self.iteration(phase, x, y, xa, ya, progress)
             self.partial.add(len(y), train, arch_metrics)
-            ctx.progress(n=n + 1, batch=self.partial.batch, batches=count)
+            ctx.progress(n=n + 1, batch=self.partial.batch, batches=count, unit="phase")
         p, self.partial = self.partial, Partial()
         end = phase.start + phase.length
         fields = dict(step=n + 1, total=self.total, role=phase.role, epoch=round(end, 4), images=p.seen,
                       arch_steps=p.arch_steps, lr=round(self.cfg.diff_lr * self.schedule(end), 6), **p.means())
         fields.update(self.phase_event(phase, ctx))
-        fields.update(seconds=round(time.perf_counter() - started, 3), elapsed=round(ctx.elapsed(), 1))
+        seconds = time.perf_counter() - started
+        fields.update(seconds=round(seconds, 3), images_per_s=round(p.seen / max(seconds, 1e-9), 1),
+                      elapsed=round(ctx.elapsed(), 1))
         return [ctx.event("alpha", **fields)]
 
     # --- helpers for subclasses ------------------------------------------------------------
