@@ -11,6 +11,13 @@ schema version, the resolved config and the names of cells, edges and ops. Then,
   checkpoint  sample: how many samples the saved state holds
   genotype    path and the genotype itself
   epoch       a training epoch (train runs)
+  alpha       one phase of a differentiable search (pc-darts, dcp): step, total, role (search |
+              parent | child), epoch (reached by that role), images, arch_steps, lr, the phase's
+              means (loss, train_acc, arch_loss; dcp's Child also kl, recon, arch_agreement G,
+              tangent_distance D, penalty_share; dcp backtrack), acc_child (and dcp's acc_parent,
+              gap), weights: softmax(alpha) {cell: [{op: weight}] per edge} (dcp: the Child's),
+              edge_weights: {cell: [softmax(beta) per edge]} (pc-darts), weights_parent and psi
+              (dcp), genotype: the current argmax genotype, seconds, images_per_s, elapsed
 
 Every line has `t` (Unix time). A resumed run truncates the log back to its checkpoint, so the
 log always reads as one uninterrupted run plus its status lines; readers detect the rewrite (the
