@@ -31,7 +31,7 @@ def args(run_dir, strategy):
 
 def alphas(run_dir) -> list[str]:
     """Every alpha event without its timings, in order: equal lists mean an identical search."""
-    volatile = {"t", "seconds", "elapsed"}
+    volatile = {"t", "seconds", "images_per_s", "elapsed"}
     return [json.dumps({k: v for k, v in e.items() if k not in volatile}, sort_keys=True)
             for e in read_all(run_dir / "events.jsonl") if e["kind"] == "alpha"]
 

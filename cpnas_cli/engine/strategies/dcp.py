@@ -53,6 +53,7 @@ class DCPStrategy(DifferentiableStrategy):
                                 f"{role}.arch": (self.a_opts[role], self.archs[role])})
 
     def weight_lr(self, role: str, progress: float) -> float:
+        """The Parent's follow diff_lr, the Child's dcp_child_lr, on the same cosine."""
         base = self.cfg.diff_lr if role == "parent" else self.cfg.dcp_child_lr
         return base * self.schedule(progress)
 

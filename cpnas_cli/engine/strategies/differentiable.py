@@ -120,6 +120,10 @@ class DifferentiableStrategy(Strategy):
         c = self.cfg
         return cosine(c.diff_lr, c.diff_lr_min, progress, c.diff_epochs) / c.diff_lr
 
+    def weight_lr(self, role: str, progress: float) -> float:
+        """The learning rate of `role`'s weights at `progress` epochs."""
+        return self.cfg.diff_lr * self.schedule(progress)
+
     @abstractmethod
     def iteration(self, phase: Phase, x, y, xa, ya, progress: float) -> tuple[dict, dict | None]:
         """One weight step on (x, y) and, past the warm-up, one architecture step on (xa, ya).
@@ -150,7 +154,7 @@ class DifferentiableStrategy(Strategy):
         p, self.partial = self.partial, Partial()
         end = phase.start + phase.length
         fields = dict(step=n + 1, total=self.total, role=phase.role, epoch=round(end, 4), images=p.seen,
-                      arch_steps=p.arch_steps, lr=round(self.cfg.diff_lr * self.schedule(end), 6), **p.means())
+                      arch_steps=p.arch_steps, lr=round(self.weight_lr(phase.role, end), 6), **p.means())
         fields.update(self.phase_event(phase, ctx))
         seconds = time.perf_counter() - started
         fields.update(seconds=round(seconds, 3), images_per_s=round(p.seen / max(seconds, 1e-9), 1),
@@ -180,12 +184,12 @@ class DifferentiableStrategy(Strategy):
         net.train()
         return round(100.0 * correct / max(seen, 1), 4)
 
-    def arch_summary(self, arch, keep_meta: dict | None = None) -> dict:
+    def arch_summary(self, arch) -> dict:
         """Softmax weights per op per edge, edge weights, and the genotype they would give now."""
         alpha, beta = arch.as_lists()
         ops, nodes = list(self.cfg.ops), self.cfg.nodes
         summary = {"weights": _rounded(darts_rule.op_weights(alpha, ops)),
-                   "genotype": to_dict(darts_rule.derive(alpha, ops, nodes, beta, self.cfg.genotype, keep_meta))}
+                   "genotype": to_dict(darts_rule.derive(alpha, ops, nodes, beta, self.cfg.genotype))}
         if beta is not None:
             summary["edge_weights"] = {c: [round(w, 6) for w in ws] for c, ws in darts_rule.edge_weights(beta, nodes).items()}
         return summary

@@ -36,7 +36,7 @@ class PCDartsStrategy(DifferentiableStrategy):
         arch_metrics = None
         if progress >= self.cfg.diff_warmup_epochs:
             arch_metrics = {"arch_loss": self.arch_step(xa, ya)}
-        return self.weight_step(x, y, self.cfg.diff_lr * self.schedule(progress)), arch_metrics
+        return self.weight_step(x, y, self.weight_lr(phase.role, progress)), arch_metrics
 
     def arch_step(self, xa, ya) -> float:
         """First order: the gradient of the validation loss in (alpha, beta) at the current weights."""
