@@ -40,10 +40,17 @@ def parse_ops(value: str) -> list[str]:
     return [op.strip() for op in value.split(",") if op.strip()]
 
 
+def budget(s: configs.SearchConfig) -> str:
+    """What the search's size is made of, for the header line."""
+    if s.strategy in ("pc-darts", "dcp"):
+        return f"{s.diff_epochs:g} epochs, 1/{s.pc_k} channels, {len(s.ops)} ops"
+    return f"K={len(s.ops)}, T={s.rounds}, beta_P={s.beta_p:g}"
+
+
 @guard
 def search(
     preset: Preset = "quick",
-    strategy: Annotated[Optional[str], typer.Option(help="cp (default) | bnas (beta_P = 0) | random | abandit (see docs/strategies.md).")] = None,
+    strategy: Annotated[Optional[str], typer.Option(help="cp (default) | bnas (beta_P = 0) | random | abandit (docs/strategies.md) | pc-darts | dcp (docs/differentiable.md).")] = None,
     dataset: Dataset = None,
     data_dir: DataDir = None,
     beta_p: Annotated[Optional[float], typer.Option(help="beta_P of Eq. 1 (0 = Child accuracy only, BNAS†).")] = None,
@@ -91,8 +98,8 @@ def search(
             run = new_run_dir(config.name, run_dir)
             run.config.write_text(configs.dump_yaml(config))
             engine.begin(run)
-        console.print(f"[bold]cpnas search[/] {run.path}  ({config.search.strategy}, {config.data.dataset}, K={len(config.search.ops)}, "
-                      f"T={config.search.rounds}, beta_P={config.search.beta_p:g}, device {engine.device})")
+        console.print(f"[bold]cpnas search[/] {run.path}  ({config.search.strategy}, {config.data.dataset}, {budget(config.search)}, "
+                      f"device {engine.device})")
         try:
             with SearchProgress(console, engine.total, engine.n) as view:
                 engine.report = view
