@@ -21,7 +21,8 @@ Examples:
 
 @guard
 def evaluate(
-    checkpoint: Annotated[Path, typer.Argument(help="best.safetensors or last.safetensors of a `cpnas train` run.")],
+    checkpoint: Annotated[Path, typer.Argument(help="best.safetensors or last.safetensors of a `cpnas train` run, "
+                                                          "or a model.cpnas packed by `cpnas export`.")],
     dataset: Dataset = None,
     data_dir: DataDir = None,
     batch_size: Annotated[int, typer.Option(help="Evaluation batch size.")] = 500,

@@ -1,7 +1,8 @@
-"""`cpnas export`: write a run's genotype as cpnas JSON or as a DARTS Genotype(...) string."""
+"""`cpnas export`: by the output's suffix, a run's genotype (cpnas JSON or a DARTS Genotype(...)
+string), a picture of its cells (.svg, .dot), or a deployable packed 1-bit model (.cpnas)."""
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -16,11 +17,21 @@ Examples:
   cpnas export runs/20261122-101500-quick genotype.json
 
   cpnas export runs/20261122-101500-quick genotype.txt --format darts
+
+  cpnas export runs/20261122-101500-quick cells.svg          # or cells.dot (Graphviz)
+
+  cpnas export runs/<train-id>/best.safetensors model.cpnas  # packed 1-bit weights, folded BN
 """
+PICTURES = (".svg", ".dot", ".gv")
 
 
 def source_genotype(source: Path) -> genotypes.Genotype:
-    """The genotype of a search run directory, or of a genotype file."""
+    """The genotype of a search run directory, of a genotype file, or of a trained or packed model."""
+    if source.suffix in (".safetensors", ".cpnas"):
+        from ..engine.model_file import read_model
+        from ..engine.packing import read_packed
+
+        return (read_packed(source) if source.suffix == ".cpnas" else read_model(source))[0].genotype
     if source.is_dir():
         run = RunDir(source)
         if not run.genotype.is_file():
@@ -32,18 +43,46 @@ def source_genotype(source: Path) -> genotypes.Genotype:
 
 @guard
 def export(
-    source: Annotated[Path, typer.Argument(help="A search run directory or a genotype file (JSON or DARTS string).")],
-    output: Annotated[Path, typer.Argument(help="File to write.")],
-    format: Annotated[str, typer.Option("--format", "-f", help="json (cpnas genotype, default) | darts.")] = "json",
+    source: Annotated[Path, typer.Argument(help="A search run directory, a genotype file (JSON or DARTS string), "
+                                                "or a trained checkpoint (.safetensors) for .cpnas.")],
+    output: Annotated[Path, typer.Argument(help="File to write: .json/.txt genotype, .svg/.dot picture, .cpnas model.")],
+    format: Annotated[Optional[str], typer.Option("--format", "-f",
+                                                  help="Genotype files: json (cpnas, default) | darts.")] = None,
 ):
-    """Write the genotype found by a search."""
-    if format not in ("json", "darts"):
+    """Write the genotype found by a search, a picture of its cells, or a deployable 1-bit model."""
+    if format not in (None, "json", "darts"):
         raise UserError(f"unknown format {format!r}", "use --format json or --format darts")
     if not output.parent.is_dir():
         raise UserError(f"output directory {output.parent} does not exist", "create it first or choose another path")
+    if output.is_dir():
+        raise UserError(f"output {output} is a directory", "name a file, e.g. genotype.json, cells.svg or model.cpnas")
+    suffix = output.suffix.lower()
+    if format is not None and (suffix in PICTURES or suffix == ".cpnas"):
+        raise UserError(f"--format applies to genotype files, not {suffix}", "drop --format")
+    if suffix == ".cpnas":
+        return export_packed(source, output)
     genotype = source_genotype(source)
+    if suffix in PICTURES:
+        from ..engine.cell_picture import to_dot, to_svg
+
+        atomic_write_text(output, to_svg(genotype) if suffix == ".svg" else to_dot(genotype))
+        console.print(f"Wrote a picture of the normal and reduction cells to [bold]{output}[/]")
+        return
     if format == "darts":
         atomic_write_text(output, genotypes.to_darts(genotype) + "\n")
     else:
         genotypes.save(genotype, output)
-    console.print(f"Wrote {format} genotype to [bold]{output}[/]")
+    console.print(f"Wrote {format or 'json'} genotype to [bold]{output}[/]")
+
+
+def export_packed(checkpoint: Path, output: Path) -> None:
+    """Pack a trained Child and report the file's size beside the profile's memory figure."""
+    from ..engine.packing import pack_checkpoint
+    from .profile import file_line
+
+    if checkpoint.suffix != ".safetensors":
+        raise UserError(f"a .cpnas model is packed from trained weights, and {checkpoint} holds none",
+                        "pass best.safetensors or last.safetensors written by `cpnas train`")
+    figures = pack_checkpoint(checkpoint, output)
+    console.print(f"Wrote the packed 1-bit model to [bold]{output}[/]")
+    console.print(file_line(figures), highlight=False)

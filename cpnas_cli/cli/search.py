@@ -6,10 +6,12 @@ from typing import Annotated, Optional
 import typer
 
 from .. import config as configs
+from ..engine import genotype as genotypes
 from ..engine.space import OPS
 from ..errors import UserError
 from ..events import read_all
 from ..runs import existing_run, new_run_dir
+from .cell_tree import cell_tree
 from .options import DataDir, Dataset, Device, Preset, Resume, RunDirOpt, Seed, Sets, console, guard
 from .search_view import SearchProgress, survivors_table
 
@@ -108,4 +110,5 @@ def search(
             console.print(f"\n[yellow]Interrupted.[/] Resume with:  cpnas search --resume {run.path}")
             raise typer.Exit(130) from None
     console.print(survivors_table(read_all(run.events)))
+    console.print(cell_tree(genotypes.load(genotype_path)))
     console.print(f"Genotype: [bold]{genotype_path}[/]   (export: cpnas export {run.path} genotype.json)")

@@ -1,5 +1,6 @@
 """Test-set metrics of trained networks (top-1, top-5, per-class accuracy, confusion matrix), and
-the evaluation of a model file written by `cpnas train` on its (or another) dataset."""
+the evaluation of a model file written by `cpnas train` (or packed by `cpnas export`) on its (or
+another) dataset."""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,6 +10,7 @@ import torch
 from .. import data as datasets
 from ..errors import UserError
 from .model_file import load_model
+from .packing import load_packed
 
 
 @dataclass
@@ -81,7 +83,10 @@ def evaluate_model_file(path: Path, dataset: str | None, data_dir: str | None, b
     one it was trained on unless `dataset` says otherwise), check they fit, and measure."""
     if batch_size < 1:
         raise UserError(f"batch size must be at least 1, got {batch_size}", "use e.g. --batch-size 500")
-    info, child, parent = load_model(Path(path), device)
+    if Path(path).suffix == ".cpnas":  # a packed 1-bit model: the Child alone
+        (info, child), parent = load_packed(Path(path), device), None
+    else:
+        info, child, parent = load_model(Path(path), device)
     name = dataset or info.dataset
     if data_dir is None and name == info.dataset:
         data_dir = info.extras.get("data_dir")
