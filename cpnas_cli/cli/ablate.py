@@ -1,0 +1,89 @@
+"""`cpnas ablate`: compare settings of the search (beta_P, or the strategy) like Fig. 6: search
+each with the same seeds and budget, train each found genotype, tabulate and plot the results."""
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .. import config as configs
+from ..errors import UserError
+from ..runs import new_run_dir
+from .ablate_view import AblationProgress, summary_table, units_table
+from .options import Device, Preset, Resume, RunDirOpt, Seed, Sets, console, guard
+
+EXAMPLES = """
+Examples:
+
+  cpnas ablate --beta-p 0,0.5,1,2,3 --preset fashion-mnist --seeds 3      # Fig. 6 left
+
+  cpnas ablate --strategies random,bnas,cp,abandit --preset fashion-mnist  # Fig. 6 right
+
+  cpnas ablate --strategies cp,abandit --beta-p 1 --seeds 2                # one beta_P for every setting
+
+  cpnas ablate --resume runs/20261122-101500-ablate-fashion-mnist         # continue an interrupted one
+"""
+
+
+def parse_list(value: str | None, what: str, kind=str) -> list | None:
+    if value is None:
+        return None
+    try:
+        items = [kind(v.strip()) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"{what} {value!r} is not a comma-separated list of numbers", f"e.g. {what} 0,0.5,1,2,3") from None
+    if not items:
+        raise UserError(f"{what} is empty", f"give at least one value after {what}")
+    return items
+
+
+@guard
+def ablate(
+    beta_p: Annotated[Optional[str], typer.Option(help="beta_P values to compare (CP-NAS, Eq. 1), comma-separated.")] = None,
+    strategies: Annotated[Optional[str], typer.Option(help="Strategies to compare, comma-separated: cp, bnas, random, abandit.")] = None,
+    seeds: Annotated[int, typer.Option(help="Seeds per setting (seed, seed+1, ...): mean and spread over them.")] = 3,
+    preset: Preset = "quick",
+    seed: Seed = None,
+    device: Device = None,
+    sets: Sets = None,
+    run_dir: RunDirOpt = None,
+    resume: Resume = None,
+):
+    """Search every setting with every seed (same budget), train every found genotype with the
+    preset's training recipe, and write results.json, results.csv and a Fig. 6 style results.png."""
+    from ..engine.ablation import make_plan, rows, summary
+
+    if resume is not None:
+        given = [name for name, v in (("--beta-p", beta_p), ("--strategies", strategies), ("--seed", seed),
+                                      ("--set", sets), ("--run-dir", run_dir)) if v]
+        if given:
+            raise UserError(f"--resume continues an ablation with its own plan; {', '.join(given)} cannot change it",
+                            "drop those flags (only --device may change on resume)")
+    else:
+        plan = make_plan(parse_list(strategies, "--strategies"), parse_list(beta_p, "--beta-p", float), seeds, seed or 0)
+        base = configs.load_config(preset, {"device": device}, sets or [])
+
+    from ..engine.ablation.runner import Ablation  # torch: after the flags are checked
+    from ..engine.interrupt import Interrupted, graceful_interrupt
+
+    with graceful_interrupt() as stop:
+        if resume is not None:
+            ablation = Ablation.open(resume, device, stop=stop)
+        else:
+            folder = new_run_dir(f"ablate-{base.name}", run_dir).path
+            ablation = Ablation.create(folder, base, plan, stop=stop)
+        folder, plan = ablation.folder, ablation.plan
+        console.print(f"[bold]cpnas ablate[/] {folder}  ({len(plan.settings)} settings x {len(plan.seeds)} seeds, "
+                      f"{ablation.base.data.dataset}, device {ablation.base.device})")
+        try:
+            with AblationProgress(console, len(plan.units()), len(ablation.results)) as view:
+                ablation.report = view
+                ablation.run()
+        except (Interrupted, KeyboardInterrupt):
+            console.print(f"\n[yellow]Interrupted.[/] Resume with:  cpnas ablate --resume {folder}")
+            raise typer.Exit(130) from None
+    ablation.write_outputs()
+    console.print(units_table(rows(plan, ablation.results)))
+    console.print(summary_table(summary(plan, ablation.results)))
+    console.print(f"Results: [bold]{folder / 'results.csv'}[/], {folder / 'results.json'}, {folder / 'results.png'}")
+

@@ -1,0 +1,186 @@
+"""Running an ablation: every (setting, seed) unit is a `cpnas search` run and a `cpnas train`
+run of the genotype it found, side by side in the ablation's directory, then one results row.
+
+    <ablation>/
+      ablation.json          the plan (plan.py)
+      base.yaml              the resolved configuration every unit starts from (preset, flags, --set)
+      units/<setting>-seed<s>/search/   a search run (cpnas watch / cpnas search --resume work on it)
+      units/<setting>-seed<s>/train/    a training run of that search's genotype
+      results.json  results.csv  results.png   rewritten after every finished unit
+
+Each unit's search and training keep their own checkpoints and resume exactly; a unit that has
+its results row is never run again. So an ablation interrupted at any point continues where it
+stopped, without redoing finished settings.
+"""
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+from ... import config as configs
+from ...errors import UserError
+from ...events import read_all
+from ...runs import RunDir, atomic_write_bytes, atomic_write_text
+from .. import genotype as genotypes
+from ..interrupt import Interrupted
+from ..model_file import NetworkSpec
+from ..profile import profile_eval_network
+from ..search import Search
+from ..trainer import Trainer
+from .plan import Plan, Setting
+from .plot import chart_png
+from .results import REFERENCE, UnitResult, read_results, rows, write_tables
+
+PLAN, BASE = "ablation.json", "base.yaml"
+CONV_OPS = ("dil_conv_3x3", "dil_conv_5x5", "sep_conv_3x3", "sep_conv_5x5")
+
+
+class Ablation:
+    """`create` a new ablation or `open` an interrupted one, then `run()`."""
+
+    def __init__(self, folder: Path, base: configs.Config, plan: Plan, report: Callable = lambda e: None, stop=None):
+        self.folder, self.base, self.plan = Path(folder), base, plan
+        self.report, self.stop = report, stop
+        self.results = read_results(self.folder)
+
+    @classmethod
+    def create(cls, folder: Path, base: configs.Config, plan: Plan, **kwargs) -> "Ablation":
+        """Write the plan and the base configuration into `folder` (new or empty)."""
+        atomic_write_text(folder / PLAN, json.dumps(plan.to_dict(), indent=2) + "\n")
+        atomic_write_text(folder / BASE, configs.dump_yaml(base))
+        return cls(folder, base, plan, **kwargs)
+
+    @classmethod
+    def open(cls, folder: Path, device: str | None = None, **kwargs) -> "Ablation":
+        folder = Path(folder)
+        if not (folder / PLAN).is_file():
+            raise UserError(f"{folder} is not an ablation directory (no {PLAN})", "pass a directory made by `cpnas ablate`")
+        plan = Plan.from_dict(json.loads((folder / PLAN).read_text()))
+        base = configs.load_run_config(folder / BASE)
+        base.device = device or base.device
+        return cls(folder, base, plan, **kwargs)
+
+    @property
+    def finished(self) -> bool:
+        return len(self.results) == len(self.plan.units())
+
+    def run(self) -> list[UnitResult]:
+        """Every unit not yet done, in plan order; the outputs are rewritten after each one."""
+        done = {(r.setting, r.seed) for r in self.results}
+        units = self.plan.units()
+        for index, (setting, seed) in enumerate(units):
+            if (setting.label, seed) in done:
+                continue
+            if self.stop is not None and self.stop.is_set():
+                raise Interrupted(str(self.folder))
+            self.report({"kind": "unit", "index": index + 1, "total": len(units), "setting": setting.label, "seed": seed})
+            result = self._unit(setting, seed)
+            self.results.append(result)
+            self.write_outputs()
+            self.report({"kind": "result", **asdict(result)})
+        return self.results
+
+    def write_outputs(self) -> None:
+        write_tables(self.folder, self.plan, self.results, {"base": configs.to_dict(self.base)})
+        atomic_write_bytes(self.folder / "results.png", self.picture())
+
+    def picture(self) -> bytes:
+        table = rows(self.plan, self.results)
+        labels = [s.label for s in self.plan.settings]
+        values = [[r["test_acc_child"] for r in table if r["setting"] == label] for label in labels]
+        notes = [_time_note([r for r in table if r["setting"] == label]) for label in labels]
+        what = "beta_P (CP-NAS, Eq. 1)" if self.plan.axis == "beta_p" else "search strategy"
+        title = f"1-bit test accuracy by {what}: {self.base.data.dataset}, seeds {_seed_list(self.plan.seeds)}"
+        return chart_png(title, "Child test accuracy (%)", labels, values, notes, self.plan.axis == "beta_p")
+
+    # --- one unit -------------------------------------------------------------------------
+
+    def _unit(self, setting: Setting, seed: int) -> UnitResult:
+        where = self.folder / "units" / f"{setting.slug}-seed{seed}"
+        search_run, train_run = RunDir(where / "search"), RunDir(where / "train")
+        config = self._config(setting, seed)
+        if not search_run.genotype.is_file():
+            self.report({"kind": "phase", "phase": "search", "setting": setting.label, "seed": seed})
+            self._search(search_run, config)
+        genotype = genotypes.load(search_run.genotype)
+        if _finished(train_run) is None:
+            self.report({"kind": "phase", "phase": "train", "setting": setting.label, "seed": seed})
+            self._train(train_run, config, genotype)
+        searched, trained = _finished(search_run), _finished(train_run)
+        spec = NetworkSpec(**read_all(train_run.events)[0]["network"])
+        profile = profile_eval_network(genotype, spec)
+        return UnitResult(
+            setting=setting.label, seed=seed, strategy=setting.strategy, beta_p=genotype.meta.get("beta_p"),
+            genotype=genotypes.to_darts(genotype), conv_edges=_conv_edges(genotype),
+            search_seconds=searched["elapsed"], train_seconds=trained["elapsed"],
+            test_acc_child=trained["test_acc_child"], test_acc_parent=trained["test_acc_parent"],
+            params=profile.params, params_1bit=profile.params_1bit, params_32bit=profile.params_32bit,
+            memory_mbit=round(profile.memory_mbit, 4), mops=round(profile.ops / 1e6, 4),
+            search_run=str(search_run.path.relative_to(self.folder)), train_run=str(train_run.path.relative_to(self.folder)))
+
+    def _config(self, setting: Setting, seed: int) -> configs.Config:
+        config = configs.load_run_config(self.folder / BASE)
+        config.device = self.base.device
+        for key, value in {**setting.overrides(), "seed": seed}.items():
+            configs.set_value(config, key, value, source=f"ablation setting {setting.label}")
+        configs.validate(config)
+        return config
+
+    def _search(self, run: RunDir, config: configs.Config) -> None:
+        """Search, or resume the unit's interrupted search with its own saved configuration."""
+        if run.is_run():
+            config = self._saved(run)
+        engine = Search(config, self.report, self.stop)
+        if run.is_run():
+            engine.restore(run)
+        else:
+            self._start(run, config)
+            engine.begin(run)
+        engine.run()
+
+    def _train(self, run: RunDir, config: configs.Config, genotype: genotypes.Genotype) -> None:
+        if run.is_run():
+            config = self._saved(run)
+        engine = Trainer(config, genotype, self.report, self.stop)
+        if run.is_run():
+            engine.restore(run)
+        else:
+            self._start(run, config)
+            engine.begin(run)
+        engine.run()
+
+    def _saved(self, run: RunDir) -> configs.Config:
+        config = configs.load_run_config(run.config)
+        config.device = self.base.device
+        return config
+
+    @staticmethod
+    def _start(run: RunDir, config: configs.Config) -> None:
+        run.path.mkdir(parents=True, exist_ok=True)
+        run.config.write_text(configs.dump_yaml(config))
+
+
+def _finished(run: RunDir) -> dict | None:
+    """The run's `finished` status event, if it finished."""
+    if not run.events.is_file():
+        return None
+    return next((e for e in reversed(read_all(run.events)) if e["kind"] == "status" and e.get("state") == "finished"), None)
+
+
+def _conv_edges(genotype: genotypes.Genotype) -> int:
+    return sum(edge.op in CONV_OPS for cell in (genotype.normal, genotype.reduce) for node in cell.nodes for edge in node)
+
+
+def _time_note(table: list[dict]) -> str:
+    """Under a setting's label: its mean search time, relative to cp's when the plan has cp."""
+    if not table:
+        return "not run yet"
+    seconds = sum(r["search_seconds"] for r in table) / len(table)
+    ratios = [r["search_vs_cp"] for r in table if r["search_vs_cp"] is not None]
+    relative = f" = {sum(ratios) / len(ratios):.2f}x {REFERENCE}" if ratios else ""
+    return f"search {seconds / 60:.1f} min{relative}"
+
+
+def _seed_list(seeds) -> str:
+    return ", ".join(str(s) for s in seeds)
