@@ -2,8 +2,9 @@
 
 import typer
 
-from . import config_cmd, export, search, watch
+from . import ablate, config_cmd, export, search, watch
 from . import evaluate, train
+from . import profile
 
 app = typer.Typer(
     name="cpnas",
@@ -16,9 +17,11 @@ app = typer.Typer(
 app.command(epilog=search.EXAMPLES)(search.search)
 app.command(epilog=export.EXAMPLES)(export.export)
 app.command("config", epilog=config_cmd.EXAMPLES)(config_cmd.show_config)
+app.command(epilog=watch.EXAMPLES)(watch.watch)
 app.command(epilog=train.EXAMPLES)(train.train)
 app.command(epilog=evaluate.EXAMPLES)(evaluate.evaluate)
-app.command(epilog=watch.EXAMPLES)(watch.watch)
+app.command(epilog=profile.EPILOG)(profile.profile)
+app.command(epilog=ablate.EXAMPLES)(ablate.ablate)
 
 
 def main() -> None:

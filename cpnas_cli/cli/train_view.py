@@ -1,10 +1,13 @@
 """What `cpnas train` and `cpnas evaluate` show: live training progress and the result tables."""
 
+from typing import TYPE_CHECKING
+
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ..engine.evaluation import Metrics
+if TYPE_CHECKING:  # evaluation imports torch; `cpnas watch` and --help must not
+    from ..engine.evaluation import Metrics
 
 
 def _pct(value) -> str:
@@ -70,7 +73,7 @@ def summary_table(events: list[dict]) -> Table:
     return table
 
 
-def accuracy_table(results: dict[str, Metrics], class_names: list[str]) -> Table:
+def accuracy_table(results: "dict[str, Metrics]", class_names: list[str]) -> Table:
     """Overall and per-class accuracy, one column per network."""
     table = Table(title=f"Test accuracy ({next(iter(results.values())).n_images} images)")
     table.add_column("")
@@ -85,7 +88,7 @@ def accuracy_table(results: dict[str, Metrics], class_names: list[str]) -> Table
     return table
 
 
-def confusion_table(metrics: Metrics, class_names: list[str], title: str) -> Table:
+def confusion_table(metrics: "Metrics", class_names: list[str], title: str) -> Table:
     """Rows: true class; columns: predicted class (index); the diagonal in bold."""
     table = Table(title=title)
     table.add_column("true \\ predicted")
