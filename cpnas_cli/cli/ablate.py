@@ -40,7 +40,8 @@ def parse_list(value: str | None, what: str, kind=str) -> list | None:
 @guard
 def ablate(
     beta_p: Annotated[Optional[str], typer.Option(help="beta_P values to compare (CP-NAS, Eq. 1), comma-separated.")] = None,
-    strategies: Annotated[Optional[str], typer.Option(help="Strategies to compare, comma-separated: cp, bnas, random, abandit.")] = None,
+    strategies: Annotated[Optional[str], typer.Option(
+        help="Strategies to compare, comma-separated: cp, bnas, random, abandit, pc-darts, dcp.")] = None,
     seeds: Annotated[int, typer.Option(help="Seeds per setting (seed, seed+1, ...): mean and spread over them.")] = 3,
     preset: Preset = "quick",
     seed: Seed = None,

@@ -27,7 +27,9 @@ def _tokens(rows, full: bool, spaced: bool) -> list[Text]:
             tokens.append(Text.assemble((name, PRUNED), (f"{join}K{r.pruned_at}", "dim")))
         else:
             style = " ".join(s for s, on in ((LEADER, r.leader), (SAMPLED, r.sampled)) if on)
-            tokens.append(Text.assemble((name, style), (join + format_e(r.e), "bold" if r.leader else "")))
+            # unspaced, "sep5" + "1e-4" would read as one word: a colour marks where the value starts
+            value_style = ("bold " if r.leader else "") + ("" if spaced else "cyan")
+            tokens.append(Text.assemble((name, style), (join + format_e(r.e), value_style.strip())))
     return tokens
 
 
