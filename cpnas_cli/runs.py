@@ -18,6 +18,17 @@ from .errors import UserError
 RUNS_ROOT = Path("runs")
 
 
+def _file_mode() -> int:
+    """What open() would give a new file: 0666 minus the umask (read once, at import: reading it
+    means setting it, which is not thread-safe)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+FILE_MODE = _file_mode()
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temp file in the same directory, fsync, then rename over `path`: readers see the
     old file or the new one, never a torn one, whenever the process dies."""
@@ -25,6 +36,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), FILE_MODE)  # mkstemp makes 0600; a user's files follow the umask
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

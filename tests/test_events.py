@@ -63,3 +63,12 @@ def test_a_newer_schema_is_one_clear_error(tmp_path):
     path.write_text(json.dumps({"kind": "header", "schema": SCHEMA + 1}) + "\n")
     with pytest.raises(SchemaError, match=f"schema {SCHEMA + 1}"):
         read_all(path)
+
+
+def test_atomic_writes_give_files_the_usual_permissions(tmp_path):
+    from cpnas_cli.runs import atomic_write_text
+
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")  # what open() gives under this process's umask
+    atomic_write_text(tmp_path / "atomic.txt", "x")
+    assert (tmp_path / "atomic.txt").stat().st_mode == plain.stat().st_mode
