@@ -46,6 +46,13 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def publish(tmp: Path, path: Path) -> None:
+    """Rename a finished temp file over `path`, with the mode a new file gets (writers such as
+    safetensors create 0600 files)."""
+    os.chmod(tmp, FILE_MODE)
+    os.replace(tmp, path)
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 

@@ -72,3 +72,18 @@ def test_atomic_writes_give_files_the_usual_permissions(tmp_path):
     plain.write_text("x")  # what open() gives under this process's umask
     atomic_write_text(tmp_path / "atomic.txt", "x")
     assert (tmp_path / "atomic.txt").stat().st_mode == plain.stat().st_mode
+
+
+def test_published_temp_files_get_the_usual_permissions(tmp_path):
+    import os
+
+    from cpnas_cli.runs import publish
+
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    tmp = tmp_path / ".model.tmp"
+    tmp.write_text("x")
+    os.chmod(tmp, 0o600)  # as safetensors' writer leaves it
+    publish(tmp, tmp_path / "model.safetensors")
+    assert not tmp.exists()
+    assert (tmp_path / "model.safetensors").stat().st_mode == plain.stat().st_mode

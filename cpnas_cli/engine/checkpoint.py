@@ -13,7 +13,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..errors import UserError
-from ..runs import atomic_write_text
+from ..runs import atomic_write_text, publish
 
 STATE = "state.json"
 
@@ -24,7 +24,7 @@ def save_checkpoint(folder: Path, tensors: dict[str, torch.Tensor], state: dict,
     weights = folder / f"weights-{tag}.safetensors"
     tmp = weights.with_suffix(".tmp")
     save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
-    tmp.replace(weights)
+    publish(tmp, weights)
     atomic_write_text(folder / STATE, json.dumps({**state, "weights": weights.name}))
     for old in folder.glob("weights-*.safetensors"):
         if old != weights:

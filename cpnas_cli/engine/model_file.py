@@ -15,6 +15,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from ..errors import UserError
+from ..runs import publish
 from . import genotype as genotypes
 from .network import EvalNetwork
 from .ops import Style
@@ -71,7 +72,7 @@ def save_model(path: Path, info: ModelInfo, child: torch.nn.Module, parent: torc
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-    tmp.replace(path)
+    publish(tmp, path)
 
 
 def read_model(path: Path) -> tuple[ModelInfo, dict[str, torch.Tensor]]:

@@ -29,6 +29,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from ..errors import UserError
+from ..runs import publish
 from . import genotype as genotypes
 from .binary import BinaryConv2d, channel_scale, hard_sign
 from .model_file import ModelInfo, NetworkSpec, load_model
@@ -159,7 +160,7 @@ def write_packed(path: Path, info: ModelInfo, child: EvalNetwork, source: str = 
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         save_file(packed_tensors(child), str(tmp), metadata=metadata)
-        tmp.replace(path)
+        publish(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 
