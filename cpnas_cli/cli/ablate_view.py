@@ -5,8 +5,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from .progress_view import ProgressView
 
-class AblationProgress:
+
+class AblationProgress(ProgressView):
     """Three bars: units of the ablation, steps of the current search or training, batches.
     Call it with each event of the ablation and of the runs inside it."""
 
@@ -16,13 +18,6 @@ class AblationProgress:
         self.units = self.progress.add_task("ablation", total=units, completed=done, info="")
         self.steps = self.progress.add_task("  search", total=1, completed=0, info="")
         self.batches = self.progress.add_task("    batch", total=1, completed=0, info="")
-
-    def __enter__(self):
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        self.progress.__exit__(*exc)
 
     def __call__(self, event: dict) -> None:
         kind, update = event["kind"], self.progress.update

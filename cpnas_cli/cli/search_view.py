@@ -4,8 +4,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from .progress_view import ProgressView
 
-class SearchProgress:
+
+class SearchProgress(ProgressView):
     """Two bars (samples of the whole search, batches of the current sample) and a status line
     with K, round, sample, A_C, A_P and z of the latest sample. Call it with each event."""
 
@@ -17,13 +19,6 @@ class SearchProgress:
         )
         self.samples = self.progress.add_task("search ", total=total, completed=done, info="")
         self.batches = self.progress.add_task("  sample", total=1, completed=0, info="")
-
-    def __enter__(self):
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        self.progress.__exit__(*exc)
 
     def __call__(self, event: dict) -> None:
         kind = event["kind"]

@@ -6,6 +6,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from .progress_view import ProgressView
+
 if TYPE_CHECKING:  # evaluation imports torch; `cpnas watch` and --help must not
     from ..engine.evaluation import Metrics
 
@@ -20,7 +22,7 @@ def _clock(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-class TrainProgress:
+class TrainProgress(ProgressView):
     """Two bars (epochs of the run, batches of the current epoch) and one line per finished
     epoch: losses, train/test accuracy of Child and Parent, lr, images/s, ETA. Call it with each event."""
 
@@ -31,13 +33,6 @@ class TrainProgress:
         )
         self.epochs = self.progress.add_task("train ", total=epochs, completed=done, info="")
         self.batches = self.progress.add_task("  epoch", total=1, completed=0, info="")
-
-    def __enter__(self):
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        self.progress.__exit__(*exc)
 
     def __call__(self, event: dict) -> None:
         if event["kind"] == "progress":

@@ -102,11 +102,11 @@ class Ablation:
         config = self._config(setting, seed)
         if not search_run.genotype.is_file():
             self.report({"kind": "phase", "phase": "search", "setting": setting.label, "seed": seed})
-            self._search(search_run, config)
+            self._run(search_run, config, lambda c: Search(c, self.report, self.stop))
         genotype = genotypes.load(search_run.genotype)
         if _finished(train_run) is None:
             self.report({"kind": "phase", "phase": "train", "setting": setting.label, "seed": seed})
-            self._train(train_run, config, genotype)
+            self._run(train_run, config, lambda c: Trainer(c, genotype, self.report, self.stop))
         searched, trained = _finished(search_run), _finished(train_run)
         spec = NetworkSpec(**read_all(train_run.events)[0]["network"])
         profile = profile_eval_network(genotype, spec)
@@ -127,23 +127,14 @@ class Ablation:
         configs.validate(config)
         return config
 
-    def _search(self, run: RunDir, config: configs.Config) -> None:
-        """Search, or resume the unit's interrupted search with its own saved configuration."""
-        if run.is_run():
+    def _run(self, run: RunDir, config: configs.Config, make_engine: Callable) -> None:
+        """Run a unit's search or training (`make_engine(config)`), or resume its interrupted one
+        with its own saved configuration."""
+        resuming = run.is_run()
+        if resuming:
             config = self._saved(run)
-        engine = Search(config, self.report, self.stop)
-        if run.is_run():
-            engine.restore(run)
-        else:
-            self._start(run, config)
-            engine.begin(run)
-        engine.run()
-
-    def _train(self, run: RunDir, config: configs.Config, genotype: genotypes.Genotype) -> None:
-        if run.is_run():
-            config = self._saved(run)
-        engine = Trainer(config, genotype, self.report, self.stop)
-        if run.is_run():
+        engine = make_engine(config)
+        if resuming:
             engine.restore(run)
         else:
             self._start(run, config)
