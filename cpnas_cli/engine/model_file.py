@@ -75,20 +75,27 @@ def save_model(path: Path, info: ModelInfo, child: torch.nn.Module, parent: torc
     publish(tmp, path)
 
 
+def read_safetensors(path: Path, format: str, noun: str, kind: str, fix: str) -> tuple[dict, dict[str, torch.Tensor]]:
+    """Metadata and tensors of a cpnas safetensors file whose metadata says `format`; a missing,
+    truncated or foreign file is a UserError naming it (`noun` when missing, `kind` when foreign)."""
+    if not path.is_file():
+        raise UserError(f"{noun} {path} not found", fix)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            if metadata.get("format") != format:
+                raise UserError(f"{path} is not {kind}", fix)
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, RuntimeError, ValueError) as err:
+        raise UserError(f"{path} is truncated or not a safetensors file ({type(err).__name__})", fix) from None
+    return metadata, tensors
+
+
 def read_model(path: Path) -> tuple[ModelInfo, dict[str, torch.Tensor]]:
     """Metadata and raw tensors, validated; every problem is a UserError naming the file."""
     path = Path(path)
     fix = "pass a best.safetensors or last.safetensors written by `cpnas train`"
-    if not path.is_file():
-        raise UserError(f"checkpoint {path} not found", fix)
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-            if metadata.get("format") != FORMAT:
-                raise UserError(f"{path} is not a cpnas model checkpoint", fix)
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, RuntimeError, ValueError) as err:
-        raise UserError(f"{path} is truncated or not a safetensors file ({type(err).__name__})", fix) from None
+    metadata, tensors = read_safetensors(path, FORMAT, "checkpoint", "a cpnas model checkpoint", fix)
     if metadata.get("version") != str(VERSION):
         raise UserError(f"{path} has model format version {metadata.get('version')}, this cpnas reads {VERSION}",
                         "upgrade cpnas or retrain")

@@ -25,14 +25,13 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from ..errors import UserError
 from ..runs import publish
 from . import genotype as genotypes
 from .binary import BinaryConv2d, channel_scale, hard_sign
-from .model_file import ModelInfo, NetworkSpec, load_model
+from .model_file import ModelInfo, NetworkSpec, load_model, read_safetensors
 from .network import EvalNetwork
 from .profile import profile_eval_network
 
@@ -194,16 +193,7 @@ def _replace(net: nn.Module, name: str, module: nn.Module) -> None:
 def read_packed(path: Path) -> tuple[ModelInfo, dict[str, torch.Tensor]]:
     """Manifest and tensors, validated; every problem is a UserError naming the file."""
     fix = "pass a model.cpnas written by `cpnas export <checkpoint> model.cpnas`"
-    if not path.is_file():
-        raise UserError(f"packed model {path} not found", fix)
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-            if metadata.get("format") != FORMAT:
-                raise UserError(f"{path} is not a cpnas packed model", fix)
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, RuntimeError, ValueError) as err:
-        raise UserError(f"{path} is truncated or not a safetensors file ({type(err).__name__})", fix) from None
+    metadata, tensors = read_safetensors(path, FORMAT, "packed model", "a cpnas packed model", fix)
     if metadata.get("version") != str(VERSION):
         raise UserError(f"{path} has packed-model version {metadata.get('version')}, this cpnas reads {VERSION}",
                         "upgrade cpnas or export again")
