@@ -7,8 +7,8 @@ output channel (the mean absolute weight), which is the reconstructed filter Ĥ 
 """
 
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
+
+from .layers import Conv2d, conv2d
 
 
 def hard_sign(x: torch.Tensor) -> torch.Tensor:
@@ -61,7 +61,7 @@ def reconstructed_kernel(weight: torch.Tensor, quantizer: str = "ste") -> torch.
     return channel_scale(weight) * QUANTIZERS[quantizer](weight)
 
 
-class BinaryConv2d(nn.Conv2d):
+class BinaryConv2d(Conv2d):
     """A convolution whose input and kernel are both 1-bit (kernel scaled per output channel)."""
 
     def __init__(self, *args, quantizer: str = "ste", **kwargs):
@@ -71,4 +71,4 @@ class BinaryConv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         sign = QUANTIZERS[self.quantizer]
         w = reconstructed_kernel(self.weight, self.quantizer)
-        return F.conv2d(sign(x), w, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        return conv2d(sign(x), w, self.bias, self.stride, self.padding, self.dilation, self.groups)

@@ -15,6 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .binary import BinaryConv2d
+from .layers import BatchNorm2d, Conv2d
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class Style:
     running_stats: bool = False  # off under weight sharing: each sampled path normalizes by its own batch
 
     def bn(self, channels: int) -> nn.BatchNorm2d:
-        return nn.BatchNorm2d(channels, affine=self.affine, track_running_stats=self.running_stats)
+        return BatchNorm2d(channels, affine=self.affine, track_running_stats=self.running_stats)
 
     def conv(self, c_in, c_out, kernel, stride=1, padding=0, dilation=1, groups=1, block_input=True):
         """A conv with a 1-bit input and kernel (Child) or a full-precision one (Parent).
@@ -39,7 +40,7 @@ class Style:
         args = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, bias=False)
         if self.binary:
             return BinaryConv2d(c_in, c_out, kernel, quantizer=self.quantizer, **args)
-        conv = nn.Conv2d(c_in, c_out, kernel, **args)
+        conv = Conv2d(c_in, c_out, kernel, **args)
         if block_input and self.parent_activation == "relu":
             return nn.Sequential(nn.ReLU(inplace=False), conv)
         return conv
@@ -57,17 +58,22 @@ class Zero(nn.Module):
 
 
 class FactorizedReduce(nn.Module):
-    """Halves the resolution with two offset 1x1 stride-2 convs (DARTS), so no pixel is skipped."""
+    """Halves the resolution with two offset 1x1 stride-2 convs (DARTS), so no pixel is skipped.
+
+    A 1x1 conv with stride 2 is a 1x1 conv of the even pixels, so the pixels are picked first
+    and the convs run with stride 1 (the same numbers, 2-3x faster on CPU): the even ones, and
+    the odd ones with the zero row and column DARTS pads at the far edge of odd-sized maps."""
 
     def __init__(self, c_in: int, c_out: int, style: Style):
         super().__init__()
-        self.conv_a = style.conv(c_in, c_out // 2, 1, stride=2)
-        self.conv_b = style.conv(c_in, c_out - c_out // 2, 1, stride=2)
+        self.conv_a = style.conv(c_in, c_out // 2, 1)
+        self.conv_b = style.conv(c_in, c_out - c_out // 2, 1)
         self.bn = style.bn(c_out)
 
     def forward(self, x):
-        shifted = F.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:]  # same size as x, offset by one pixel
-        return self.bn(torch.cat([self.conv_a(x), self.conv_b(shifted)], dim=1))
+        even, odd = x[:, :, ::2, ::2], x[:, :, 1::2, 1::2]
+        odd = F.pad(odd, (0, even.shape[3] - odd.shape[3], 0, even.shape[2] - odd.shape[2]))
+        return self.bn(torch.cat([self.conv_a(even), self.conv_b(odd)], dim=1))
 
 
 def conv_bn(c_in: int, c_out: int, style: Style, kernel: int = 1, stride: int = 1) -> nn.Sequential:

@@ -31,6 +31,7 @@ from ..errors import UserError
 from ..runs import publish
 from . import genotype as genotypes
 from .binary import BinaryConv2d, channel_scale, hard_sign
+from .layers import conv2d
 from .model_file import ModelInfo, NetworkSpec, load_model, read_safetensors
 from .network import EvalNetwork
 from .profile import profile_eval_network
@@ -88,7 +89,7 @@ class PackedBinaryConv2d(nn.Module):
         self.register_buffer("kernel", beta.view(-1, 1, 1, 1) * unpack_signs(bits, shape), persistent=False)
 
     def forward(self, x):
-        return F.conv2d(hard_sign(x), self.kernel, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        return conv2d(hard_sign(x), self.kernel, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
 class FoldedBatchNorm2d(nn.Module):
