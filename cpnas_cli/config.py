@@ -54,6 +54,8 @@ class SearchConfig:
     stem_stride: int = 1  # 2 halves the input once in the stem: a CPU-budget knob
     quantizer: str = "ste"  # ste (clipped identity) | approx (Bi-Real ApproxSign)
     parent_activation: str = "relu"  # relu | identity where the Child binarizes
+    shortcut: bool = False  # a real-valued shortcut around every conv of an op (Bi-Real; not in the paper)
+    group_width: int = 1  # channels per group of the k x k convs of sep/dil ops; 1 = depth-wise (the paper)
     genotype: str = "darts"  # darts: two strongest edges per node | all: every non-zero edge
     bandit_lambda: float = 0.7  # abandit: weight of the newest reward in the moving average (book Eq. 4.11)
     bandit_reward: str = "child"  # abandit: child (A_C) | cp (Eq. 1 with beta_p)
@@ -111,6 +113,8 @@ class TrainConfig:
     cutout: int = 16  # cutout side in pixels (DeVries & Taylor, as in DARTS); 0 = off
     quantizer: str = "ste"  # ste (clipped identity) | approx (Bi-Real ApproxSign)
     parent_activation: str = "relu"  # relu | identity where the Child binarizes
+    shortcut: bool = False  # a real-valued shortcut around every conv of an op (Bi-Real; not in the paper)
+    group_width: int = 1  # channels per group of the k x k convs of sep/dil ops; 1 = depth-wise (the paper)
     parent: str = "joint"  # joint: trained alongside the Child | none | path to a cpnas model file (frozen Parent)
     kernel_source: str = "parent"  # H of Eq. 3: the Parent's kernel | self: the Child's own latent kernel (PCNN)
     kernel_weight: float = 1.0  # weight of sum_{c,l} MSE(H, Ĥ) (Eq. 3: 1); 0 = off
@@ -254,6 +258,7 @@ def validate(config: Config) -> None:
         (0 < s.bandit_lambda <= 1, "search.bandit_lambda", "must be in (0, 1]", "use e.g. 0.7 (the book's value)"),
         (s.bandit_reward in ("child", "cp"), "search.bandit_reward", f"is {s.bandit_reward!r}", "use child or cp"),
         (s.stem_stride in (1, 2), "search.stem_stride", f"is {s.stem_stride}", "use 1 or 2"),
+        (s.group_width >= 1, "search.group_width", "must be at least 1", "use 1 (depth-wise, the paper) or e.g. 16"),
     ] + _differentiable_checks(s) + [
         (0 < d.train_fraction and 0 < d.val_fraction and d.train_fraction + d.val_fraction <= 1,
          "data.train_fraction/val_fraction", "must be positive and sum to at most 1", "e.g. 0.5 and 0.05"),
@@ -291,6 +296,7 @@ def _train_checks(t: TrainConfig) -> list[tuple]:
         (t.channels is None or t.channels >= 1, "train.channels", "must be at least 1", "use e.g. --set train.channels=16"),
         (t.cells >= 1, "train.cells", "must be at least 1", "use e.g. --set train.cells=10"),
         (t.stem_stride in (1, 2), "train.stem_stride", f"is {t.stem_stride}", "use 1 or 2"),
+        (t.group_width >= 1, "train.group_width", "must be at least 1", "use 1 (depth-wise, the paper) or e.g. 16"),
         (t.epochs >= 1, "train.epochs", "must be at least 1", "use --epochs 1 or more"),
         (t.train_images is None or t.train_images >= 1, "train.train_images", "must be at least 1", "or null for all"),
         (t.batch_size >= 1 and t.eval_batch_size >= 1, "train.batch_size", "must be at least 1", "use e.g. --batch-size 96"),

@@ -2,6 +2,7 @@
 trained Child on the whole embedded test set, its file size against the profile, cell pictures
 and the terminal tree, and bad input."""
 
+import dataclasses
 import json
 import math
 import xml.etree.ElementTree as ElementTree
@@ -33,6 +34,8 @@ EVERY_OP = ("Genotype(normal=[('sep_conv_3x3', 0), ('dil_conv_5x5', 1), ('avg_po
             "reduce=[('skip_connect', 0), ('sep_conv_5x5', 1), ('max_pool_3x3', 0), ('dil_conv_3x3', 2), "
             "('avg_pool_3x3', 1), ('sep_conv_3x3', 3), ('dil_conv_5x5', 0), ('skip_connect', 4)], reduce_concat=[2, 3, 4, 5])")
 SPEC = NetworkSpec(in_channels=1, classes=10, channels=6, cells=5, image_size=28, auxiliary=True, stem_stride=2)
+# The CPU presets' Child: a real-valued shortcut around every 1-bit conv, grouped k x k convs.
+SPEC_SHORTCUT = dataclasses.replace(SPEC, shortcut=True, group_width=4)
 
 
 def invoke(*args):
@@ -79,12 +82,12 @@ def data():
     return load_dataset("embedded")
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, data):
+@pytest.fixture(scope="module", params=[SPEC, SPEC_SHORTCUT], ids=["paper-ops", "shortcut-grouped"])
+def checkpoint(request, tmp_path_factory, data):
     """A small Child (and Parent) trained for a few steps, so weights and BN statistics are real."""
     torch.manual_seed(0)
-    genotype = g.from_darts(EVERY_OP)
-    child, parent = SPEC.build(genotype, binary=True), SPEC.build(genotype, binary=False)
+    genotype, spec = g.from_darts(EVERY_OP), request.param
+    child, parent = spec.build(genotype, binary=True), spec.build(genotype, binary=False)
     optimizer = torch.optim.Adam(list(child.parameters()) + list(parent.parameters()), lr=0.01)
     for step in range(8):
         x = normalize(data.train_images[step * 64:(step + 1) * 64])
@@ -94,7 +97,7 @@ def checkpoint(tmp_path_factory, data):
         loss.backward()
         optimizer.step()
     path = tmp_path_factory.mktemp("export") / "best.safetensors"
-    save_model(path, ModelInfo(genotype, SPEC, data.classes, "embedded"), child.eval(), parent.eval())
+    save_model(path, ModelInfo(genotype, spec, data.classes, "embedded"), child.eval(), parent.eval())
     return path
 
 

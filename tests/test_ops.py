@@ -5,11 +5,13 @@ import torch
 import torch.nn.functional as F
 
 from cpnas_cli.engine.binary import ApproxSign, BinaryConv2d, SignSTE, hard_sign, reconstructed_kernel
-from cpnas_cli.engine.ops import Style, build_op
+from cpnas_cli.engine.ops import Style, average_channels, build_op, conv_bn
 from cpnas_cli.engine.space import OPS, cell_edges
 from cpnas_cli.engine.supernet import SearchNetwork
 
 CHILD, PARENT = Style(binary=True), Style(binary=False)
+STYLES = {"child": CHILD, "parent": PARENT, "child+shortcut": Style(binary=True, shortcut=True),
+          "parent+shortcut": Style(binary=False, shortcut=True)}
 
 
 def test_sign_of_zero_is_plus_one():
@@ -48,7 +50,7 @@ def test_binary_conv_sees_only_signs_of_its_input():
     assert torch.allclose(conv(x), conv(x * 7.5))  # magnitudes do not matter, only signs
 
 
-@pytest.mark.parametrize("style", [CHILD, PARENT], ids=["child", "parent"])
+@pytest.mark.parametrize("style", STYLES.values(), ids=STYLES.keys())
 @pytest.mark.parametrize("op", OPS)
 @pytest.mark.parametrize("size", [8, 7])
 def test_every_op_keeps_channels_and_halves_the_size_with_stride_2(style, op, size):
@@ -64,6 +66,33 @@ def test_child_convs_are_binary_and_parent_convs_are_not():
     assert sum(isinstance(m, BinaryConv2d) for m in child.modules()) == 4
     assert not any(isinstance(m, BinaryConv2d) for m in parent.modules())
     assert not any(isinstance(m, torch.nn.ReLU) for m in child.modules())  # no ReLU inside Child ops
+
+
+def test_shortcut_adds_the_input_to_every_conv_of_an_op():
+    torch.manual_seed(0)
+    op = build_op("dil_conv_3x3", 4, 1, Style(binary=True, shortcut=True)).eval()
+    x = torch.randn(2, 4, 6, 6)
+    dw, pw = op  # each a Shortcut around (1-bit conv, BN)
+    h = dw.body(x) + x
+    assert torch.allclose(op(x), pw.body(h) + h)
+    half = build_op("sep_conv_3x3", 4, 2, Style(binary=True, shortcut=True)).eval()
+    first = half[0]
+    assert torch.allclose(first(x), first.body(x) + F.avg_pool2d(x, 2, ceil_mode=True))
+
+
+def test_average_channels_takes_the_mean_of_neighbouring_channels():
+    x = torch.arange(8.0).view(1, 8, 1, 1)
+    assert average_channels(x, 2).flatten().tolist() == [1.5, 5.5]  # groups of four
+    uneven = average_channels(torch.arange(3.0).view(1, 3, 1, 1), 2)  # the stem's 3C into a 2C cell
+    assert uneven.flatten().tolist() == [0.5, 1.5]  # windows [0, 1] and [1, 2]
+
+
+def test_preprocessing_shortcut_carries_the_input_past_the_1_bit_conv():
+    torch.manual_seed(0)
+    pre = conv_bn(8, 2, Style(binary=True, shortcut=True)).eval()
+    x = torch.randn(2, 8, 5, 5)
+    mean_of_fours = x.view(2, 2, 4, 5, 5).mean(dim=2)
+    assert torch.allclose(pre(x), pre.body(x) + mean_of_fours, atol=1e-6)
 
 
 def tiny_net(style, ops=OPS):

@@ -179,7 +179,8 @@ def network_spec(dataset: str, size: str | None, channels: int | None, preset: s
             channels = train.channels or train.sizes[SIZES.index(train.size)]
     in_channels, side, classes = DATASET_INPUTS[dataset]
     return NetworkSpec(in_channels, classes, channels, train.cells, side, imagenet_stem=imagenet or train.imagenet_stem,
-                       reductions=train.reductions, stem_stride=train.stem_stride)
+                       reductions=train.reductions, stem_stride=train.stem_stride, shortcut=train.shortcut,
+                       group_width=train.group_width)
 
 
 # --- rendering ------------------------------------------------------------------------------

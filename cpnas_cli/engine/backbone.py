@@ -8,7 +8,7 @@ convention of the binary-network literature (and visible in `cpnas profile`).
 
 import torch.nn as nn
 
-from .ops import FactorizedReduce, Style, conv_bn
+from .ops import Style, conv_bn, reduce_input
 
 
 def reduction_cells(cells: int, at: list[int] | None = None) -> list[int]:
@@ -40,7 +40,7 @@ def stem(in_channels: int, out_channels: int, stride: int = 1, imagenet: bool = 
 
 def preprocess(c_prev_prev: int, c_prev: int, c: int, reduce_prev: bool, style: Style):
     """The fixed 1x1 blocks that bring a cell's two inputs to C channels at the same resolution."""
-    pre0 = FactorizedReduce(c_prev_prev, c, style) if reduce_prev else conv_bn(c_prev_prev, c, style)
+    pre0 = reduce_input(c_prev_prev, c, style) if reduce_prev else conv_bn(c_prev_prev, c, style)
     return pre0, conv_bn(c_prev, c, style)
 
 

@@ -25,7 +25,7 @@ class ChildParent:
         self.nets: dict[str, SearchNetwork] = {}
         for role in ROLES:
             torch.manual_seed(seed)  # same initial weights for Child and Parent
-            style = Style(binary=role == "child", quantizer=cfg.quantizer, parent_activation=cfg.parent_activation)
+            style = Style.of(cfg, binary=role == "child")
             net = SearchNetwork(in_channels, classes, cfg.channels, cfg.cells, cfg.ops, style,
                                 nodes=cfg.nodes, reductions=cfg.reductions, stem_stride=cfg.stem_stride)
             self.nets[role] = net.to(device, memory_format=torch.channels_last)

@@ -39,10 +39,11 @@ class NetworkSpec:
     quantizer: str = "ste"
     parent_activation: str = "relu"
     stem_stride: int = 1  # 2 halves the input in the stem (a CPU-budget knob; ignored by the ImageNet stem)
+    shortcut: bool = False  # a real-valued shortcut around every conv of an op (ops.Shortcut)
+    group_width: int = 1  # channels per group of the k x k convs of sep/dil ops (1 = depth-wise)
 
     def build(self, genotype: genotypes.Genotype, binary: bool, drop_path: float = 0.0) -> EvalNetwork:
-        style = Style(binary=binary, quantizer=self.quantizer, parent_activation=self.parent_activation,
-                      affine=True, running_stats=True)
+        style = Style.of(self, binary, affine=True, running_stats=True)
         return EvalNetwork(genotype, self.in_channels, self.classes, self.channels, self.cells, style,
                            auxiliary=self.auxiliary, imagenet_stem=self.imagenet_stem,
                            reductions=self.reductions, drop_path=drop_path, stem_stride=self.stem_stride)

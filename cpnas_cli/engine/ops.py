@@ -8,6 +8,7 @@ it the Parent would be an almost linear model and A_P would say little about an 
 Every op maps C channels to C channels; stride 2 halves the resolution (ceil for odd sizes).
 """
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -27,6 +28,18 @@ class Style:
     parent_activation: str = "relu"  # relu | identity: what the Parent has where the Child binarizes
     affine: bool = False  # BN scale/shift: off in the search supernet, on in evaluation networks
     running_stats: bool = False  # off under weight sharing: each sampled path normalizes by its own batch
+    shortcut: bool = False  # Bi-Real: every conv of an op its own BN and a real-valued shortcut around it
+    group_width: int = 1  # channels per group of the k x k convs in sep/dil ops; 1 = depth-wise (the paper)
+
+    @classmethod
+    def of(cls, settings, binary: bool, **batchnorm) -> "Style":
+        """The style a search or train config (or a NetworkSpec) names: quantizer, Parent activation, shortcut."""
+        return cls(binary=binary, quantizer=settings.quantizer, parent_activation=settings.parent_activation,
+                   shortcut=settings.shortcut, group_width=settings.group_width, **batchnorm)
+
+    def spatial_groups(self, c: int) -> int:
+        """Groups of the k x k conv of a separable or dilated op over c channels."""
+        return c // math.gcd(c, self.group_width)
 
     def bn(self, channels: int) -> nn.BatchNorm2d:
         return BatchNorm2d(channels, affine=self.affine, track_running_stats=self.running_stats)
@@ -44,6 +57,41 @@ class Style:
         if block_input and self.parent_activation == "relu":
             return nn.Sequential(nn.ReLU(inplace=False), conv)
         return conv
+
+
+    def unit(self, c, kernel, stride=1, padding=0, dilation=1, groups=1, block_input=True) -> nn.Module:
+        """conv BN with a real-valued shortcut around it (Bi-Real Net): x + BN(conv(x))."""
+        body = nn.Sequential(self.conv(c, c, kernel, stride, padding, dilation, groups, block_input), self.bn(c))
+        return Shortcut(body, stride)
+
+
+class Shortcut(nn.Module):
+    """body(x) + x, x average-pooled 2x2 (ceil) where the body halves the resolution, and
+    averaged over neighbouring channels where the body changes the channel count.
+
+    Around a 1-bit conv this keeps the real-valued activation flowing past the sign() (Bi-Real
+    Net): the conv only has to learn a correction, and the information sign() throws away is
+    not lost for the layers after it. The addition is full precision, as in every BNN since."""
+
+    def __init__(self, body: nn.Module, stride: int, c_in: int | None = None, c_out: int | None = None):
+        super().__init__()
+        self.body = body
+        self.pool = nn.AvgPool2d(2, ceil_mode=True) if stride == 2 else None
+        self.channels = c_out if c_in is not None and c_in != c_out else None
+
+    def forward(self, x):
+        skip = x if self.pool is None else self.pool(x)
+        if self.channels is not None:
+            skip = average_channels(skip, self.channels)
+        return self.body(x) + skip
+
+
+def average_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """Adaptive average pooling over the channel axis: each output channel the mean of its share
+    of neighbouring input channels (groups of equal size when the counts divide)."""
+    if x.shape[1] % channels == 0:
+        return x.unflatten(1, (channels, -1)).mean(dim=2)
+    return F.adaptive_avg_pool3d(x.unsqueeze(1), (channels, *x.shape[2:])).squeeze(1)
 
 
 class Zero(nn.Module):
@@ -76,19 +124,29 @@ class FactorizedReduce(nn.Module):
         return self.bn(torch.cat([self.conv_a(even), self.conv_b(odd)], dim=1))
 
 
-def conv_bn(c_in: int, c_out: int, style: Style, kernel: int = 1, stride: int = 1) -> nn.Sequential:
-    """(activation) conv BN: the cell's input preprocessing and the ImageNet stem blocks."""
-    return nn.Sequential(style.conv(c_in, c_out, kernel, stride, kernel // 2), style.bn(c_out))
+def conv_bn(c_in: int, c_out: int, style: Style, kernel: int = 1, stride: int = 1) -> nn.Module:
+    """(activation) conv BN: the cell's input preprocessing."""
+    body = nn.Sequential(style.conv(c_in, c_out, kernel, stride, kernel // 2), style.bn(c_out))
+    return Shortcut(body, stride, c_in, c_out) if style.shortcut else body
+
+
+def reduce_input(c_in: int, c_out: int, style: Style) -> nn.Module:
+    """FactorizedReduce as a cell's input preprocessing (the cell before was a reduction)."""
+    body = FactorizedReduce(c_in, c_out, style)
+    return Shortcut(body, 2, c_in, c_out) if style.shortcut else body
 
 
 def sep_conv(c: int, kernel: int, stride: int, style: Style) -> nn.Sequential:
     """Two stacked depth-wise + point-wise convs, the first carrying the stride."""
     pad = kernel // 2
+    if style.shortcut:
+        return nn.Sequential(style.unit(c, kernel, stride, pad, groups=style.spatial_groups(c)), style.unit(c, 1, block_input=False),
+                             style.unit(c, kernel, 1, pad, groups=style.spatial_groups(c)), style.unit(c, 1, block_input=False))
     return nn.Sequential(
-        style.conv(c, c, kernel, stride, pad, groups=c),
+        style.conv(c, c, kernel, stride, pad, groups=style.spatial_groups(c)),
         style.conv(c, c, 1, block_input=False),
         style.bn(c),
-        style.conv(c, c, kernel, 1, pad, groups=c),
+        style.conv(c, c, kernel, 1, pad, groups=style.spatial_groups(c)),
         style.conv(c, c, 1, block_input=False),
         style.bn(c),
     )
@@ -97,8 +155,11 @@ def sep_conv(c: int, kernel: int, stride: int, style: Style) -> nn.Sequential:
 def dil_conv(c: int, kernel: int, stride: int, style: Style) -> nn.Sequential:
     """A depth-wise conv with dilation 2 followed by a point-wise conv."""
     pad = kernel - 1  # dilation 2 keeps the size with padding = dilation * (kernel - 1) / 2
+    if style.shortcut:
+        return nn.Sequential(style.unit(c, kernel, stride, pad, dilation=2, groups=style.spatial_groups(c)),
+                             style.unit(c, 1, block_input=False))
     return nn.Sequential(
-        style.conv(c, c, kernel, stride, pad, dilation=2, groups=c),
+        style.conv(c, c, kernel, stride, pad, dilation=2, groups=style.spatial_groups(c)),
         style.conv(c, c, 1, block_input=False),
         style.bn(c),
     )
@@ -114,7 +175,9 @@ def pool(kind: str, stride: int, c: int, style: Style) -> nn.Sequential:
 
 
 def skip(c: int, stride: int, style: Style) -> nn.Module:
-    return nn.Identity() if stride == 1 else FactorizedReduce(c, c, style)
+    if stride == 1:
+        return nn.Identity()
+    return reduce_input(c, c, style)
 
 
 OP_BUILDERS = {

@@ -47,7 +47,8 @@ def network_spec(cfg: TrainConfig, data: datasets.Dataset) -> NetworkSpec:
         in_channels=data.in_channels, classes=data.num_classes, channels=cfg.channels or cfg.sizes[SIZES.index(cfg.size)],
         cells=cfg.cells, image_size=data.image_size, auxiliary=cfg.auxiliary_weight > 0,
         imagenet_stem=cfg.imagenet_stem, reductions=cfg.reductions, quantizer=cfg.quantizer,
-        parent_activation=cfg.parent_activation, stem_stride=cfg.stem_stride)
+        parent_activation=cfg.parent_activation, stem_stride=cfg.stem_stride,
+        shortcut=cfg.shortcut, group_width=cfg.group_width)
 
 
 @dataclass

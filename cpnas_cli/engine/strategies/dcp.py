@@ -36,9 +36,8 @@ class DCPStrategy(DifferentiableStrategy):
     def __init__(self, config, data, device):
         super().__init__(config, data, device)
         c = self.cfg
-        style = dict(quantizer=c.quantizer, parent_activation=c.parent_activation)
-        self.nets = {"parent": self.supernet(Style(binary=False, **style)),
-                     "child": self.supernet(Style(binary=True, **style))}
+        self.nets = {"parent": self.supernet(Style.of(c, binary=False)),
+                     "child": self.supernet(Style.of(c, binary=True))}
         if c.dcp_scales == "learned":
             learn_scales(self.nets["child"])
         shape = (len(cell_edges(c.nodes)), len(c.ops))

@@ -25,7 +25,7 @@ class PCDartsStrategy(DifferentiableStrategy):
     def __init__(self, config, data, device):
         super().__init__(config, data, device)
         c = self.cfg
-        self.net = self.supernet(Style(binary=True, quantizer=c.quantizer, parent_activation=c.parent_activation))
+        self.net = self.supernet(Style.of(c, binary=True))
         self.arch = ArchParams(len(cell_edges(c.nodes)), len(c.ops), c.pc_edge_norm, config.seed).to(device)
         self.w_opt = weight_optimizer(self.net.parameters(), c)
         self.a_opt = arch_optimizer(self.arch.parameters(), c)
