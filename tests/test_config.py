@@ -57,6 +57,9 @@ def test_int_is_accepted_for_a_float_key():
     (["search.ops=[skip]"], "at least 2 distinct ops"),
     (["search.ops=[skip, conv_9x9]"], "unknown ops"),
     (["search.quantizer=ternary"], "quantizer"),
+    (["search.group_width=0"], "search.group_width must be at least 1"),
+    (["train.group_width=0"], "train.group_width must be at least 1"),
+    (["train.shortcut=maybe"], "train.shortcut.*must be bool"),
     (["data.train_fraction=0.9", "data.val_fraction=0.2"], "sum to at most 1"),
     (["search.lr"], "not key=value"),
 ])

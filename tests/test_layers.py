@@ -33,6 +33,20 @@ def test_dilated_depthwise_conv_equals_torch_values_and_gradients(layout, kernel
         assert torch.allclose(a, b, atol=1e-4)
 
 
+def test_dilated_conv_second_derivative_equals_torch():
+    """DCP's exact Hessian differentiates the gradient of a dilated conv once more."""
+    torch.manual_seed(0)
+    ours = Conv2d(4, 4, 3, 1, padding=2, dilation=2, groups=4, bias=False)
+    x = torch.randn(2, 4, 6, 6, requires_grad=True)
+
+    def grad_norm(y):
+        (gw,) = torch.autograd.grad(y.square().sum(), ours.weight, create_graph=True)
+        return torch.autograd.grad(gw.square().sum(), x)[0]
+
+    expected = grad_norm(F.conv2d(x, ours.weight, None, 1, 2, 2, 4))
+    assert torch.allclose(grad_norm(ours(x)), expected, atol=1e-4)
+
+
 @pytest.mark.parametrize("training", [True, False])
 def test_batchnorm_on_channels_last_equals_torch_and_keeps_the_layout(training):
     torch.manual_seed(0)

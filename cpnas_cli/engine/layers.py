@@ -1,12 +1,15 @@
 """Conv2d and BatchNorm2d as the candidate ops use them, around two slow CPU kernels of PyTorch.
 
 Both compute what torch's own layers compute (same parameters, same state_dict) by another route:
-- A dilated convolution is run as the plain convolution it equals, its taps spread `dilation`
-  apart with zeros between. oneDNN's dilated depth-wise kernels are 3-10x slower on CPU than the
-  plain ones at the sizes of the cells (benchmarks/layers.py); the zeros add exact zeros.
-- BatchNorm with batch statistics on a channels-last CPU tensor is normalised in the default
-  layout and converted back: ATen's channels-last CPU batch-norm kernel is 2-3x slower than its
-  default-layout one, more than the two copies cost. Running statistics (eval) take the native path.
+- A dilated convolution runs torch's forward, but its backward is that of the plain convolution
+  it equals, the kernel's taps spread `dilation` apart with zeros between: oneDNN's dilated
+  backward kernels are 2-10x slower on CPU than the plain ones at the sizes of the cells, while
+  its dilated forward is faster than the spread one (benchmarks/layers.py).
+- BatchNorm with batch statistics on a channels-last CPU tensor that autograd will differentiate
+  is normalised in the default layout and converted back: the backward of ATen's channels-last
+  CPU batch norm is 2-3x slower than the default-layout one, more than the copies cost. Its
+  forward is fast, so without a graph (validation, eval) and with running statistics the native
+  path runs.
 """
 
 import torch
@@ -23,12 +26,35 @@ def spread_kernel(weight: torch.Tensor, dilation: tuple[int, int]) -> torch.Tens
     return spread
 
 
+class DilatedConv(torch.autograd.Function):
+    """F.conv2d without bias; the backward of the equal plain conv (built from differentiable ops,
+    so a second derivative, as DCP's exact Hessian takes, still works)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, stride, padding, dilation, groups):
+        ctx.save_for_backward(x, weight)
+        ctx.geometry = (stride, padding, dilation, groups)
+        return F.conv2d(x, weight, None, stride, padding, dilation, groups)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        stride, padding, dilation, groups = ctx.geometry
+        spread = spread_kernel(weight, dilation)
+        mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], False]
+        grad_x, grad_spread, _ = torch.ops.aten.convolution_backward(
+            grad, x, spread, None, stride, padding, (1, 1), False, (0, 0), groups, mask)
+        grad_w = None if grad_spread is None else grad_spread[:, :, :: dilation[0], :: dilation[1]]
+        return grad_x, grad_w, None, None, None, None
+
+
 def conv2d(x, weight, bias, stride, padding, dilation, groups) -> torch.Tensor:
-    """F.conv2d with integer padding; a dilated kernel is spread out first (see the module docstring)."""
-    dilation = nn.modules.utils._pair(dilation)
-    if dilation != (1, 1):
-        weight, dilation = spread_kernel(weight, dilation), 1
-    return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
+    """F.conv2d with integer padding; a dilated conv differentiated as a plain one (module docstring)."""
+    pair = nn.modules.utils._pair
+    if pair(dilation) == (1, 1) or not torch.is_grad_enabled():
+        return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
+    out = DilatedConv.apply(x, weight, pair(stride), pair(padding), pair(dilation), groups)
+    return out if bias is None else out + bias.view(1, -1, 1, 1)
 
 
 class Conv2d(nn.Conv2d):
@@ -39,11 +65,12 @@ class Conv2d(nn.Conv2d):
 
 
 class BatchNorm2d(nn.BatchNorm2d):
-    """nn.BatchNorm2d; batch statistics of a channels-last CPU tensor taken in the default layout."""
+    """nn.BatchNorm2d; in training, batch statistics of a channels-last CPU tensor are taken in
+    the default layout."""
 
     def forward(self, x):
         batch_stats = self.training or self.running_mean is None
-        if batch_stats and x.device.type == "cpu" and not x.is_contiguous() \
+        if batch_stats and torch.is_grad_enabled() and x.device.type == "cpu" and not x.is_contiguous() \
                 and x.is_contiguous(memory_format=torch.channels_last):
             return super().forward(x.contiguous()).contiguous(memory_format=torch.channels_last)
         return super().forward(x)
