@@ -52,6 +52,31 @@ def test_units_go_seed_by_seed():
     assert Plan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan
 
 
+def test_more_seeds_keep_the_settings_and_the_first_seed():
+    plan = make_plan(["cp", "random"], None, seeds=1, first_seed=3)
+    grown = plan.with_seeds(3)
+    assert grown.settings == plan.settings and grown.seeds == (3, 4, 5)
+    assert grown.units()[:2] == plan.units()  # the units already run come first, unchanged
+    with pytest.raises(UserError, match="fewer than the ablation's 3"):
+        grown.with_seeds(2)
+
+
+def test_resume_with_more_seeds_grows_the_saved_plan_and_keeps_its_results(tmp_path):
+    from cpnas_cli.config import load_config
+    from cpnas_cli.engine.ablation.runner import Ablation
+
+    one_seed = Plan(PLAN.axis, PLAN.settings, (0,))
+    Ablation.create(tmp_path, load_config("quick"), one_seed)
+    write_tables(tmp_path, one_seed, RESULTS[:2], {})
+    ablation = Ablation.open(tmp_path, seeds=2)
+    assert ablation.plan == PLAN and not ablation.finished
+    assert ablation.results == RESULTS[:2]
+    assert Ablation.open(tmp_path).plan == PLAN  # written back: a later plain --resume keeps the seeds
+    with pytest.raises(UserError, match="fewer"):
+        Ablation.open(tmp_path, seeds=1)
+    assert Ablation.open(tmp_path).plan == PLAN  # a refused call wrote nothing
+
+
 @pytest.mark.parametrize("strategies, betas, seeds, problem", [
     (None, None, 1, "nothing to compare"),
     (["cp", "bnas"], [0, 1], 1, "both list several values"),

@@ -22,6 +22,8 @@ Examples:
   cpnas ablate --strategies cp,abandit --beta-p 1 --seeds 2                # one beta_P for every setting
 
   cpnas ablate --resume runs/20261122-101500-ablate-fashion-mnist         # continue an interrupted one
+
+  cpnas ablate --resume runs/20261122-101500-ablate-fashion-mnist --seeds 5   # add seeds 3 and 4
 """
 
 
@@ -42,7 +44,9 @@ def ablate(
     beta_p: Annotated[Optional[str], typer.Option(help="beta_P values to compare (CP-NAS, Eq. 1), comma-separated.")] = None,
     strategies: Annotated[Optional[str], typer.Option(
         help="Strategies to compare, comma-separated: cp, bnas, random, abandit, pc-darts, dcp.")] = None,
-    seeds: Annotated[int, typer.Option(help="Seeds per setting (seed, seed+1, ...): mean and spread over them.")] = 3,
+    seeds: Annotated[Optional[int], typer.Option(
+        help="Seeds per setting (seed, seed+1, ...): mean and spread over them (default 3). With "
+             "--resume: grow the ablation to this many seeds.", show_default=False)] = None,
     preset: Preset = "quick",
     seed: Seed = None,
     device: Device = None,
@@ -59,9 +63,10 @@ def ablate(
                                       ("--set", sets), ("--run-dir", run_dir)) if v]
         if given:
             raise UserError(f"--resume continues an ablation with its own plan; {', '.join(given)} cannot change it",
-                            "drop those flags (only --device may change on resume)")
+                            "drop those flags (only --device and --seeds may change on resume)")
     else:
-        plan = make_plan(parse_list(strategies, "--strategies"), parse_list(beta_p, "--beta-p", float), seeds, seed or 0)
+        plan = make_plan(parse_list(strategies, "--strategies"), parse_list(beta_p, "--beta-p", float),
+                         3 if seeds is None else seeds, seed or 0)
         base = configs.load_config(preset, {"device": device}, sets or [])
 
     from ..engine.ablation.runner import Ablation  # torch: after the flags are checked
@@ -69,7 +74,7 @@ def ablate(
 
     with graceful_interrupt() as stop:
         if resume is not None:
-            ablation = Ablation.open(resume, device, stop=stop)
+            ablation = Ablation.open(resume, device, seeds, stop=stop)
         else:
             folder = new_run_dir(f"ablate-{base.name}", run_dir).path
             ablation = Ablation.create(folder, base, plan, stop=stop)

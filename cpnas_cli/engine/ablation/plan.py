@@ -42,6 +42,13 @@ class Plan:
     def units(self) -> list[tuple[Setting, int]]:
         return [(setting, seed) for seed in self.seeds for setting in self.settings]
 
+    def with_seeds(self, count: int) -> "Plan":
+        """The same settings with `count` seeds from the first: more seeds for a run ablation."""
+        if count < len(self.seeds):
+            raise UserError(f"--seeds {count} is fewer than the ablation's {len(self.seeds)}",
+                            f"give --seeds {len(self.seeds) + 1} or more to add seeds, or drop --seeds")
+        return Plan(self.axis, self.settings, tuple(range(self.seeds[0], self.seeds[0] + count)))
+
     def to_dict(self) -> dict:
         return {"axis": self.axis, "settings": [asdict(s) for s in self.settings], "seeds": list(self.seeds)}
 

@@ -52,13 +52,17 @@ class Ablation:
         return cls(folder, base, plan, **kwargs)
 
     @classmethod
-    def open(cls, folder: Path, device: str | None = None, **kwargs) -> "Ablation":
+    def open(cls, folder: Path, device: str | None = None, seeds: int | None = None, **kwargs) -> "Ablation":
+        """An interrupted or finished ablation; `seeds` grows its plan to that many seeds."""
         folder = Path(folder)
         if not (folder / PLAN).is_file():
             raise UserError(f"{folder} is not an ablation directory (no {PLAN})", "pass a directory made by `cpnas ablate`")
         plan = Plan.from_dict(json.loads((folder / PLAN).read_text()))
         base = configs.load_run_config(folder / BASE)
         base.device = device or base.device
+        if seeds is not None and seeds != len(plan.seeds):
+            plan = plan.with_seeds(seeds)
+            atomic_write_text(folder / PLAN, json.dumps(plan.to_dict(), indent=2) + "\n")
         return cls(folder, base, plan, **kwargs)
 
     @property
