@@ -43,9 +43,9 @@ def compare(name, shape, torch_layer, our_layer, repeats) -> dict:
             "speedup": round(theirs / ours, 2), "max_abs_diff": diff}
 
 
-def dilated(c, kernel, stride):
-    ours = Conv2d(c, c, kernel, stride, kernel - 1, dilation=2, groups=c, bias=False)
-    theirs = nn.Conv2d(c, c, kernel, stride, kernel - 1, dilation=2, groups=c, bias=False)
+def dilated(c, kernel, stride, groups):
+    ours = Conv2d(c, c, kernel, stride, kernel - 1, dilation=2, groups=groups, bias=False)
+    theirs = nn.Conv2d(c, c, kernel, stride, kernel - 1, dilation=2, groups=groups, bias=False)
     theirs.load_state_dict(ours.state_dict())
     return theirs.to(memory_format=CHANNELS_LAST), ours.to(memory_format=CHANNELS_LAST)
 
@@ -72,8 +72,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
     n, r = args.batch, args.repeats
-    rows = [compare(f"dil_conv {k}x{k} dw stride {s}", (n, c, h, h), *dilated(c, k, s), r)
-            for c, h, k, s in [(32, 14, 5, 2), (32, 14, 3, 2), (32, 7, 5, 1), (32, 7, 3, 1), (64, 4, 3, 1), (64, 4, 5, 1)]]
+    # depth-wise (the paper's ops) and 16 channels per group (group_width: 16, docs/ops.md)
+    rows = [compare(f"dil_conv {k}x{k} {'dw' if g == c else f'{c // g} groups'} stride {s}", (n, c, h, h),
+                    *dilated(c, k, s, g), r)
+            for c, h, k, s in [(32, 14, 5, 2), (32, 14, 3, 2), (32, 7, 5, 1), (32, 7, 3, 1), (64, 4, 3, 1), (64, 4, 5, 1)]
+            for g in (c, c // 16)]
     rows += [compare("batchnorm (batch statistics)", (n, c, h, h), *batchnorm(c), r)
              for c, h in [(48, 14), (32, 7), (64, 4)]]
     rows += [compare("factorized reduce (1-bit)", (n, c, h, h), *factorized_reduce(c), r) for c, h in [(32, 14), (64, 7)]]
