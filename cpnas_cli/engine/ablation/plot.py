@@ -30,7 +30,8 @@ def chart_png(title: str, ylabel: str, labels: list[str], values: list[list[floa
     for i, (label, column, note) in enumerate(zip(labels, values, notes)):
         x = LEFT + (i + 0.5) * step
         draw.text((x, HEIGHT - BOTTOM + 12), label, fill=INK, font=font, anchor="ma")
-        draw.text((x, HEIGHT - BOTTOM + 38), note, fill=INK, font=small, anchor="ma")
+        for row, line in enumerate(note.splitlines()):
+            draw.text((x, HEIGHT - BOTTOM + 38 + 18 * row), line, fill=INK, font=small, anchor="ma")
         means.append(_column(draw, x, column, y_of) if column else None)
     if connect:
         points = [p for p in means if p is not None]

@@ -173,7 +173,7 @@ def _time_note(table: list[dict]) -> str:
         return "not run yet"
     seconds = sum(r["search_seconds"] for r in table) / len(table)
     ratios = [r["search_vs_cp"] for r in table if r["search_vs_cp"] is not None]
-    relative = f" = {sum(ratios) / len(ratios):.2f}x {REFERENCE}" if ratios else ""
+    relative = f"\n{sum(ratios) / len(ratios):.2f}x {REFERENCE}" if ratios else ""  # a line of its own: 6+ columns
     return f"search {seconds / 60:.1f} min{relative}"
 
 
