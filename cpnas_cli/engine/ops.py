@@ -33,7 +33,8 @@ class Style:
 
     @classmethod
     def of(cls, settings, binary: bool, **batchnorm) -> "Style":
-        """The style a search or train config (or a NetworkSpec) names: quantizer, Parent activation, shortcut."""
+        """The style a search or train config (or a NetworkSpec) names: quantizer, Parent activation,
+        shortcut, group width."""
         return cls(binary=binary, quantizer=settings.quantizer, parent_activation=settings.parent_activation,
                    shortcut=settings.shortcut, group_width=settings.group_width, **batchnorm)
 
@@ -57,7 +58,6 @@ class Style:
         if block_input and self.parent_activation == "relu":
             return nn.Sequential(nn.ReLU(inplace=False), conv)
         return conv
-
 
     def unit(self, c, kernel, stride=1, padding=0, dilation=1, groups=1, block_input=True) -> nn.Module:
         """conv BN with a real-valued shortcut around it (Bi-Real Net): x + BN(conv(x))."""
@@ -139,29 +139,30 @@ def reduce_input(c_in: int, c_out: int, style: Style) -> nn.Module:
 
 
 def sep_conv(c: int, kernel: int, stride: int, style: Style) -> nn.Sequential:
-    """Two stacked depth-wise + point-wise convs, the first carrying the stride."""
-    pad = kernel // 2
+    """Two stacked depth-wise (or grouped, `group_width`) + point-wise convs, the first carrying the stride."""
+    pad, groups = kernel // 2, style.spatial_groups(c)
     if style.shortcut:
-        return nn.Sequential(style.unit(c, kernel, stride, pad, groups=style.spatial_groups(c)), style.unit(c, 1, block_input=False),
-                             style.unit(c, kernel, 1, pad, groups=style.spatial_groups(c)), style.unit(c, 1, block_input=False))
+        return nn.Sequential(style.unit(c, kernel, stride, pad, groups=groups), style.unit(c, 1, block_input=False),
+                             style.unit(c, kernel, 1, pad, groups=groups), style.unit(c, 1, block_input=False))
     return nn.Sequential(
-        style.conv(c, c, kernel, stride, pad, groups=style.spatial_groups(c)),
+        style.conv(c, c, kernel, stride, pad, groups=groups),
         style.conv(c, c, 1, block_input=False),
         style.bn(c),
-        style.conv(c, c, kernel, 1, pad, groups=style.spatial_groups(c)),
+        style.conv(c, c, kernel, 1, pad, groups=groups),
         style.conv(c, c, 1, block_input=False),
         style.bn(c),
     )
 
 
 def dil_conv(c: int, kernel: int, stride: int, style: Style) -> nn.Sequential:
-    """A depth-wise conv with dilation 2 followed by a point-wise conv."""
+    """A depth-wise (or grouped, `group_width`) conv with dilation 2 followed by a point-wise conv."""
     pad = kernel - 1  # dilation 2 keeps the size with padding = dilation * (kernel - 1) / 2
+    groups = style.spatial_groups(c)
     if style.shortcut:
-        return nn.Sequential(style.unit(c, kernel, stride, pad, dilation=2, groups=style.spatial_groups(c)),
+        return nn.Sequential(style.unit(c, kernel, stride, pad, dilation=2, groups=groups),
                              style.unit(c, 1, block_input=False))
     return nn.Sequential(
-        style.conv(c, c, kernel, stride, pad, dilation=2, groups=style.spatial_groups(c)),
+        style.conv(c, c, kernel, stride, pad, dilation=2, groups=groups),
         style.conv(c, c, 1, block_input=False),
         style.bn(c),
     )
@@ -177,9 +178,7 @@ def pool(kind: str, stride: int, c: int, style: Style) -> nn.Sequential:
 
 
 def skip(c: int, stride: int, style: Style) -> nn.Module:
-    if stride == 1:
-        return nn.Identity()
-    return reduce_input(c, c, style)
+    return nn.Identity() if stride == 1 else reduce_input(c, c, style)
 
 
 OP_BUILDERS = {
