@@ -2,6 +2,7 @@
 
     python benchmarks/train.py                                   # quick preset, DARTS V2 cells
     python benchmarks/train.py --preset fashion-mnist --genotype runs/<id>/genotype.json
+    python benchmarks/train.py --preset fashion-mnist --set train.size=medium   # a candidate recipe
 
 Measured on synthetic batches of the preset's image shape, after warm-up steps, in one process,
 so the ratios between the readings are what to compare (the machine class is shared and noisy):
@@ -46,8 +47,9 @@ def main() -> None:
     parser.add_argument("--preset", default="quick")
     parser.add_argument("--genotype", help="genotype.json or DARTS string file (default: DARTS V2 cells)")
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="as cpnas train --set")
     args = parser.parse_args()
-    config = load_config(args.preset, sets=["device=cpu"])
+    config = load_config(args.preset, sets=[*args.set, "device=cpu"])
     genotype = genotypes.load(args.genotype) if args.genotype else genotypes.from_darts(DARTS_V2)
     data = load_dataset(config.data.dataset, config.data.data_dir, config.data.image_size)
     cfg = config.train
@@ -60,7 +62,7 @@ def main() -> None:
     alone = TrainingPair(dataclasses.replace(cfg, parent="none", kernel_weight=0.0, center_weight=0.0), spec, genotype,
                          torch.device("cpu"), 0)
     result = {
-        "preset": args.preset, "threads": torch.get_num_threads(), "batch_size": b,
+        "preset": args.preset, "sets": args.set, "threads": torch.get_num_threads(), "batch_size": b,
         "network": dataclasses.asdict(spec),
         "child_only": images_per_second(lambda: alone.train_batch(x, y, cfg.lr), b, args.steps),
         "child_parent": images_per_second(lambda: joint.train_batch(x, y, cfg.lr), b, args.steps),

@@ -28,8 +28,6 @@ class DataConfig:
     image_size: int | None = None  # folder datasets: decoded side length (default 32)
     train_fraction: float = 0.5  # search: share of the training set that trains weights (Sec. 3.1)
     val_fraction: float = 0.05  # search: share that scores architectures (A_C, A_P)
-    crop_padding: int = 4  # random-crop augmentation: zero padding in pixels (0 = off)
-    flip: bool = True  # random horizontal flips
 
 
 @dataclass
@@ -47,6 +45,8 @@ class SearchConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     grad_clip: float = 5.0  # not in the paper's search recipe; DARTS search uses 5
+    crop_padding: int = 4  # random-crop augmentation (DARTS): zero padding in pixels; 0 = off
+    flip: bool = True  # random horizontal flips (DARTS)
     channels: int = 16  # C of the first cells
     cells: int = 6
     nodes: int = 4  # intermediate nodes per cell (4 -> 14 edges)
@@ -110,6 +110,8 @@ class TrainConfig:
     binary_weight_decay: float | None = None  # latent weights of the 1-bit convs; None: weight_decay
     grad_clip: float = 5.0
     label_smoothing: float = 0.0  # paper: on ImageNet only
+    crop_padding: int = 4  # random-crop augmentation (DARTS): zero padding in pixels; 0 = off
+    flip: bool = True  # random horizontal flips (DARTS)
     cutout: int = 16  # cutout side in pixels (DeVries & Taylor, as in DARTS); 0 = off
     quantizer: str = "ste"  # ste (clipped identity) | approx (Bi-Real ApproxSign)
     parent_activation: str = "relu"  # relu | identity where the Child binarizes
@@ -259,6 +261,7 @@ def validate(config: Config) -> None:
         (s.bandit_reward in ("child", "cp"), "search.bandit_reward", f"is {s.bandit_reward!r}", "use child or cp"),
         (s.stem_stride in (1, 2), "search.stem_stride", f"is {s.stem_stride}", "use 1 or 2"),
         (s.group_width >= 1, "search.group_width", "must be at least 1", "use 1 (depth-wise, the paper) or e.g. 16"),
+        (s.crop_padding >= 0, "search.crop_padding", "must not be negative", "use 0 to switch the random crop off"),
     ] + _differentiable_checks(s) + [
         (0 < d.train_fraction and 0 < d.val_fraction and d.train_fraction + d.val_fraction <= 1,
          "data.train_fraction/val_fraction", "must be positive and sum to at most 1", "e.g. 0.5 and 0.05"),
@@ -306,7 +309,8 @@ def _train_checks(t: TrainConfig) -> list[tuple]:
         (t.grad_clip > 0, "train.grad_clip", "must be positive", "use e.g. 5"),
         (0 <= t.label_smoothing < 1, "train.label_smoothing", "must be in [0, 1)", "use e.g. 0.1"),
         (0 <= t.drop_path < 1, "train.drop_path", "must be in [0, 1)", "use e.g. 0.2"),
-        (t.cutout >= 0 and t.auxiliary_weight >= 0, "train.cutout/auxiliary_weight", "must not be negative", "use 0 to switch off"),
+        (t.cutout >= 0 and t.auxiliary_weight >= 0 and t.crop_padding >= 0, "train.cutout/auxiliary_weight/crop_padding",
+         "must not be negative", "use 0 to switch off"),
         (t.quantizer in ("ste", "approx"), "train.quantizer", f"is {t.quantizer!r}", "use ste or approx"),
         (t.parent_activation in ("relu", "identity"), "train.parent_activation", f"is {t.parent_activation!r}", "use relu or identity"),
         (t.kernel_source in ("parent", "self"), "train.kernel_source", f"is {t.kernel_source!r}", "use parent or self"),

@@ -50,8 +50,10 @@ def test_int_is_accepted_for_a_float_key():
     (["search=1"], "unknown config key 'search'"),
     (["search.rounds=two"], "search.rounds.*must be int"),
     (["search.rounds=1.5"], "must be int"),
-    (["search.flip=true"], "unknown config key"),
-    (["data.flip=yes please"], "data.flip.*must be bool"),
+    (["data.flip=true"], "unknown config key 'data.flip'"),  # augmentation is per phase
+    (["train.flip=yes please"], "train.flip.*must be bool"),
+    (["search.crop_padding=-1"], "search.crop_padding must not be negative"),
+    (["train.crop_padding=-2"], "train.cutout/auxiliary_weight/crop_padding must not be negative"),
     (["search.beta_p=-1"], "beta_p must not be negative"),
     (["search.rounds=0"], "rounds.*at least 1"),
     (["search.ops=[skip]"], "at least 2 distinct ops"),

@@ -20,7 +20,7 @@ class SearchData:
         self.dataset = datasets.load_dataset(d.dataset, d.data_dir, d.image_size)
         self.train_idx, self.val_idx = datasets.search_split(
             len(self.dataset.train_labels), d.train_fraction, d.val_fraction, config.seed)
-        self.augment = datasets.Augment(crop_padding=d.crop_padding, flip=d.flip)
+        self.augment = datasets.Augment(crop_padding=config.search.crop_padding, flip=config.search.flip)
 
     @property
     def in_channels(self) -> int:

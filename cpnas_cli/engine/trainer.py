@@ -89,7 +89,7 @@ class Trainer:
             self.pair = TrainingPair(self.cfg, self.spec, genotype, self.device, config.seed)
         except ValueError as err:  # e.g. reduction indices outside the network
             raise UserError(f"cannot build the network: {err}", "check train.cells and train.reductions") from None
-        self.augment = datasets.Augment(crop_padding=d.crop_padding, flip=d.flip, cutout=self.cfg.cutout)
+        self.augment = datasets.Augment(crop_padding=self.cfg.crop_padding, flip=self.cfg.flip, cutout=self.cfg.cutout)
         self.n_train = min(self.cfg.train_images or len(self.data.train_labels), len(self.data.train_labels))
         self.batches_per_epoch = datasets.num_batches(self.n_train, self.cfg.batch_size, drop_last=True)
         if self.batches_per_epoch == 0:
