@@ -16,8 +16,10 @@ from typer.testing import CliRunner
 
 from cpnas_cli.cli.app import app
 from cpnas_cli.config import dump_yaml, load_config
+from cpnas_cli.data import Augment
 from cpnas_cli.engine import genotype as g
 from cpnas_cli.engine.model_file import load_model
+from cpnas_cli.engine.search_data import SearchData
 from cpnas_cli.engine.trainer import Trainer
 from cpnas_cli.events import read_all
 from cpnas_cli.runs import new_run_dir
@@ -265,3 +267,14 @@ def test_a_frozen_parent_from_a_model_file_supervises_a_new_child(reference, tmp
     result = runner.invoke(app, ["train", str(other), "--run-dir", str(tmp_path / "x"),
                                  *sets(TINY + [f"train.parent={best}"])])
     assert_one_line_error(result, "from another genotype")
+
+
+def test_search_and_training_each_augment_by_their_own_keys():
+    """Augmentation is per phase: the fashion-mnist preset searches with crop + flip and trains without."""
+    config = load_config("quick", sets=[*TINY, "search.crop_padding=3", "search.flip=true",
+                                        "train.crop_padding=0", "train.flip=false", "train.cutout=5"])
+    assert SearchData(config, torch.device("cpu")).augment == Augment(crop_padding=3, flip=True)
+    assert Trainer(config, g.from_darts(DARTS_V2)).augment == Augment(crop_padding=0, flip=False, cutout=5)
+    preset = load_config("fashion-mnist")
+    assert (preset.search.crop_padding, preset.search.flip) == (2, True)
+    assert (preset.train.crop_padding, preset.train.flip) == (0, False)
