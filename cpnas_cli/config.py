@@ -98,7 +98,8 @@ class TrainConfig:
     imagenet_stem: bool = False  # three stride-2 convs, 224 -> 28 (Sec. 3.1, ImageNet)
     auxiliary_weight: float = 0.4  # CE weight of the auxiliary tower (paper: a tower, no weight; DARTS 0.4); 0 = none
     drop_path: float = 0.0  # not in the paper; DARTS 0.2, ramped linearly over the epochs
-    epochs: int = 600
+    epochs: int = 600  # with minutes set: the most epochs
+    minutes: float | None = None  # training-time budget: as many epochs as fit (at most `epochs`); None: all epochs
     batch_size: int = 96
     eval_batch_size: int = 500
     train_images: int | None = None  # train on the first N training images only (smoke tests); None: all
@@ -301,6 +302,7 @@ def _train_checks(t: TrainConfig) -> list[tuple]:
         (t.stem_stride in (1, 2), "train.stem_stride", f"is {t.stem_stride}", "use 1 or 2"),
         (t.group_width >= 1, "train.group_width", "must be at least 1", "use 1 (depth-wise, the paper) or e.g. 16"),
         (t.epochs >= 1, "train.epochs", "must be at least 1", "use --epochs 1 or more"),
+        (t.minutes is None or t.minutes > 0, "train.minutes", "must be positive", "use e.g. --minutes 55, or null for no budget"),
         (t.train_images is None or t.train_images >= 1, "train.train_images", "must be at least 1", "or null for all"),
         (t.batch_size >= 1 and t.eval_batch_size >= 1, "train.batch_size", "must be at least 1", "use e.g. --batch-size 96"),
         (t.lr > 0 and t.lr_min >= 0, "train.lr", "must be positive", "use e.g. --lr 0.025"),

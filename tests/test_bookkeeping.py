@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from cpnas_cli.engine.budget import epochs_that_fit
 from cpnas_cli.engine.indicator import edge_indicator, performance
 from cpnas_cli.engine.ledger import Ledger
 from cpnas_cli.engine.schedule import round_architectures, round_rng, sample_plan
@@ -124,3 +125,24 @@ def test_ledger_survives_a_json_round_trip():
     ledger.prune(random.Random(0))
     again = Ledger.from_dict(json.loads(json.dumps(ledger.to_dict())))
     assert again == ledger
+
+
+def test_budget_plans_the_epochs_that_fit_after_the_first():
+    # 57 min = 3420 s; epoch 1 took 300 s: 3120 s left hold 10.4 more epochs -> 1 + 10
+    assert epochs_that_fit(1, 300.0, 57, 20) == 11
+    assert epochs_that_fit(0, 0.0, 57, 20) == 20  # nothing measured yet: the largest plan
+
+
+def test_budget_only_shrinks_the_plan():
+    # 3 epochs in 1000 s (333.3 s each): 2420 s left hold 7.26 -> 3 + 7 = 10 < 11
+    assert epochs_that_fit(3, 1000.0, 57, 11) == 10
+    # a faster machine later (200 s each: 3 + 14 = 17) does not grow the plan of 11
+    assert epochs_that_fit(3, 600.0, 57, 11) == 11
+
+
+def test_budget_spent_ends_the_run_after_the_epoch_done():
+    assert epochs_that_fit(5, 3500.0, 57, 11) == 5  # 80 s over: no more epochs, none undone
+
+
+def test_no_budget_keeps_the_planned_epochs():
+    assert epochs_that_fit(3, 1e9, None, 600) == 600

@@ -112,6 +112,19 @@ def test_cp_loss_off_trains_the_same_parent_and_only_measures_the_terms(referenc
     assert off["test_acc_child"] != on["test_acc_child"]
 
 
+def test_a_spent_time_budget_ends_the_run_after_its_first_epoch(tmp_path):
+    run = new_run_dir("budget", tmp_path / "budget")
+    config = load_config("quick", sets=TINY + ["train.minutes=0.001"])  # 60 ms: less than any epoch
+    run.config.write_text(dump_yaml(config))
+    trainer = Trainer(config, g.from_darts(DARTS_V2))
+    trainer.begin(run)
+    summary = trainer.run()
+    events = read_all(run.path / "events.jsonl")
+    assert events[0]["epochs"] == 4  # the most epochs the config allows
+    assert [(e["epoch"], e["epochs"]) for e in events if e["kind"] == "epoch"] == [(1, 1)]
+    assert summary["state"] == "finished" and load_model(run.path / "last.safetensors")[0].extras["epochs"] == 1
+
+
 def test_sigkill_at_a_random_moment_then_resume_gives_the_same_training(reference, genotype_file, tmp_path):
     ref_dir, ref_seconds = reference
     run_dir = tmp_path / "killed"

@@ -29,13 +29,19 @@ Examples:
 """
 
 
+def epoch_plan(t: configs.TrainConfig) -> str:
+    return f"{t.epochs} epochs" if t.minutes is None else f"at most {t.epochs} epochs in {t.minutes:g} min"
+
+
 @guard
 def train(
     genotype: Annotated[Optional[Path], typer.Argument(
         help="genotype.json, a file with a DARTS Genotype(...) string, or a search run directory.")] = None,
     preset: Preset = "quick",
     size: Annotated[Optional[str], typer.Option(help="small | medium | large: initial channels (paper CIFAR-10: 56 / 72 / 112).")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Training epochs.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Training epochs (with --minutes: the most).")] = None,
+    minutes: Annotated[Optional[float], typer.Option(
+        help="Training-time budget: as many epochs as fit, judged after each epoch.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Training batch size.")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Initial learning rate (cosine-annealed).")] = None,
     dataset: Dataset = None,
@@ -51,7 +57,7 @@ def train(
     from ..engine.interrupt import Interrupted, graceful_interrupt
     from ..engine.trainer import Trainer
 
-    flags = {"train.size": size, "train.epochs": epochs, "train.batch_size": batch_size, "train.lr": lr,
+    flags = {"train.size": size, "train.epochs": epochs, "train.minutes": minutes, "train.batch_size": batch_size, "train.lr": lr,
              "data.dataset": dataset, "data.data_dir": str(data_dir) if data_dir else None, "seed": seed}
     if resume is not None:
         run = existing_run(resume)
@@ -80,13 +86,13 @@ def train(
             engine.begin(run)
         t = config.train
         console.print(f"[bold]cpnas train[/] {run.path}  ({config.data.dataset}, C={engine.spec.channels}, "
-                      f"{t.cells} cells, {t.epochs} epochs, Parent {t.parent}, kernel x{t.kernel_weight:g}, "
+                      f"{t.cells} cells, {epoch_plan(t)}, Parent {t.parent}, kernel x{t.kernel_weight:g}, "
                       f"centre x{t.center_weight:g}, device {engine.device})")
         if engine.finished:
             console.print(f"Run {run.path} already finished.")
         else:
             try:
-                with TrainProgress(console, t.epochs, engine.epoch) as view:
+                with TrainProgress(console, engine.epochs, engine.epoch) as view:
                     engine.report = view
                     engine.run()
             except (Interrupted, KeyboardInterrupt):

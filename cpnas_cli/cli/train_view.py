@@ -40,7 +40,7 @@ class TrainProgress(ProgressView):
                                  description=f"  epoch {event['epoch']}")
         elif event["kind"] == "epoch":
             eta = event["elapsed"] / event["epoch"] * (event["epochs"] - event["epoch"])
-            self.progress.update(self.epochs, completed=event["epoch"], info=f"ETA {_clock(eta)}")
+            self.progress.update(self.epochs, total=event["epochs"], completed=event["epoch"], info=f"ETA {_clock(eta)}")
             self.progress.console.print(epoch_line(event, eta), highlight=False)
 
 

@@ -9,7 +9,9 @@ As in the search, everything random is a pure function of (seed, epoch, batch): 
 epoch, the augmentation of a batch and the drop-path masks (the global generator is reseeded
 per batch). A checkpoint therefore holds no generator state: weights, optimizer state, the
 position and the sums of a part-done epoch are enough to continue exactly where an uninterrupted
-run would be, after Ctrl-C between batches or a kill at any moment.
+run would be, after Ctrl-C between batches or a kill at any moment. With a time budget
+(`train.minutes`) the number of epochs is planned from measured epoch times (budget.py): the plan
+is in the checkpoint, but a resumed run measures its own epochs, so it is not bit-identical.
 """
 
 import math
@@ -25,6 +27,7 @@ from ..errors import UserError
 from ..events import SCHEMA, EventWriter
 from ..runs import RunDir
 from . import genotype as genotypes
+from .budget import epochs_that_fit
 from .checkpoint import STATE, load_checkpoint, save_checkpoint
 from .device import resolve_device
 from .interrupt import Interrupted
@@ -96,6 +99,7 @@ class Trainer:
             raise UserError(f"train.batch_size {self.cfg.batch_size} exceeds the {self.n_train} training images",
                             "use a smaller --batch-size")
         self.epoch, self.partial, self.elapsed, self.best = 0, Partial(), 0.0, None
+        self.epochs = self.cfg.epochs  # the plan: lowered by a time budget (budget.py)
         self.last: dict = {}
 
     def begin(self, run: RunDir) -> None:
@@ -119,6 +123,7 @@ class Trainer:
             raise UserError(f"the checkpoint in {run.checkpoint} does not fit this run's genotype and network",
                             "start the run again") from None
         self.epoch, self.elapsed, self.best = state["epoch"], state["elapsed"], state["best"]
+        self.epochs = state["epochs"]
         self.last = state["last"]
         self.partial = Partial(**state["partial"])
         self.log.truncate(state["events_offset"])
@@ -127,7 +132,7 @@ class Trainer:
 
     @property
     def finished(self) -> bool:
-        return self.epoch >= self.cfg.epochs
+        return self.epoch >= self.epochs
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -160,8 +165,9 @@ class Trainer:
         is_best = self.best is None or acc["child"] > self.best
         self.best = max(acc["child"], self.best or 0.0)
         self.epoch += 1
+        self.epochs = epochs_that_fit(self.epoch, self.elapsed, self.cfg.minutes, self.epochs)
         event = self._event(
-            "epoch", epoch=self.epoch, epochs=self.cfg.epochs, loss=p.mean("loss"), loss_ce=p.mean("loss_ce"),
+            "epoch", epoch=self.epoch, epochs=self.epochs, loss=p.mean("loss"), loss_ce=p.mean("loss_ce"),
             loss_kernel=p.mean("loss_kernel", digits=6), loss_center=p.mean("loss_center", digits=6),
             loss_parent=p.mean("loss_parent"),
             train_acc_child=p.mean("correct_child", 100, 2), train_acc_parent=p.mean("correct_parent", 100, 2),
@@ -180,7 +186,7 @@ class Trainer:
     def _train(self) -> float:
         """The rest of the current epoch's batches; returns the epoch's first learning rate."""
         e, nb = self.epoch, self.batches_per_epoch
-        self.pair.set_drop_path(self.cfg.drop_path * e / self.cfg.epochs)  # DARTS: ramped linearly
+        self.pair.set_drop_path(self.cfg.drop_path * e / self.epochs)  # DARTS: ramped linearly
         order = torch.randperm(self.n_train,
                                generator=torch.Generator().manual_seed(datasets.derive_seed(self.config.seed, "order", e)))
         batches = datasets.batches(
@@ -193,16 +199,16 @@ class Trainer:
             b = self.partial.batch
             torch.manual_seed(datasets.derive_seed(self.config.seed, "drop-path", e, b))
             x = x.contiguous(memory_format=torch.channels_last)
-            self.partial.add(len(y), self.pair.train_batch(x, y, cosine_lr(self.cfg, e * nb + b, self.cfg.epochs * nb)))
+            self.partial.add(len(y), self.pair.train_batch(x, y, cosine_lr(self.cfg, e * nb + b, self.epochs * nb)))
             self.report({"kind": "progress", "epoch": e + 1, "batch": self.partial.batch, "batches": nb})
-        return cosine_lr(self.cfg, e * nb, self.cfg.epochs * nb)
+        return cosine_lr(self.cfg, e * nb, self.epochs * nb)
 
     # --- files, checkpoints and events ----------------------------------------------------
 
     def _write_models(self, is_best: bool) -> None:
         """last.safetensors every epoch, best.safetensors when the Child's test accuracy is the best."""
         info = ModelInfo(self.genotype, self.spec, self.data.classes, self.config.data.dataset, extras={
-            **self.last, "epochs": self.cfg.epochs, "data_dir": self.config.data.data_dir,
+            **self.last, "epochs": self.epochs, "data_dir": self.config.data.data_dir,
             "run": str(self.run_dir.path), "seed": self.config.seed})
         parent = self.pair.parent if self.pair.joint else None
         save_model(self.run_dir.path / "last.safetensors", info, self.pair.child, parent)
@@ -212,7 +218,7 @@ class Trainer:
     def _checkpoint(self, pending: list[dict]) -> None:
         """Save the state; `pending` are the events of this step, written to the log right after
         (a resume cuts the log back to its size then and writes them again: every event once)."""
-        state = {"epoch": self.epoch, "partial": asdict(self.partial), "elapsed": self.elapsed, "best": self.best,
+        state = {"epoch": self.epoch, "epochs": self.epochs, "partial": asdict(self.partial), "elapsed": self.elapsed, "best": self.best,
                  "last": self.last, "events_offset": self.log.size(), "pending_events": pending}
         save_checkpoint(self.run_dir.checkpoint, self.pair.state_tensors(), state,
                         tag=f"{self.epoch:05d}-{self.partial.batch:06d}")

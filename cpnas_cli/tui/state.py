@@ -217,7 +217,8 @@ class RunState:
 
     def total_steps(self) -> int:
         if self.run == "train":
-            return int((self.header or {}).get("epochs") or (self.epochs[-1]["epochs"] if self.epochs else 0))
+            # the last epoch's plan first: a time budget (train.minutes) shrinks it after epoch 1
+            return int(self.epochs[-1]["epochs"] if self.epochs else (self.header or {}).get("epochs") or 0)
         return int(self.status.get("total") or (self.steps() or [{}])[-1].get("total") or len(self.plan()))
 
     def steps(self) -> list[dict]:
