@@ -251,6 +251,7 @@ def test_train_refuses_bad_genotype_files(tmp_path, content, pattern):
     (["{g}", "--set", "train.kernel_source=twin"], "train.kernel_source"),
     (["{g}", "--set", "train.reductions=[7]"], "cannot build the network"),
     (["{g}", "--set", "train.batch_size=9000"], "exceeds"),
+    (["{g}", "--minutes", "0"], "train.minutes must be positive"),
     (["{g}", "--set", "train.lrr=1"], "did you mean train.lr"),
     (["--resume", "{tmp}"], "not a cpnas run directory"),
 ])

@@ -322,7 +322,8 @@ def test_a_wide_terminal_shows_both_cells_and_the_sample(tmp_path):
 def test_a_training_run_shows_loss_and_accuracy_per_epoch(tmp_path):
     path = tmp_path / "events.jsonl"
     log = EventWriter(path)
-    log.write([{**header("train", {}, [], [], []), "epochs": 4}, {"kind": "status", "t": time.time(), "state": "started"}])
+    # a time budget: the header holds the most epochs (20), each epoch the current plan (4)
+    log.write([{**header("train", {}, [], [], []), "epochs": 20}, {"kind": "status", "t": time.time(), "state": "started"}])
     for epoch, (loss, child) in enumerate([(2.0, 30.0), (1.5, 50.0)], 1):
         log.emit("epoch", epoch=epoch, epochs=4, loss=loss, loss_ce=loss - 0.1, loss_kernel=0.05, loss_center=0.05,
                  train_acc_child=child - 5, train_acc_parent=None, test_acc_child=child, test_acc_parent=None,
