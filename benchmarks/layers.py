@@ -15,9 +15,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cpnas_cli.engine.binary import hard_sign, reconstructed_kernel
-from cpnas_cli.engine.layers import BatchNorm2d, Conv2d
-from cpnas_cli.engine.ops import FactorizedReduce, Style
+from cpnas_cli.engine.nn.binary import hard_sign, reconstructed_kernel
+from cpnas_cli.engine.nn.layers import BatchNorm2d, Conv2d
+from cpnas_cli.engine.nn.ops import FactorizedReduce, Style
 
 CHANNELS_LAST = torch.channels_last
 

@@ -38,8 +38,8 @@ def measure(preset: str, strategy: str, batches: int) -> dict:
     """In this (fresh) process: build, reset the high-water mark, train `batches` per probed step."""
     sys.path.insert(0, str(ROOT))
     from cpnas_cli.config import load_config
-    from cpnas_cli.engine.search import Search
-    from cpnas_cli.engine.strategies import StepContext, StopRequested
+    from cpnas_cli.engine.search.runner import Search
+    from cpnas_cli.engine.search.strategies import StepContext, StopRequested
 
     config = load_config(preset, sets=[f"search.strategy={strategy}", "search.diff_warmup_epochs=0", "device=cpu"])
     search = Search(config)

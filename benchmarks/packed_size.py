@@ -16,9 +16,10 @@ from pathlib import Path
 
 import torch
 
-from cpnas_cli.engine import genotype as genotypes
-from cpnas_cli.engine.model_file import ModelInfo, NetworkSpec, save_model
-from cpnas_cli.engine.packing import load_packed, pack_checkpoint
+from cpnas_cli.engine.deploy.packing import load_packed, pack_checkpoint
+from cpnas_cli.engine.nn.network import NetworkSpec
+from cpnas_cli.engine.train.model_file import ModelInfo, save_model
+from cpnas_cli.space import genotype as genotypes
 
 
 def random_statistics(net: torch.nn.Module) -> None:

@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 
 from cpnas_cli.data import load_dataset, normalize
-from cpnas_cli.engine import genotype as genotypes
-from cpnas_cli.engine.binary import BinaryConv2d, channel_scale, hard_sign
-from cpnas_cli.engine.model_file import NetworkSpec
+from cpnas_cli.engine.nn.binary import BinaryConv2d, channel_scale, hard_sign
+from cpnas_cli.engine.nn.network import NetworkSpec
+from cpnas_cli.space import genotype as genotypes
 
 GENOTYPE = ("Genotype(normal=[('sep_conv_3x3', 0), ('dil_conv_5x5', 1), ('avg_pool_3x3', 0), ('skip_connect', 2), "
             "('max_pool_3x3', 1), ('sep_conv_5x5', 3), ('dil_conv_3x3', 2), ('skip_connect', 4)], normal_concat=[2, 3, 4, 5], "

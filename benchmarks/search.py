@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from cpnas_cli.config import dump_yaml, load_config
-from cpnas_cli.engine.search import Search
+from cpnas_cli.engine.search.runner import Search
 from cpnas_cli.events import read_all
 from cpnas_cli.runs import new_run_dir
 

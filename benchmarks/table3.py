@@ -15,10 +15,10 @@ with the two 1x1 downsampling shortcuts kept in full precision, as many 1-bit Re
 import argparse
 import json
 
-from cpnas_cli.engine import genotype as genotypes
-from cpnas_cli.engine.model_file import NetworkSpec
-from cpnas_cli.engine.profile import Profile, profile_eval_network
-from cpnas_cli.engine.references import TABLE3, WRN22_PARAMS_M, profile_reference
+from cpnas_cli.engine.deploy.profile import Profile, profile_eval_network
+from cpnas_cli.engine.deploy.references import TABLE3, WRN22_PARAMS_M, profile_reference
+from cpnas_cli.engine.nn.network import NetworkSpec
+from cpnas_cli.space import genotype as genotypes
 
 
 def weights_only_bits(profile: Profile) -> int:

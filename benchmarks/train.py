@@ -22,9 +22,9 @@ import torch
 
 from cpnas_cli.config import load_config
 from cpnas_cli.data import load_dataset
-from cpnas_cli.engine import genotype as genotypes
-from cpnas_cli.engine.trainer import network_spec
-from cpnas_cli.engine.training_pair import TrainingPair
+from cpnas_cli.engine.train.pair import TrainingPair
+from cpnas_cli.engine.train.trainer import network_spec
+from cpnas_cli.space import genotype as genotypes
 
 DARTS_V2 = ("Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), "
             "('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), ('dil_conv_3x3', 2)], "

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import yaml
 
-from .engine.space import OPS
 from .errors import UserError
+from .space.cells import OPS
 
 STRATEGIES = ("cp", "bnas", "random", "abandit", "pc-darts", "dcp")  # engine/strategies/ implements each
 PRESET_DIRS = (Path(__file__).parent / "presets", Path(__file__).parent.parent / "presets")

@@ -17,10 +17,9 @@ from cpnas_cli.engine.ablation.plot import MEAN, chart_png
 from cpnas_cli.engine.ablation.results import COLUMNS, read_results, write_tables
 from cpnas_cli.errors import UserError
 from cpnas_cli.events import read_all
-
-from .test_cli import assert_one_line_error
-from .test_search import TINY as SEARCH_TINY
-from .test_search import run_cli, start_cli, wait_for
+from tests.test_cli import assert_one_line_error
+from tests.test_search import TINY as SEARCH_TINY
+from tests.test_search import run_cli, start_cli, wait_for
 
 runner = CliRunner()
 

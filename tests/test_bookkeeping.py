@@ -7,10 +7,10 @@ import random
 
 import pytest
 
-from cpnas_cli.engine.budget import epochs_that_fit
-from cpnas_cli.engine.indicator import edge_indicator, performance
-from cpnas_cli.engine.ledger import Ledger
-from cpnas_cli.engine.schedule import round_architectures, round_rng, sample_plan
+from cpnas_cli.bookkeeping.budget import epochs_that_fit
+from cpnas_cli.bookkeeping.indicator import edge_indicator, performance
+from cpnas_cli.bookkeeping.ledger import Ledger
+from cpnas_cli.bookkeeping.schedule import round_architectures, round_rng, sample_plan
 
 
 def test_eq1_scores_child_plus_weighted_gap():

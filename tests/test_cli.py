@@ -7,9 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 from cpnas_cli.cli.app import app
-from cpnas_cli.engine import genotype as g
-
-from .test_genotype import DARTS_V2
+from cpnas_cli.space import genotype as g
+from tests.test_genotype import DARTS_V2
 
 runner = CliRunner()
 

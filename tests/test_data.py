@@ -19,12 +19,12 @@ from cpnas_cli.data import (
     augment,
     batches,
     derive_seed,
+    fashion_mnist,
     load_dataset,
     normalize,
     num_batches,
     search_split,
 )
-from cpnas_cli.data import fashion_mnist
 from cpnas_cli.errors import UserError
 
 FASHION_CLASSES = [

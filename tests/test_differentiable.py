@@ -8,15 +8,20 @@ import pytest
 import torch
 import torch.nn as nn
 
+from cpnas_cli.bookkeeping import darts_rule
 from cpnas_cli.config import load_config
-from cpnas_cli.engine import darts_rule
-from cpnas_cli.engine.decoupling import BackTracking, backtracked_ops, op_weight_norms
-from cpnas_cli.engine.mixed_supernet import MixedCell, MixedEdge, MixedSupernet, channel_shuffle
-from cpnas_cli.engine.ops import Style
-from cpnas_cli.engine.scaled_binary import ScaledBinaryConv2d, learn_scales, reconstruction_error
-from cpnas_cli.engine.search_data import SearchData
-from cpnas_cli.engine.strategies.pc_darts import PCDartsStrategy
-from cpnas_cli.engine.tangent import agreement, child_arch_gradient, parent_tangent, tangent_distance
+from cpnas_cli.engine.nn.ops import Style
+from cpnas_cli.engine.search.data import SearchData
+from cpnas_cli.engine.search.mixed_supernet import MixedCell, MixedEdge, MixedSupernet, channel_shuffle
+from cpnas_cli.engine.search.strategies.dcp.decoupling import BackTracking, backtracked_ops, op_weight_norms
+from cpnas_cli.engine.search.strategies.dcp.scaled_binary import ScaledBinaryConv2d, learn_scales, reconstruction_error
+from cpnas_cli.engine.search.strategies.dcp.tangent import (
+    agreement,
+    child_arch_gradient,
+    parent_tangent,
+    tangent_distance,
+)
+from cpnas_cli.engine.search.strategies.pc_darts import PCDartsStrategy
 
 OPS3 = ["zero", "skip", "sep_conv_3x3"]
 CHILD, PARENT = Style(binary=True), Style(binary=False)

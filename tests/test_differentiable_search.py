@@ -11,12 +11,11 @@ import time
 import pytest
 
 from cpnas_cli.config import dump_yaml, load_config, load_run_config
-from cpnas_cli.engine.interrupt import Interrupted
-from cpnas_cli.engine.search import Search
+from cpnas_cli.engine.run.interrupt import Interrupted
+from cpnas_cli.engine.search.runner import Search
 from cpnas_cli.events import read_all
 from cpnas_cli.runs import new_run_dir
-
-from .test_search import run_cli, start_cli, structure, wait_for
+from tests.test_search import run_cli, start_cli, structure, wait_for
 
 TINY = ["data.train_fraction=0.03", "data.val_fraction=0.015", "search.ops=[zero, skip, max_pool_3x3, sep_conv_3x3]",
         "search.channels=4", "search.cells=3", "search.reductions=[1, 2]", "search.eval_batch_size=120",

@@ -13,17 +13,17 @@ import torch.nn as nn
 from rich.console import Console
 from typer.testing import CliRunner
 
+from cpnas_cli.cli._cell_tree import cell_tree
 from cpnas_cli.cli.app import app
-from cpnas_cli.cli.cell_tree import cell_tree
 from cpnas_cli.data import load_dataset, normalize
-from cpnas_cli.engine import genotype as g
-from cpnas_cli.engine.binary import BinaryConv2d, hard_sign
-from cpnas_cli.engine.cell_picture import to_dot, to_svg
-from cpnas_cli.engine.model_file import ModelInfo, NetworkSpec, load_model, save_model
-from cpnas_cli.engine.packing import fold_batchnorm, load_packed, pack_signs, unpack_signs
-from cpnas_cli.engine.profile import profile_eval_network
-
-from .test_cli import assert_one_line_error
+from cpnas_cli.engine.deploy.packing import fold_batchnorm, load_packed, pack_signs, unpack_signs
+from cpnas_cli.engine.deploy.profile import profile_eval_network
+from cpnas_cli.engine.nn.binary import BinaryConv2d, hard_sign
+from cpnas_cli.engine.nn.network import NetworkSpec
+from cpnas_cli.engine.train.model_file import ModelInfo, load_model, save_model
+from cpnas_cli.space import genotype as g
+from cpnas_cli.space.picture import to_dot, to_svg
+from tests.test_cli import assert_one_line_error
 
 runner = CliRunner()
 

@@ -4,9 +4,10 @@ import json
 
 import pytest
 
-from cpnas_cli.engine import genotype as g
-from cpnas_cli.engine.ledger import Ledger, Removal
+from cpnas_cli.bookkeeping.cp_rule import derive
+from cpnas_cli.bookkeeping.ledger import Ledger, Removal
 from cpnas_cli.errors import UserError
+from cpnas_cli.space import genotype as g
 
 # nodes = 2: edges (0,2) (1,2) (0,3) (1,3) (2,3)
 SURVIVORS = {
@@ -39,7 +40,7 @@ def finished_ledger(lifetime_means=None) -> Ledger:
 
 
 def test_darts_rule_keeps_the_two_strongest_nonzero_edges_per_node():
-    genotype = g.derive(finished_ledger(), nodes=2)
+    genotype = derive(finished_ledger(), nodes=2)
     # normal node 2: sep_conv_3x3 from 0 (0.9), skip from 1 (0.6)
     assert [(e.op, e.source) for e in genotype.normal.nodes[0]] == [("sep_conv_3x3", 0), ("skip", 1)]
     # normal node 3: edge 0->3 survived as zero; dil_conv_3x3 from 2 (0.8) beats max_pool from 1 (0.7)
@@ -50,7 +51,7 @@ def test_darts_rule_keeps_the_two_strongest_nonzero_edges_per_node():
 def test_equal_final_indicators_are_ranked_by_the_whole_search_mean_score(monkeypatch):
     # T = 1 makes e equal on every edge; then the survivors' mean z over the search decides
     monkeypatch.setitem(FINAL_E, "normal", [0.7] * 5)
-    genotype = g.derive(finished_ledger({"normal": [60, 70, 0, 65, 62], "reduce": [50] * 5}), nodes=2)
+    genotype = derive(finished_ledger({"normal": [60, 70, 0, 65, 62], "reduce": [50] * 5}), nodes=2)
     # normal node 3 (edges 0->3 zero, 1->3 max_pool mean 65, 2->3 dil_conv mean 62): max_pool first
     assert [(e.op, e.source) for e in genotype.normal.nodes[1]] == [("max_pool_3x3", 1), ("dil_conv_3x3", 2)]
     # normal node 2: skip (70) before sep_conv_3x3 (60)
@@ -58,7 +59,7 @@ def test_equal_final_indicators_are_ranked_by_the_whole_search_mean_score(monkey
 
 
 def test_zero_survivors_lend_their_last_nonzero_op_when_a_node_lacks_inputs():
-    genotype = g.derive(finished_ledger(), nodes=2)
+    genotype = derive(finished_ledger(), nodes=2)
     # reduce node 2: both edges survived as zero; their last non-zero ops were
     # max_pool_3x3 (e 0.3, from 0) and dil_conv_5x5 (e 0.4, from 1): stronger first
     assert [(e.op, e.source, e.indicator) for e in genotype.reduce.nodes[0]] == [
@@ -68,7 +69,7 @@ def test_zero_survivors_lend_their_last_nonzero_op_when_a_node_lacks_inputs():
 
 
 def test_keep_all_takes_every_nonzero_survivor():
-    genotype = g.derive(finished_ledger(), nodes=2, keep="all")
+    genotype = derive(finished_ledger(), nodes=2, keep="all")
     assert [(e.op, e.source) for e in genotype.normal.nodes[1]] == [
         ("dil_conv_3x3", 2), ("max_pool_3x3", 1)]
     assert [(e.op, e.source) for e in genotype.reduce.nodes[1]] == [
@@ -81,11 +82,11 @@ def test_keep_all_takes_every_nonzero_survivor():
 
 def test_derive_refuses_an_unfinished_search():
     with pytest.raises(ValueError):
-        g.derive(Ledger.start(["skip", "zero"], ["normal", "reduce"], 5), nodes=2)
+        derive(Ledger.start(["skip", "zero"], ["normal", "reduce"], 5), nodes=2)
 
 
 def test_json_round_trip(tmp_path):
-    genotype = g.derive(finished_ledger(), nodes=2, meta={"beta_p": 2.0})
+    genotype = derive(finished_ledger(), nodes=2, meta={"beta_p": 2.0})
     path = tmp_path / "genotype.json"
     g.save(genotype, path)
     data = json.loads(path.read_text())

@@ -5,9 +5,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cpnas_cli.engine.binary import BinaryConv2d, hard_sign, reconstructed_kernel
-from cpnas_cli.engine.layers import BatchNorm2d, Conv2d, spread_kernel
-from cpnas_cli.engine.ops import FactorizedReduce, Style
+from cpnas_cli.engine.nn.binary import BinaryConv2d, hard_sign, reconstructed_kernel
+from cpnas_cli.engine.nn.layers import BatchNorm2d, Conv2d, spread_kernel
+from cpnas_cli.engine.nn.ops import FactorizedReduce, Style
 
 
 def test_spread_kernel_puts_taps_dilation_apart_with_zeros_between():

@@ -4,13 +4,18 @@ import pytest
 import torch
 import torch.nn as nn
 
-from cpnas_cli.engine import genotype as g
-from cpnas_cli.engine.binary import BinaryConv2d
-from cpnas_cli.engine.losses import (CPLossWeights, center_loss, classification_loss, cp_loss, kernel_loss,
-                                     paired_kernels)
-from cpnas_cli.engine.model_file import NetworkSpec
-
-from .test_genotype import DARTS_V2
+from cpnas_cli.engine.nn.binary import BinaryConv2d
+from cpnas_cli.engine.nn.network import NetworkSpec
+from cpnas_cli.engine.train.losses import (
+    CPLossWeights,
+    center_loss,
+    classification_loss,
+    cp_loss,
+    kernel_loss,
+    paired_kernels,
+)
+from cpnas_cli.space import genotype as g
+from tests.test_genotype import DARTS_V2
 
 SPEC = NetworkSpec(in_channels=1, classes=10, channels=4, cells=3, image_size=28, auxiliary=True)
 

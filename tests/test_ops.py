@@ -4,10 +4,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cpnas_cli.engine.binary import ApproxSign, BinaryConv2d, SignSTE, hard_sign, reconstructed_kernel
-from cpnas_cli.engine.ops import Style, average_channels, build_op, conv_bn
-from cpnas_cli.engine.space import OPS, cell_edges
-from cpnas_cli.engine.supernet import SearchNetwork
+from cpnas_cli.engine.nn.binary import ApproxSign, BinaryConv2d, SignSTE, hard_sign, reconstructed_kernel
+from cpnas_cli.engine.nn.ops import Style, average_channels, build_op, conv_bn
+from cpnas_cli.engine.search.supernet import SearchNetwork
+from cpnas_cli.space.cells import OPS, cell_edges
 
 CHILD, PARENT = Style(binary=True), Style(binary=False)
 STYLES = {"child": CHILD, "parent": PARENT, "child+shortcut": Style(binary=True, shortcut=True),

@@ -8,14 +8,14 @@ import torch.nn as nn
 from typer.testing import CliRunner
 
 from cpnas_cli.cli.app import app
-from cpnas_cli.engine import genotype as g
-from cpnas_cli.engine.binary import BinaryConv2d
-from cpnas_cli.engine.model_file import ModelInfo, NetworkSpec, save_model
-from cpnas_cli.engine.profile import profile_eval_network, profile_module
-from cpnas_cli.engine.references import TABLE3, WRN22_PARAMS_M, profile_reference
-
-from .test_cli import assert_one_line_error
-from .test_genotype import DARTS_V2
+from cpnas_cli.engine.deploy.profile import profile_eval_network, profile_module
+from cpnas_cli.engine.deploy.references import TABLE3, WRN22_PARAMS_M, profile_reference
+from cpnas_cli.engine.nn.binary import BinaryConv2d
+from cpnas_cli.engine.nn.network import NetworkSpec
+from cpnas_cli.engine.train.model_file import ModelInfo, save_model
+from cpnas_cli.space import genotype as g
+from tests.test_cli import assert_one_line_error
+from tests.test_genotype import DARTS_V2
 
 runner = CliRunner()
 

@@ -9,18 +9,17 @@ import time
 
 import pytest
 
+from cpnas_cli.bookkeeping.bandit import Bandit, bandit_plan, lower_bound, sampling_probabilities, upper_bound
+from cpnas_cli.bookkeeping.cp_rule import derive
+from cpnas_cli.bookkeeping.ledger import Removal
 from cpnas_cli.config import STRATEGIES as CONFIG_STRATEGIES
 from cpnas_cli.config import dump_yaml, load_config
-from cpnas_cli.engine import genotype as genotypes
-from cpnas_cli.engine.bandit import Bandit, bandit_plan, lower_bound, sampling_probabilities, upper_bound
-from cpnas_cli.engine.ledger import Removal
-from cpnas_cli.engine.search import Search
-from cpnas_cli.engine.strategies import STRATEGIES
-from cpnas_cli.engine.strategies.random import random_score
+from cpnas_cli.engine.search.runner import Search
+from cpnas_cli.engine.search.strategies import STRATEGIES
+from cpnas_cli.engine.search.strategies.random import random_score
 from cpnas_cli.events import read_all
 from cpnas_cli.runs import new_run_dir
-
-from .test_search import TINY, run_cli, samples, start_cli, structure, tiny_args, wait_for
+from tests.test_search import TINY, run_cli, samples, start_cli, structure, tiny_args, wait_for
 
 OPS = ["zero", "skip", "max_pool_3x3", "sep_conv_3x3"]  # TINY's ops
 
@@ -149,7 +148,7 @@ def test_finished_bandit_derives_the_genotype_by_m():
             bandit.reward_sum[cell][edge][op] = 2.0
     # reduce 0->2 ended on zero; sep_conv_3x3 was the last non-zero op it lost (m 0.35 then)
     bandit.removals = [Removal(2, "reduce", 0, "sep_conv_3x3", 0.35, 1.9)]
-    g = genotypes.derive(bandit.ledger(), nodes=2)
+    g = derive(bandit.ledger(), nodes=2)
     ops = lambda cell: [[(e.op, e.source) for e in node] for node in cell.nodes]  # noqa: E731
     assert ops(g.normal) == [[("sep_conv_3x3", 0), ("skip", 1)], [("sep_conv_3x3", 1), ("skip", 2)]]
     assert ops(g.reduce) == [[("skip", 1), ("sep_conv_3x3", 0)], [("skip", 1), ("max_pool_3x3", 0)]]

@@ -17,16 +17,15 @@ from typer.testing import CliRunner
 from cpnas_cli.cli.app import app
 from cpnas_cli.config import dump_yaml, load_config
 from cpnas_cli.data import Augment
-from cpnas_cli.engine import genotype as g
-from cpnas_cli.engine.model_file import load_model
-from cpnas_cli.engine.search_data import SearchData
-from cpnas_cli.engine.trainer import Trainer
+from cpnas_cli.engine.search.data import SearchData
+from cpnas_cli.engine.train.model_file import load_model
+from cpnas_cli.engine.train.trainer import Trainer
 from cpnas_cli.events import read_all
 from cpnas_cli.runs import new_run_dir
-
-from .test_cli import assert_one_line_error
-from .test_genotype import DARTS_V2
-from .test_search import run_cli, start_cli, wait_for
+from cpnas_cli.space import genotype as g
+from tests.test_cli import assert_one_line_error
+from tests.test_genotype import DARTS_V2
+from tests.test_search import run_cli, start_cli, wait_for
 
 TINY = ["train.channels=4", "train.cells=3", "train.stem_stride=2", "train.epochs=4", "train.batch_size=50",
         "train.train_images=400", "train.optimizer=adam", "train.lr=0.01", "train.cutout=8", "train.drop_path=0.2",

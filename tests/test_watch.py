@@ -13,13 +13,12 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from cpnas_cli.cli.app import app as cli
-from cpnas_cli.engine.space import cell_edges
 from cpnas_cli.events import SCHEMA, EventReader, EventWriter, header
+from cpnas_cli.space.cells import cell_edges
 from cpnas_cli.tui.app import HelpScreen, WatchApp
 from cpnas_cli.tui.panel import short
 from cpnas_cli.tui.state import RunState
-
-from .test_search import ENV, tiny_args
+from tests.test_search import ENV, tiny_args
 
 OPS = ["zero", "skip", "sep_conv_3x3"]
 EDGES = [list(e) for e in cell_edges(4)]

@@ -4,10 +4,8 @@ genotype, the phase panel and, for dcp, the Child/Parent gap, driven through Tex
 import time
 
 from cpnas_cli.events import EventWriter, header
-
 from cpnas_cli.tui.alpha_panels import ranked
-
-from .test_watch import CELLS, EDGES, OPS, drive, text_of, until
+from tests.test_watch import CELLS, EDGES, OPS, drive, text_of, until
 
 # node 2 of each cell: edge 0->2 prefers sep_conv_3x3, 1->2 prefers skip (zero leads on 1->2)
 WEIGHTS = [{"zero": 0.2, "skip": 0.3, "sep_conv_3x3": 0.5}, {"zero": 0.5, "skip": 0.3, "sep_conv_3x3": 0.2}]

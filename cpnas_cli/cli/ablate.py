@@ -1,16 +1,16 @@
 """`cpnas ablate`: compare settings of the search (beta_P, or the strategy) like Fig. 6: search
 each with the same seeds and budget, train each found genotype, tabulate and plot the results."""
 
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from .. import config as configs
-from ..errors import UserError
-from ..runs import new_run_dir
-from .ablate_view import AblationProgress, summary_table, units_table
-from .options import Device, Preset, Resume, RunDirOpt, Seed, Sets, console, guard
+from cpnas_cli import config as configs
+from cpnas_cli.errors import UserError
+from cpnas_cli.runs import new_run_dir
+
+from ._ablate_view import AblationProgress, summary_table, units_table
+from ._options import Device, Preset, Resume, RunDirOpt, Seed, Sets, console, guard
 
 EXAMPLES = """
 Examples:
@@ -56,7 +56,7 @@ def ablate(
 ):
     """Search every setting with every seed (same budget), train every found genotype with the
     preset's training recipe, and write results.json, results.csv and a Fig. 6 style results.png."""
-    from ..engine.ablation import make_plan, rows, summary
+    from cpnas_cli.engine.ablation import make_plan, rows, summary
 
     if resume is not None:
         given = [name for name, v in (("--beta-p", beta_p), ("--strategies", strategies), ("--seed", seed),
@@ -69,8 +69,8 @@ def ablate(
                          3 if seeds is None else seeds, seed or 0)
         base = configs.load_config(preset, {"device": device}, sets or [])
 
-    from ..engine.ablation.runner import Ablation  # torch: after the flags are checked
-    from ..engine.interrupt import Interrupted, graceful_interrupt
+    from cpnas_cli.engine.ablation.runner import Ablation  # torch: after the flags are checked
+    from cpnas_cli.engine.run.interrupt import Interrupted, graceful_interrupt
 
     with graceful_interrupt() as stop:
         if resume is not None:

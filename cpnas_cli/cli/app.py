@@ -2,9 +2,7 @@
 
 import typer
 
-from . import ablate, config_cmd, export, search, watch
-from . import evaluate, train
-from . import profile
+from . import ablate, config_cmd, evaluate, export, profile, search, train, watch
 
 app = typer.Typer(
     name="cpnas",

@@ -2,8 +2,9 @@
 
 from rich.syntax import Syntax
 
-from .. import config as configs
-from .options import Preset, Sets, console, guard
+from cpnas_cli import config as configs
+
+from ._options import Preset, Sets, console, guard
 
 EXAMPLES = """
 Examples:

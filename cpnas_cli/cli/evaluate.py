@@ -2,11 +2,11 @@
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from .options import DataDir, Dataset, Device, console, guard
+from ._options import DataDir, Dataset, Device, console, guard
 
 EXAMPLES = """
 Examples:
@@ -30,15 +30,15 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
 ):
     """Evaluate the 1-bit Child (and the full-precision Parent, if the file holds one) on a test set."""
-    from ..engine.device import resolve_device
-    from ..engine.evaluation import evaluate_model_file
+    from cpnas_cli.engine.deploy.evaluation import evaluate_model_file
+    from cpnas_cli.engine.run.device import resolve_device
 
     report = evaluate_model_file(checkpoint, dataset, str(data_dir) if data_dir else None, batch_size,
                                  resolve_device(device or "auto"))
     if as_json:
         typer.echo(json.dumps(report.to_dict()))
         return
-    from .train_view import accuracy_table, confusion_table
+    from ._train_view import accuracy_table, confusion_table
 
     console.print(f"[bold]cpnas evaluate[/] {checkpoint}  ({report.dataset}, {report.n_images} test images)")
     console.print(accuracy_table(report.results, report.class_names))

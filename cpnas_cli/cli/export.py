@@ -6,10 +6,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..engine import genotype as genotypes
-from ..errors import UserError
-from ..runs import RunDir, atomic_write_text
-from .options import console, guard
+from cpnas_cli.errors import UserError
+from cpnas_cli.runs import RunDir, atomic_write_text
+from cpnas_cli.space import genotype as genotypes
+
+from ._options import console, guard
 
 EXAMPLES = """
 Examples:
@@ -28,8 +29,8 @@ PICTURES = (".svg", ".dot", ".gv")
 def source_genotype(source: Path) -> genotypes.Genotype:
     """The genotype of a search run directory, of a genotype file, or of a trained or packed model."""
     if source.suffix in (".safetensors", ".cpnas"):
-        from ..engine.model_file import read_model
-        from ..engine.packing import read_packed
+        from cpnas_cli.engine.deploy.packing import read_packed
+        from cpnas_cli.engine.train.model_file import read_model
 
         return (read_packed(source) if source.suffix == ".cpnas" else read_model(source))[0].genotype
     if source.is_dir():
@@ -63,7 +64,7 @@ def export(
         return export_packed(source, output)
     genotype = source_genotype(source)
     if suffix in PICTURES:
-        from ..engine.cell_picture import to_dot, to_svg
+        from cpnas_cli.space.picture import to_dot, to_svg
 
         atomic_write_text(output, to_svg(genotype) if suffix == ".svg" else to_dot(genotype))
         console.print(f"Wrote a picture of the normal and reduction cells to [bold]{output}[/]")
@@ -77,7 +78,8 @@ def export(
 
 def export_packed(checkpoint: Path, output: Path) -> None:
     """Pack a trained Child and report the file's size beside the profile's memory figure."""
-    from ..engine.packing import pack_checkpoint
+    from cpnas_cli.engine.deploy.packing import pack_checkpoint
+
     from .profile import file_line
 
     if checkpoint.suffix != ".safetensors":

@@ -10,14 +10,15 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 from rich.table import Table
 
-from .. import config as configs
-from ..engine.genotype import Genotype
-from ..errors import UserError
+from cpnas_cli import config as configs
+from cpnas_cli.errors import UserError
+from cpnas_cli.space.genotype import Genotype
+
+from ._options import console, guard
 from .export import source_genotype
-from .options import console, guard
 
 if TYPE_CHECKING:  # the engine (torch) is imported when a command runs, keeping --help fast
-    from ..engine.model_file import NetworkSpec
+    from cpnas_cli.engine.nn.network import NetworkSpec
 
 # Input channels, image side and classes of the networks --dataset builds.
 DATASET_INPUTS = {"cifar10": (3, 32, 10), "fashion-mnist": (1, 28, 10), "embedded": (1, 28, 10),
@@ -61,7 +62,7 @@ class Target:
 
     def profiles(self):
         """The 1-bit network and its full-precision twin."""
-        from ..engine.profile import profile_eval_network
+        from cpnas_cli.engine.deploy.profile import profile_eval_network
 
         return (profile_eval_network(self.genotype, self.spec, binary=True),
                 profile_eval_network(self.genotype, self.spec, binary=False))
@@ -88,8 +89,8 @@ def profile(source: Source = None, reference: Reference = None, binary: Binary =
             channels: Channels = None, dataset: ProfileDataset = None, preset: ProfilePreset = None,
             as_json: AsJson = False):
     """Memory and compute of a 1-bit network, layer by layer, against full precision and WRN-22."""
-    from ..engine.profile import report
-    from ..engine.references import profile_reference
+    from cpnas_cli.engine.deploy.profile import report
+    from cpnas_cli.engine.deploy.references import profile_reference
 
     if (source is None) == (reference is None):
         raise UserError("give either a genotype/checkpoint to profile or --reference, not both or neither",
@@ -109,7 +110,7 @@ def profile(source: Source = None, reference: Reference = None, binary: Binary =
     if target is not None:
         data["source"] = target.source
         if target.packed_file is not None:
-            from ..engine.packing import file_figures
+            from cpnas_cli.engine.deploy.packing import file_figures
 
             data["file"] = file_figures(target.packed_file, this.memory_bits)
     if as_json:
@@ -129,11 +130,11 @@ def resolve(source: Path, dataset: str | None, size: str | None, channels: int |
         if size or channels or preset:
             raise UserError(f"{source} is a trained model; its size is fixed", "drop --size/--channels/--preset")
         if source.suffix == ".cpnas":
-            from ..engine.packing import read_packed
+            from cpnas_cli.engine.deploy.packing import read_packed
 
             info, _ = read_packed(source)
         else:
-            from ..engine.model_file import read_model
+            from cpnas_cli.engine.train.model_file import read_model
 
             info, _ = read_model(source)
         check_dataset(source, info.spec, info.dataset, dataset)
@@ -159,7 +160,7 @@ def _shape(channels: int, side: int, classes: int) -> str:
 
 def network_spec(dataset: str, size: str | None, channels: int | None, preset: str | None) -> "NetworkSpec":
     """The evaluation network of Sec. 3.1 for a dataset: C from --channels, --size or the preset."""
-    from ..engine.model_file import NetworkSpec
+    from cpnas_cli.engine.nn.network import NetworkSpec
 
     if size is not None and size not in SIZES:
         raise UserError(f"unknown size {size!r}", "use --size small, medium or large (or --channels C)")

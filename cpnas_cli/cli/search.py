@@ -1,19 +1,19 @@
 """`cpnas search`: run (or resume) a CP-NAS search and write the genotype."""
 
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from .. import config as configs
-from ..engine import genotype as genotypes
-from ..engine.space import OPS
-from ..errors import UserError
-from ..events import read_all
-from ..runs import existing_run, new_run_dir
-from .cell_tree import cell_tree
-from .options import DataDir, Dataset, Device, Preset, Resume, RunDirOpt, Seed, Sets, console, guard
-from .search_view import SearchProgress, survivors_table
+from cpnas_cli import config as configs
+from cpnas_cli.errors import UserError
+from cpnas_cli.events import read_all
+from cpnas_cli.runs import existing_run, new_run_dir
+from cpnas_cli.space import genotype as genotypes
+from cpnas_cli.space.cells import OPS
+
+from ._cell_tree import cell_tree
+from ._options import DataDir, Dataset, Device, Preset, Resume, RunDirOpt, Seed, Sets, console, guard
+from ._search_view import SearchProgress, survivors_table
 
 EXAMPLES = """
 Examples:
@@ -70,8 +70,8 @@ def search(
 ):
     """Search a 1-bit cell with CP-NAS (Alg. 1): the Child and Parent train every sampled
     architecture, Eq. 1 scores it, Eq. 2 ranks the ops, the worst op on every edge goes, K -> 1."""
-    from ..engine.interrupt import Interrupted, graceful_interrupt
-    from ..engine.search import Search
+    from cpnas_cli.engine.run.interrupt import Interrupted, graceful_interrupt
+    from cpnas_cli.engine.search.runner import Search
 
     flags = {"data.dataset": dataset, "data.data_dir": str(data_dir) if data_dir else None,
              "search.strategy": strategy, "search.beta_p": beta_p, "search.rounds": rounds, "search.ops": parse_ops(ops) if ops else None,

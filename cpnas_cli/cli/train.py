@@ -5,14 +5,15 @@ from typing import Annotated, Optional
 
 import typer
 
-from .. import config as configs
-from ..engine import genotype as genotypes
-from ..errors import UserError
-from ..events import read_all
-from ..runs import existing_run, new_run_dir
+from cpnas_cli import config as configs
+from cpnas_cli.errors import UserError
+from cpnas_cli.events import read_all
+from cpnas_cli.runs import existing_run, new_run_dir
+from cpnas_cli.space import genotype as genotypes
+
+from ._options import DataDir, Dataset, Device, Preset, Resume, RunDirOpt, Seed, Sets, console, guard
+from ._train_view import TrainProgress, summary_table
 from .export import source_genotype
-from .options import DataDir, Dataset, Device, Preset, Resume, RunDirOpt, Seed, Sets, console, guard
-from .train_view import TrainProgress, summary_table
 
 EXAMPLES = """
 Examples:
@@ -54,8 +55,8 @@ def train(
 ):
     """Train the found cells stacked into the evaluation network (Sec. 3.1): the 1-bit Child under
     the kernel-level Child-Parent loss (Eqs. 3-4), supervised by its full-precision Parent."""
-    from ..engine.interrupt import Interrupted, graceful_interrupt
-    from ..engine.trainer import Trainer
+    from cpnas_cli.engine.run.interrupt import Interrupted, graceful_interrupt
+    from cpnas_cli.engine.train.trainer import Trainer
 
     flags = {"train.size": size, "train.epochs": epochs, "train.minutes": minutes, "train.batch_size": batch_size, "train.lr": lr,
              "data.dataset": dataset, "data.data_dir": str(data_dir) if data_dir else None, "seed": seed}

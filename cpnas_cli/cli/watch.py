@@ -5,10 +5,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import UserError
-from ..events import SchemaError, read_header
-from ..runs import RUNS_ROOT, latest_run
-from .options import guard
+from cpnas_cli.errors import UserError
+from cpnas_cli.events import SchemaError, read_header
+from cpnas_cli.runs import RUNS_ROOT, latest_run
+
+from ._options import guard
 
 EXAMPLES = """
 Examples:
@@ -32,8 +33,8 @@ def watch(
     interval: Annotated[float, typer.Option(help="Seconds between looks at the log.", min=0.05, max=10)] = 0.25,
 ):
     """Watch a run live: op rankings per edge, K shrinking, the Child/Parent gap, status and genotype."""
-    from ..tui.app import WatchApp
-    from ..tui.follow import UPGRADE, log_path
+    from cpnas_cli.tui.app import WatchApp
+    from cpnas_cli.tui.follow import UPGRADE, log_path
 
     if run is not None and run.is_file() and run.suffix != ".jsonl":
         raise UserError(f"{run} is a file, not a run directory", "pass runs/<id> or its events.jsonl")

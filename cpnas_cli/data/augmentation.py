@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..errors import UserError
+from cpnas_cli.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import UserError
+from cpnas_cli.errors import UserError
+
 from .dataset import Dataset, check_labels
 from .download import attempt_download
 from .safe_pickle import load_data_pickle

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import UserError
+from cpnas_cli.errors import UserError
 
 
 @dataclass

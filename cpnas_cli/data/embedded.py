@@ -5,7 +5,8 @@
 
 from pathlib import Path
 
-from ..errors import UserError
+from cpnas_cli.errors import UserError
+
 from .dataset import Dataset
 from .fashion_mnist import FILES, find_idx_files, load_idx_dataset
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import torch
 
-from ..errors import UserError
+from cpnas_cli.errors import UserError
+
 from .dataset import Dataset, check_labels
 from .download import attempt_download
 from .idx import read_idx

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from ..errors import UserError
+from cpnas_cli.errors import UserError
+
 from .dataset import Dataset
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")

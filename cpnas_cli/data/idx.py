@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import UserError
+from cpnas_cli.errors import UserError
 
 UBYTE = 0x08
 GZIP_MAGIC = b"\x1f\x8b"

@@ -7,7 +7,8 @@ would build a network for the wrong input).
 
 from pathlib import Path
 
-from ..errors import UserError
+from cpnas_cli.errors import UserError
+
 from .cifar import load_cifar10
 from .dataset import Dataset
 from .embedded import load_embedded

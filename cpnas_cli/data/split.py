@@ -5,7 +5,7 @@ The test set is never used during search; this split keeps architecture choices 
 
 import torch
 
-from ..errors import UserError
+from cpnas_cli.errors import UserError
 
 FIX = "use fractions above 0 whose sum is at most 1, e.g. --train-fraction 0.5 --val-fraction 0.5"
 

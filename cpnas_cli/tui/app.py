@@ -13,7 +13,8 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
-from ..runs import RUNS_ROOT
+from cpnas_cli.runs import RUNS_ROOT
+
 from .alpha_panels import AlphaChart, PhasePanel, WeightsTable
 from .follow import POLL_SECONDS, LogFailed, LogFollower, LogFound, LogRead, Waiting
 from .panel import Panel

@@ -11,8 +11,8 @@ from typing import Callable
 
 from textual.message import Message
 
-from ..events import EventReader, Notice, SchemaError
-from ..runs import RUNS_ROOT, RunDir, latest_run
+from cpnas_cli.events import EventReader, Notice, SchemaError
+from cpnas_cli.runs import RUNS_ROOT, RunDir, latest_run
 
 POLL_SECONDS = 0.25
 UPGRADE = "upgrade cpnas to watch this run"

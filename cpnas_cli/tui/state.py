@@ -10,7 +10,7 @@ A differentiable search (pc-darts, dcp) logs one `alpha` event per phase instead
 import math
 from dataclasses import dataclass, field
 
-from ..engine.indicator import edge_indicator
+from cpnas_cli.bookkeeping.indicator import edge_indicator
 
 ETA_WINDOW = 10  # samples or epochs averaged for the time per step
 REQUIRED = {  # fields the panels read; an event without them is skipped as unreadable

@@ -9,8 +9,8 @@ import math
 import re
 from dataclasses import asdict, dataclass
 
-from ...config import STRATEGIES
-from ...errors import UserError
+from cpnas_cli.config import STRATEGIES
+from cpnas_cli.errors import UserError
 
 AXES = ("beta_p", "strategy")
 

@@ -11,7 +11,8 @@ import json
 import statistics
 from dataclasses import asdict, dataclass, fields
 
-from ...runs import atomic_write_text
+from cpnas_cli.runs import atomic_write_text
+
 from .plan import Plan
 
 REFERENCE = "cp"  # the setting search wall times are compared with, when the plan has it

@@ -18,16 +18,17 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
-from ... import config as configs
-from ...errors import UserError
-from ...events import read_all
-from ...runs import RunDir, atomic_write_bytes, atomic_write_text
-from .. import genotype as genotypes
-from ..interrupt import Interrupted
-from ..model_file import NetworkSpec
-from ..profile import profile_eval_network
-from ..search import Search
-from ..trainer import Trainer
+from cpnas_cli import config as configs
+from cpnas_cli.engine.deploy.profile import profile_eval_network
+from cpnas_cli.engine.nn.network import NetworkSpec
+from cpnas_cli.engine.run.interrupt import Interrupted
+from cpnas_cli.engine.search.runner import Search
+from cpnas_cli.engine.train.trainer import Trainer
+from cpnas_cli.errors import UserError
+from cpnas_cli.events import read_all
+from cpnas_cli.runs import RunDir, atomic_write_bytes, atomic_write_text
+from cpnas_cli.space import genotype as genotypes
+
 from .plan import Plan, Setting
 from .plot import chart_png
 from .results import REFERENCE, UnitResult, read_results, rows, write_tables

@@ -1,0 +1,36 @@
+"""Options shared by several commands, as `Annotated` types, and the bad-input guard."""
+
+import functools
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from cpnas_cli.errors import UserError
+
+console = Console()
+err_console = Console(stderr=True)
+
+Preset = Annotated[str, typer.Option("--preset", "-p", help="Preset name (quick, fashion-mnist, cifar10, ...) or a .yaml path.")]
+Dataset = Annotated[Optional[str], typer.Option(help="embedded | fashion-mnist | cifar10 | folder (overrides the preset).")]
+DataDir = Annotated[Optional[Path], typer.Option(help="Where the dataset lives (folder: D/train/<class>/*, D/test/<class>/*).")]
+Device = Annotated[Optional[str], typer.Option(help="auto | cpu | cuda | cuda:N.")]
+Seed = Annotated[Optional[int], typer.Option(help="Random seed: same seed, same device -> same result.")]
+Sets = Annotated[Optional[list[str]], typer.Option("--set", help="Any config key, e.g. --set search.lr=0.05 (repeatable).")]
+RunDirOpt = Annotated[Optional[Path], typer.Option("--run-dir", help="Run directory to create (default runs/<time>-<preset>).")]
+Resume = Annotated[Optional[Path], typer.Option("--resume", help="Continue an interrupted run from its directory.")]
+
+
+def guard(command):
+    """Turn a UserError into one red line on stderr and exit code 2 (no traceback)."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except UserError as err:
+            err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper

@@ -1,0 +1,110 @@
+"""Test-set metrics of trained networks (top-1, top-5, per-class accuracy, confusion matrix), and
+the evaluation of a model file written by `cpnas train` (or packed by `cpnas export`) on its (or
+another) dataset."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from cpnas_cli import data as datasets
+from cpnas_cli.engine.train.model_file import load_model
+from cpnas_cli.errors import UserError
+
+from .packing import load_packed
+
+
+@dataclass
+class Metrics:
+    n_images: int
+    top1: float  # percent
+    top5: float | None  # percent; None with 5 classes or fewer (it would be trivially high)
+    per_class: dict[str, float]  # class name -> percent of its images classified right
+    confusion: list[list[int]]  # [true class][predicted class] -> images
+
+    def to_dict(self) -> dict:
+        return {"n_images": self.n_images, "top1": self.top1, "top5": self.top5,
+                "per_class": self.per_class, "confusion": self.confusion}
+
+
+@torch.no_grad()
+def measure(nets: dict[str, torch.nn.Module], batches, class_names: list[str]) -> dict[str, Metrics]:
+    """Metrics of each network (in eval mode) over the same (x, y) batches."""
+    k = len(class_names)
+    confusion = {role: torch.zeros(k, k, dtype=torch.int64) for role in nets}
+    top5 = {role: 0 for role in nets}
+    for net in nets.values():
+        net.eval()
+    for x, y in batches:
+        x = x.contiguous(memory_format=torch.channels_last)
+        for role, net in nets.items():
+            logits = net(x)[0]
+            pairs = y.cpu() * k + logits.argmax(1).cpu()
+            confusion[role] += torch.bincount(pairs, minlength=k * k).view(k, k)
+            if k > 5:
+                top5[role] += (logits.topk(5, dim=1).indices == y[:, None]).any(1).sum().item()
+    return {role: _metrics(confusion[role], top5[role] if k > 5 else None, class_names) for role in nets}
+
+
+def _metrics(confusion: torch.Tensor, top5_correct: int | None, class_names: list[str]) -> Metrics:
+    n = int(confusion.sum())
+    per_class_n = confusion.sum(1).clamp(min=1)
+    per_class = (100.0 * confusion.diagonal() / per_class_n).tolist()
+    return Metrics(
+        n_images=n,
+        top1=round(100.0 * int(confusion.diagonal().sum()) / max(n, 1), 2),
+        top5=None if top5_correct is None else round(100.0 * top5_correct / max(n, 1), 2),
+        per_class={name: round(acc, 2) for name, acc in zip(class_names, per_class)},
+        confusion=confusion.tolist(),
+    )
+
+
+@dataclass
+class Report:
+    checkpoint: str
+    dataset: str
+    class_names: list[str]
+    results: dict[str, Metrics]  # "child" and, when the file has one, "parent"
+
+    @property
+    def n_images(self) -> int:
+        return self.results["child"].n_images
+
+    def to_dict(self) -> dict:
+        """The Child's metrics at the top level, each network's under its role (parent: null if absent)."""
+        child = self.results["child"].to_dict()
+        parent = self.results.get("parent")
+        return {"checkpoint": self.checkpoint, "dataset": self.dataset, "classes": self.class_names, **child,
+                "child": child, "parent": parent.to_dict() if parent else None}
+
+
+def evaluate_model_file(path: Path, dataset: str | None, data_dir: str | None, batch_size: int,
+                        device: torch.device) -> Report:
+    """Load the file (UserError when missing, truncated, damaged or not cpnas), its dataset (the
+    one it was trained on unless `dataset` says otherwise), check they fit, and measure."""
+    if batch_size < 1:
+        raise UserError(f"batch size must be at least 1, got {batch_size}", "use e.g. --batch-size 500")
+    if Path(path).suffix == ".cpnas":  # a packed 1-bit model: the Child alone
+        (info, child), parent = load_packed(Path(path), device), None
+    else:
+        info, child, parent = load_model(Path(path), device)
+    name = dataset or info.dataset
+    if data_dir is None and name == info.dataset:
+        data_dir = info.extras.get("data_dir")
+    image_size = info.spec.image_size if name == "folder" else None
+    data = datasets.load_dataset(name, data_dir, image_size)
+    spec = info.spec
+    if (data.in_channels, data.num_classes, data.image_size) != (spec.in_channels, spec.classes, spec.image_size):
+        raise UserError(
+            f"{path} was trained on {spec.image_size}x{spec.image_size}x{spec.in_channels} images of {spec.classes} "
+            f"classes; {name} has {data.image_size}x{data.image_size}x{data.in_channels} images of {data.num_classes}",
+            f"evaluate on the dataset it was trained on ({info.dataset})")
+    if data.classes != info.class_names:
+        raise UserError(f"{name}'s classes differ from those {path} was trained on",
+                        f"evaluate on the dataset it was trained on ({info.dataset})")
+    nets = {"child": child.to(memory_format=torch.channels_last)}
+    if parent is not None:
+        nets["parent"] = parent.to(memory_format=torch.channels_last)
+    batches = datasets.batches(data.test_images, data.test_labels, torch.arange(len(data.test_labels)), batch_size,
+                               shuffle_generator=None, device=device)
+    return Report(str(path), name, info.class_names, measure(nets, batches, info.class_names))

@@ -1,0 +1,45 @@
+"""Checkpoints: safetensors weights + a JSON state, replaced atomically as a pair (never pickle).
+
+The weights go to a new file named by a tag (the position in the run); only then is `state.json` atomically
+replaced to point at it; only then are older weight files deleted. A process killed at any
+moment leaves a state.json whose weights file exists and is complete.
+"""
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from cpnas_cli.errors import UserError
+from cpnas_cli.runs import atomic_write_text, publish
+
+STATE = "state.json"
+
+
+def save_checkpoint(folder: Path, tensors: dict[str, torch.Tensor], state: dict, tag: str) -> None:
+    """`tag` names the weights file; it must differ from the previous checkpoint's."""
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = folder / f"weights-{tag}.safetensors"
+    tmp = weights.with_suffix(".tmp")
+    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
+    publish(tmp, weights)
+    atomic_write_text(folder / STATE, json.dumps({**state, "weights": weights.name}))
+    for old in folder.glob("weights-*.safetensors"):
+        if old != weights:
+            old.unlink(missing_ok=True)
+
+
+def load_checkpoint(folder: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """(tensors, state); a missing or damaged checkpoint is a UserError."""
+    state_file = folder / STATE
+    if not state_file.is_file():
+        raise UserError(f"no checkpoint in {folder}", "the run was interrupted before its first checkpoint: start it again")
+    try:
+        state = json.loads(state_file.read_text())
+        tensors = load_file(str(folder / state["weights"]))
+    except (json.JSONDecodeError, KeyError, FileNotFoundError, SafetensorError, OSError) as err:
+        raise UserError(f"checkpoint in {folder} is damaged ({type(err).__name__})",
+                        "start the run again; the checkpoint cannot be resumed") from None
+    return tensors, state

@@ -1,0 +1,83 @@
+"""The single-path weight-sharing supernet over the cell search space (Sec. 2.1-2.2).
+
+Every edge of every cell holds one module per remaining candidate op; a forward pass takes an
+architecture (one op name per edge, per cell type) and runs only those ops, so a sampled
+architecture costs what a plain network of that architecture costs. Weights persist across
+samples (weight sharing). Built with a binary `Style` it is the Child, with a full-precision
+one the Parent. `prune` deletes an op's module, freeing its weights.
+"""
+
+import torch
+import torch.nn as nn
+
+from cpnas_cli.engine.nn.backbone import Classifier, preprocess, reduction_cells, stem
+from cpnas_cli.engine.nn.ops import Style, build_op
+from cpnas_cli.space.cells import CELL_TYPES, cell_edges
+
+Architecture = dict[str, list[str]]  # cell type -> op name per edge, in space.cell_edges order
+
+
+class SearchCell(nn.Module):
+    def __init__(self, ops, nodes, c_pp, c_p, c, reduce, reduce_prev, style: Style):
+        super().__init__()
+        self.reduce = reduce
+        self.edges_list = cell_edges(nodes)
+        self.pre0, self.pre1 = preprocess(c_pp, c_p, c, reduce_prev, style)
+        self.edges = nn.ModuleList(
+            nn.ModuleDict({op: build_op(op, c, 2 if reduce and src < 2 else 1, style) for op in ops})
+            for src, _ in self.edges_list
+        )
+        self.nodes = nodes
+
+    def forward(self, s0, s1, choice: list[str]):
+        states = [self.pre0(s0), self.pre1(s1)]
+        for dst in range(2, 2 + self.nodes):
+            total = None
+            for index, (src, target) in enumerate(self.edges_list):
+                if target != dst or choice[index] == "zero":
+                    continue  # a zero edge adds nothing, so it is not computed at all
+                out = self.edges[index][choice[index]](states[src])
+                total = out if total is None else total + out
+            states.append(total if total is not None else self._zeros_like_node(states[1]))
+        return torch.cat(states[2:], dim=1)
+
+    def _zeros_like_node(self, s):
+        b, c, h, w = s.shape
+        if self.reduce:
+            h, w = (h + 1) // 2, (w + 1) // 2
+        return s.new_zeros(b, c, h, w)
+
+
+class SearchNetwork(nn.Module):
+    """Stem, `cells` search cells (reduction ones double the channels), classifier."""
+
+    def __init__(self, in_channels, classes, channels, cells, ops, style: Style,
+                 nodes=4, reductions=None, stem_stride=1, stem_multiplier=3):
+        super().__init__()
+        self.reductions = reduction_cells(cells, reductions)
+        c_stem = stem_multiplier * channels
+        self.stem = stem(in_channels, c_stem, stride=stem_stride)
+        c_pp, c_p, c = c_stem, c_stem, channels
+        self.cells = nn.ModuleList()
+        reduce_prev = False
+        for i in range(cells):
+            reduce = i in self.reductions
+            if reduce:
+                c *= 2
+            self.cells.append(SearchCell(ops, nodes, c_pp, c_p, c, reduce, reduce_prev, style))
+            reduce_prev = reduce
+            c_pp, c_p = c_p, nodes * c
+        self.classifier = Classifier(c_p, classes)
+
+    def forward(self, x, arch: Architecture):
+        s0 = s1 = self.stem(x)
+        for cell in self.cells:
+            s0, s1 = s1, cell(s0, s1, arch["reduce" if cell.reduce else "normal"])
+        return self.classifier(s1)
+
+    def prune(self, cell_type: str, edge: int, op: str) -> None:
+        """Remove op from edge `edge` of every cell of this type, freeing its weights."""
+        assert cell_type in CELL_TYPES
+        for cell in self.cells:
+            if (cell_type == "reduce") == cell.reduce:
+                del cell.edges[edge][op]

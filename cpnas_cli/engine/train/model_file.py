@@ -1,0 +1,108 @@
+"""Trained-model files: a safetensors file holding the Child's (and the Parent's) weights, with
+the genotype and everything needed to rebuild the network in its metadata. Never pickle.
+
+    tensors   child/<state_dict key>, parent/<state_dict key> (the Parent is optional)
+    metadata  format = "cpnas-model", version, genotype (JSON), network (JSON: the EvalNetwork
+              arguments and the Style), classes (JSON), dataset, plus free-form extras (JSON)
+"""
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from cpnas_cli.engine.nn.network import EvalNetwork, NetworkSpec
+from cpnas_cli.errors import UserError
+from cpnas_cli.runs import publish
+from cpnas_cli.space import genotype as genotypes
+
+FORMAT = "cpnas-model"
+VERSION = 1
+
+
+@dataclass
+class ModelInfo:
+    genotype: genotypes.Genotype
+    spec: NetworkSpec
+    class_names: list[str]
+    dataset: str
+    extras: dict = field(default_factory=dict)
+
+
+def save_model(path: Path, info: ModelInfo, child: torch.nn.Module, parent: torch.nn.Module | None = None) -> None:
+    """Write atomically (temp file + rename)."""
+    tensors = {f"child/{k}": v for k, v in child.state_dict().items()}
+    if parent is not None:
+        tensors.update({f"parent/{k}": v for k, v in parent.state_dict().items()})
+    metadata = {
+        "format": FORMAT, "version": str(VERSION),
+        "genotype": json.dumps(genotypes.to_dict(info.genotype)),
+        "network": json.dumps(asdict(info.spec)),
+        "classes": json.dumps(info.class_names), "dataset": info.dataset,
+        "extras": json.dumps(info.extras),
+    }
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+    publish(tmp, path)
+
+
+def read_safetensors(path: Path, format: str, noun: str, kind: str, fix: str) -> tuple[dict, dict[str, torch.Tensor]]:
+    """Metadata and tensors of a cpnas safetensors file whose metadata says `format`; a missing,
+    truncated or foreign file is a UserError naming it (`noun` when missing, `kind` when foreign)."""
+    if not path.is_file():
+        raise UserError(f"{noun} {path} not found", fix)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            if metadata.get("format") != format:
+                raise UserError(f"{path} is not {kind}", fix)
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, RuntimeError, ValueError) as err:
+        raise UserError(f"{path} is truncated or not a safetensors file ({type(err).__name__})", fix) from None
+    return metadata, tensors
+
+
+def read_model(path: Path) -> tuple[ModelInfo, dict[str, torch.Tensor]]:
+    """Metadata and raw tensors, validated; every problem is a UserError naming the file."""
+    path = Path(path)
+    fix = "pass a best.safetensors or last.safetensors written by `cpnas train`"
+    metadata, tensors = read_safetensors(path, FORMAT, "checkpoint", "a cpnas model checkpoint", fix)
+    if metadata.get("version") != str(VERSION):
+        raise UserError(f"{path} has model format version {metadata.get('version')}, this cpnas reads {VERSION}",
+                        "upgrade cpnas or retrain")
+    try:
+        info = ModelInfo(
+            genotype=genotypes.from_dict(json.loads(metadata["genotype"]), where=f"{path} genotype"),
+            spec=NetworkSpec(**json.loads(metadata["network"])),
+            class_names=json.loads(metadata["classes"]),
+            dataset=metadata["dataset"],
+            extras=json.loads(metadata.get("extras", "{}")),
+        )
+    except (KeyError, TypeError, json.JSONDecodeError):
+        raise UserError(f"{path} has damaged cpnas metadata", fix) from None
+    return info, tensors
+
+
+def load_model(path: Path, device: torch.device | str = "cpu") -> tuple[ModelInfo, EvalNetwork, EvalNetwork | None]:
+    """(info, Child, Parent or None), in eval mode on `device`."""
+    info, tensors = read_model(path)
+    nets = []
+    for role, binary in (("child", True), ("parent", False)):
+        state = {k[len(role) + 1:]: v for k, v in tensors.items() if k.startswith(f"{role}/")}
+        if not state:
+            nets.append(None)
+            continue
+        net = info.spec.build(info.genotype, binary)
+        try:
+            net.load_state_dict(state)
+        except RuntimeError:
+            raise UserError(f"{path}: the {role} weights do not fit its genotype/network (edited file?)",
+                            "use the checkpoint as `cpnas train` wrote it") from None
+        nets.append(net.to(device).eval())
+    if nets[0] is None:
+        raise UserError(f"{path} holds no Child weights", "pass a checkpoint written by `cpnas train`")
+    return info, nets[0], nets[1]

@@ -1,0 +1,178 @@
+"""The Child and the Parent evaluation networks of one genotype in training (Secs. 2.1, 2.4, 3.1).
+
+The Child is the 1-bit network; the Parent, the same genotype in full precision, supervises it
+through the kernel-level CP loss (losses.py). The Parent is trained alongside the Child on the
+same batches (`joint`), loaded frozen from a model file, or absent (`none`). Child and Parent
+start from the same initial weights, so the kernel term starts aligned filter by filter.
+
+No module-level state: an instance owns its networks and optimizers, so torch.distributed can
+wrap the networks of one instance per process.
+"""
+
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from cpnas_cli.config import TrainConfig
+from cpnas_cli.engine.nn.binary import BinaryConv2d
+from cpnas_cli.engine.nn.network import EvalNetwork, NetworkSpec
+from cpnas_cli.errors import UserError
+from cpnas_cli.space import genotype as genotypes
+
+from .losses import CPLossWeights, center_loss, classification_loss, cp_loss, kernel_loss, paired_kernels
+from .model_file import load_model
+
+
+class TrainingPair:
+    def __init__(self, cfg: TrainConfig, spec: NetworkSpec, genotype: genotypes.Genotype,
+                 device: torch.device, seed: int):
+        self.cfg, self.device = cfg, device
+        self.weights = CPLossWeights(cfg.kernel_weight, cfg.center_weight, cfg.auxiliary_weight, cfg.label_smoothing)
+        self.child = self._build(spec, genotype, True, seed)
+        self.parent = self._parent(spec, genotype, seed)
+        self.joint = cfg.parent == "joint"
+        self.nets = {"child": self.child, **({"parent": self.parent} if self.joint else {})}
+        self.optimizers = {role: self._optimizer(net) for role, net in self.nets.items()}
+        kernel_parent = self.parent if cfg.kernel_source == "parent" else None
+        self.pairs = paired_kernels(self.child, kernel_parent) if self.parent or cfg.kernel_source == "self" else None
+
+    def _build(self, spec: NetworkSpec, genotype, binary: bool, seed: int) -> EvalNetwork:
+        torch.manual_seed(seed)  # the same initial weights for Child and Parent
+        net = spec.build(genotype, binary, drop_path=self.cfg.drop_path)
+        return net.to(self.device, memory_format=torch.channels_last)
+
+    def _parent(self, spec: NetworkSpec, genotype, seed: int) -> EvalNetwork | None:
+        if self.cfg.parent == "none":
+            return None
+        if self.cfg.parent == "joint":
+            return self._build(spec, genotype, False, seed)
+        info, _, parent = load_model(Path(self.cfg.parent), self.device)
+        if parent is None:
+            raise UserError(f"{self.cfg.parent} holds no Parent weights", "train.parent needs a model file written with a Parent")
+        if _structure(info.genotype) != _structure(genotype) or info.spec != spec:
+            raise UserError(f"the Parent in {self.cfg.parent} is from another genotype or network",
+                            "use a model file trained from this genotype with the same network settings")
+        parent.requires_grad_(False)
+        return parent.to(memory_format=torch.channels_last).eval()
+
+    def _optimizer(self, net: nn.Module) -> torch.optim.Optimizer:
+        """No weight decay on 1-bit latent weights when binary_weight_decay says so: decay pulls
+        them toward 0, where their signs flip on noise."""
+        cfg = self.cfg
+        latent = {id(m.weight) for m in net.modules() if isinstance(m, BinaryConv2d)}
+        binary_decay = cfg.weight_decay if cfg.binary_weight_decay is None else cfg.binary_weight_decay
+        groups = [{"params": [p for p in net.parameters() if id(p) in latent], "weight_decay": binary_decay},
+                  {"params": [p for p in net.parameters() if id(p) not in latent], "weight_decay": cfg.weight_decay}]
+        groups = [g for g in groups if g["params"]]
+        if cfg.optimizer == "adam":
+            return torch.optim.Adam(groups, lr=cfg.lr)
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+
+    def set_drop_path(self, rate: float) -> None:
+        for net in (self.child, self.parent):
+            for cell in net.cells if net is not None else ():
+                cell.drop_path = rate
+
+    # --- one step ---------------------------------------------------------------------------
+
+    def train_batch(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> dict:
+        """One optimizer step of the Parent (if joint), then of the Child on Eq. 4.
+
+        Returns sums over the batch: the Child's total loss and its terms (the terms are
+        measured even when their weight is 0), correct counts, the Parent's loss, seconds."""
+        start = time.perf_counter()
+        out = {"loss_parent": None, "correct_parent": None}
+        parent_features = None
+        if self.joint:
+            self.parent.train()
+            logits, aux, parent_features = self.parent(x)
+            ce, total = classification_loss(logits, aux, y, self.weights)
+            self._step("parent", total, lr)
+            out.update(loss_parent=total.item() * len(y), correct_parent=_correct(logits, y))
+        elif self.parent is not None:
+            with torch.no_grad():
+                logits, _, parent_features = self.parent(x)
+            out["correct_parent"] = _correct(logits, y)
+        self.child.train()
+        logits, aux, features = self.child(x)
+        ce, total = classification_loss(logits, aux, y, self.weights)
+        kernel = self._term(self.weights.kernel, lambda: kernel_loss(self.pairs)) if self.pairs else None
+        center = (self._term(self.weights.center, lambda: center_loss(features, parent_features, y))
+                  if parent_features is not None else None)
+        loss = cp_loss(total, kernel, center, self.weights)
+        self._step("child", loss, lr)
+        out.update(loss=loss.item() * len(y), loss_ce=ce.item() * len(y), correct_child=_correct(logits, y),
+                   loss_kernel=None if kernel is None else kernel.item() * len(y),
+                   loss_center=None if center is None else center.item() * len(y),
+                   seconds=time.perf_counter() - start)
+        return out
+
+    @staticmethod
+    def _term(weight: float, compute):
+        """A loss term; with weight 0 it is only measured (no graph is kept for it)."""
+        if weight:
+            return compute()
+        with torch.no_grad():
+            return compute()
+
+    def _step(self, role: str, loss: torch.Tensor, lr: float) -> None:
+        optimizer = self.optimizers[role]
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.nets[role].parameters(), self.cfg.grad_clip)
+        optimizer.step()
+
+    @torch.no_grad()
+    def evaluate(self, batches) -> dict[str, float | None]:
+        """Top-1 test accuracy in percent of the Child and the Parent (None without a Parent)."""
+        nets = {"child": self.child, "parent": self.parent}
+        correct = {role: 0 for role, net in nets.items() if net is not None}
+        seen = 0
+        for net in nets.values():
+            if net is not None:
+                net.eval()
+        for x, y in batches:
+            x = x.contiguous(memory_format=torch.channels_last)
+            seen += len(y)
+            for role in correct:
+                correct[role] += _correct(nets[role](x)[0], y)
+        return {role: (100.0 * correct[role] / max(seen, 1) if role in correct else None) for role in nets}
+
+    # --- state ------------------------------------------------------------------------------
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """Weights, buffers and optimizer state of the trained networks, flat, for safetensors."""
+        tensors = {}
+        for role, net in self.nets.items():
+            tensors.update({f"{role}/{k}": v for k, v in net.state_dict().items()})
+            optimizer = self.optimizers[role]
+            for name, p in net.named_parameters():
+                for key, value in optimizer.state.get(p, {}).items():
+                    tensors[f"{role}.optimizer/{name}/{key}"] = torch.as_tensor(value)
+        return tensors
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        for role, net in self.nets.items():
+            prefix = f"{role}/"
+            net.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+            optimizer = self.optimizers[role]
+            for name, p in net.named_parameters():
+                prefix = f"{role}.optimizer/{name}/"
+                state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+                if state:  # buffers take the parameter's device and layout; scalars (Adam's step) stay as saved
+                    optimizer.state[p] = {k: torch.empty_like(p).copy_(v) if v.shape == p.shape else v.clone()
+                                          for k, v in state.items()}
+
+
+def _correct(logits: torch.Tensor, y: torch.Tensor) -> int:
+    return (logits.argmax(1) == y).sum().item()
+
+
+def _structure(genotype: genotypes.Genotype) -> tuple:
+    """The genotype's ops, inputs and concats, without search indicators or metadata."""
+    return tuple((tuple((e.op, e.source) for node in cell.nodes for e in node), cell.concat)
+                 for cell in (genotype.normal, genotype.reduce))

@@ -1,0 +1,245 @@
+"""Training a genotype's evaluation network (Sec. 3.1) with the CP loss, with events and exact resume.
+
+Every epoch: one pass over the training set in a fresh order (Child and Parent on the same
+batches), then the test accuracy of both; the epoch goes to the event log, the model files
+`last.safetensors` (and `best.safetensors` when the Child's test accuracy is the best so far)
+are written, then the resume checkpoint.
+
+As in the search, everything random is a pure function of (seed, epoch, batch): the order of an
+epoch, the augmentation of a batch and the drop-path masks (the global generator is reseeded
+per batch). A checkpoint therefore holds no generator state: weights, optimizer state, the
+position and the sums of a part-done epoch are enough to continue exactly where an uninterrupted
+run would be, after Ctrl-C between batches or a kill at any moment. With a time budget
+(`train.minutes`) the number of epochs is planned from measured epoch times (budget.py): the plan
+is in the checkpoint, but a resumed run measures its own epochs, so it is not bit-identical.
+"""
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import torch
+
+from cpnas_cli import data as datasets
+from cpnas_cli.bookkeeping.budget import epochs_that_fit
+from cpnas_cli.config import Config, TrainConfig, to_dict
+from cpnas_cli.engine.nn.network import NetworkSpec
+from cpnas_cli.engine.run.checkpoint import STATE, load_checkpoint, save_checkpoint
+from cpnas_cli.engine.run.device import resolve_device
+from cpnas_cli.engine.run.interrupt import Interrupted
+from cpnas_cli.errors import UserError
+from cpnas_cli.events import SCHEMA, EventWriter
+from cpnas_cli.runs import RunDir
+from cpnas_cli.space import genotype as genotypes
+
+from .model_file import ModelInfo, save_model
+from .pair import TrainingPair
+
+Report = Callable[[dict], None]
+SIZES = ("small", "medium", "large")
+SUMS = ("loss", "loss_ce", "loss_kernel", "loss_center", "loss_parent", "correct_child", "correct_parent")
+
+
+def cosine_lr(cfg: TrainConfig, step: int, total: int) -> float:
+    """The learning rate at a step: cosine annealing from lr to lr_min without restart, per batch."""
+    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * step / total))
+
+
+def network_spec(cfg: TrainConfig, data: datasets.Dataset) -> NetworkSpec:
+    """The evaluation network for this config and dataset: C from the size unless channels is set."""
+    return NetworkSpec(
+        in_channels=data.in_channels, classes=data.num_classes, channels=cfg.channels or cfg.sizes[SIZES.index(cfg.size)],
+        cells=cfg.cells, image_size=data.image_size, auxiliary=cfg.auxiliary_weight > 0,
+        imagenet_stem=cfg.imagenet_stem, reductions=cfg.reductions, quantizer=cfg.quantizer,
+        parent_activation=cfg.parent_activation, stem_stride=cfg.stem_stride,
+        shortcut=cfg.shortcut, group_width=cfg.group_width)
+
+
+@dataclass
+class Partial:
+    """Sums over the batches of the current epoch done so far (kept across an interrupt)."""
+
+    batch: int = 0
+    seen: int = 0
+    seconds: float = 0.0  # in training steps (for images/s)
+    wall: float = 0.0  # wall time of the epoch before an interrupt
+    sums: dict = field(default_factory=lambda: {k: None for k in SUMS})
+
+    def add(self, n_images: int, result: dict) -> None:
+        self.batch += 1
+        self.seen += n_images
+        self.seconds += result["seconds"]
+        for key in SUMS:
+            if result[key] is not None:
+                self.sums[key] = (self.sums[key] or 0) + result[key]
+
+    def mean(self, key: str, scale: float = 1.0, digits: int = 4) -> float | None:
+        value = self.sums[key]
+        return None if value is None else round(scale * value / max(self.seen, 1), digits)
+
+
+class Trainer:
+    """One training run: construct (loads the data, builds the networks: bad input fails here,
+    before anything is written), then `begin(run)` or `restore(run)`, then `run()`."""
+
+    def __init__(self, config: Config, genotype: genotypes.Genotype, report: Report = lambda e: None, stop=None):
+        self.config, self.cfg, self.genotype = config, config.train, genotype
+        self.report, self.stop = report, stop
+        self.device = resolve_device(config.device)
+        d = config.data
+        self.data = datasets.load_dataset(d.dataset, d.data_dir, d.image_size)
+        self.spec = network_spec(self.cfg, self.data)
+        try:
+            self.pair = TrainingPair(self.cfg, self.spec, genotype, self.device, config.seed)
+        except ValueError as err:  # e.g. reduction indices outside the network
+            raise UserError(f"cannot build the network: {err}", "check train.cells and train.reductions") from None
+        self.augment = datasets.Augment(crop_padding=self.cfg.crop_padding, flip=self.cfg.flip, cutout=self.cfg.cutout)
+        self.n_train = min(self.cfg.train_images or len(self.data.train_labels), len(self.data.train_labels))
+        self.batches_per_epoch = datasets.num_batches(self.n_train, self.cfg.batch_size, drop_last=True)
+        if self.batches_per_epoch == 0:
+            raise UserError(f"train.batch_size {self.cfg.batch_size} exceeds the {self.n_train} training images",
+                            "use a smaller --batch-size")
+        self.epoch, self.partial, self.elapsed, self.best = 0, Partial(), 0.0, None
+        self.epochs = self.cfg.epochs  # the plan: lowered by a time budget (budget.py)
+        self.last: dict = {}
+
+    def begin(self, run: RunDir) -> None:
+        self.run_dir, self.log = run, EventWriter(run.events)
+        genotypes.save(self.genotype, run.genotype)
+        self.log.write([{"kind": "header", "schema": SCHEMA, "run": "train", "t": round(time.time(), 3),
+                         "config": to_dict(self.config), "genotype": genotypes.to_dict(self.genotype),
+                         "epochs": self.cfg.epochs, "network": asdict(self.spec), "classes": self.data.classes}])
+        self._emit("status", state="started", total=self.cfg.epochs, device=str(self.device))
+
+    def restore(self, run: RunDir) -> None:
+        """Continue from the run's checkpoint; a run killed before its first one starts over."""
+        if not (run.checkpoint / STATE).is_file():
+            run.events.unlink(missing_ok=True)
+            return self.begin(run)
+        self.run_dir, self.log = run, EventWriter(run.events)
+        tensors, state = load_checkpoint(run.checkpoint)
+        try:
+            self.pair.load_state_tensors(tensors)
+        except RuntimeError:
+            raise UserError(f"the checkpoint in {run.checkpoint} does not fit this run's genotype and network",
+                            "start the run again") from None
+        self.epoch, self.elapsed, self.best = state["epoch"], state["elapsed"], state["best"]
+        self.epochs = state["epochs"]
+        self.last = state["last"]
+        self.partial = Partial(**state["partial"])
+        self.log.truncate(state["events_offset"])
+        self.log.write(state["pending_events"])
+        self._emit("status", state="resumed", epoch=self.epoch, batch=self.partial.batch, device=str(self.device))
+
+    @property
+    def finished(self) -> bool:
+        return self.epoch >= self.epochs
+
+    # --- the loop ------------------------------------------------------------------------
+
+    def run(self) -> dict:
+        """Train to the last epoch; returns the final summary (also the `finished` event)."""
+        try:
+            while not self.finished:
+                self._epoch()
+        except Interrupted:
+            raise
+        except KeyboardInterrupt:  # a second Ctrl-C: no new checkpoint, the last one stands
+            self._emit("status", state="interrupted", epoch=self.epoch, batch=0)
+            raise
+        except Exception as err:
+            self._emit("status", state="failed", error=f"{type(err).__name__}: {err}", epoch=self.epoch)
+            raise
+        return self._emit("status", state="finished", elapsed=round(self.elapsed, 1), best_acc_child=self.best,
+                          **{k: self.last.get(k) for k in ("test_acc_child", "test_acc_parent")})
+
+    def _epoch(self) -> None:
+        self.started = time.perf_counter()
+        lr = self._train()
+        eval_start = time.perf_counter()
+        acc = self.pair.evaluate(datasets.batches(self.data.test_images, self.data.test_labels,
+                                                  torch.arange(len(self.data.test_labels)), self.cfg.eval_batch_size,
+                                                  shuffle_generator=None, device=self.device))
+        p = self.partial
+        seconds = p.wall + time.perf_counter() - self.started
+        self.elapsed += time.perf_counter() - self.started
+        is_best = self.best is None or acc["child"] > self.best
+        self.best = max(acc["child"], self.best or 0.0)
+        self.epoch += 1
+        self.epochs = epochs_that_fit(self.epoch, self.elapsed, self.cfg.minutes, self.epochs)
+        event = self._event(
+            "epoch", epoch=self.epoch, epochs=self.epochs, loss=p.mean("loss"), loss_ce=p.mean("loss_ce"),
+            loss_kernel=p.mean("loss_kernel", digits=6), loss_center=p.mean("loss_center", digits=6),
+            loss_parent=p.mean("loss_parent"),
+            train_acc_child=p.mean("correct_child", 100, 2), train_acc_parent=p.mean("correct_parent", 100, 2),
+            test_acc_child=round(acc["child"], 2),
+            test_acc_parent=None if acc["parent"] is None else round(acc["parent"], 2),
+            lr=lr, images=p.seen, images_per_s=round(p.seen / max(p.seconds, 1e-9), 1),
+            seconds=round(seconds, 3), eval_seconds=round(time.perf_counter() - eval_start, 3),
+            elapsed=round(self.elapsed, 1), best=is_best)
+        self.last = {k: event[k] for k in ("epoch", "test_acc_child", "test_acc_parent")}
+        self._write_models(is_best)
+        self.partial = Partial()
+        self._checkpoint([event])
+        self.log.write([event])
+        self.report(event)
+
+    def _train(self) -> float:
+        """The rest of the current epoch's batches; returns the epoch's first learning rate."""
+        e, nb = self.epoch, self.batches_per_epoch
+        self.pair.set_drop_path(self.cfg.drop_path * e / self.epochs)  # DARTS: ramped linearly
+        order = torch.randperm(self.n_train,
+                               generator=torch.Generator().manual_seed(datasets.derive_seed(self.config.seed, "order", e)))
+        batches = datasets.batches(
+            self.data.train_images, self.data.train_labels, order, self.cfg.batch_size, shuffle_generator=None,
+            device=self.device, aug=self.augment, aug_seed=datasets.derive_seed(self.config.seed, "augment", e),
+            start_batch=self.partial.batch, drop_last=True)
+        for x, y in batches:
+            if self.stop is not None and self.stop.is_set():
+                self._interrupt()
+            b = self.partial.batch
+            torch.manual_seed(datasets.derive_seed(self.config.seed, "drop-path", e, b))
+            x = x.contiguous(memory_format=torch.channels_last)
+            self.partial.add(len(y), self.pair.train_batch(x, y, cosine_lr(self.cfg, e * nb + b, self.epochs * nb)))
+            self.report({"kind": "progress", "epoch": e + 1, "batch": self.partial.batch, "batches": nb})
+        return cosine_lr(self.cfg, e * nb, self.epochs * nb)
+
+    # --- files, checkpoints and events ----------------------------------------------------
+
+    def _write_models(self, is_best: bool) -> None:
+        """last.safetensors every epoch, best.safetensors when the Child's test accuracy is the best."""
+        info = ModelInfo(self.genotype, self.spec, self.data.classes, self.config.data.dataset, extras={
+            **self.last, "epochs": self.epochs, "data_dir": self.config.data.data_dir,
+            "run": str(self.run_dir.path), "seed": self.config.seed})
+        parent = self.pair.parent if self.pair.joint else None
+        save_model(self.run_dir.path / "last.safetensors", info, self.pair.child, parent)
+        if is_best:
+            save_model(self.run_dir.path / "best.safetensors", info, self.pair.child, parent)
+
+    def _checkpoint(self, pending: list[dict]) -> None:
+        """Save the state; `pending` are the events of this step, written to the log right after
+        (a resume cuts the log back to its size then and writes them again: every event once)."""
+        state = {"epoch": self.epoch, "epochs": self.epochs, "partial": asdict(self.partial), "elapsed": self.elapsed, "best": self.best,
+                 "last": self.last, "events_offset": self.log.size(), "pending_events": pending}
+        save_checkpoint(self.run_dir.checkpoint, self.pair.state_tensors(), state,
+                        tag=f"{self.epoch:05d}-{self.partial.batch:06d}")
+
+    def _interrupt(self):
+        now = time.perf_counter()
+        self.partial.wall += now - self.started
+        self.elapsed += now - self.started
+        event = self._event("status", state="interrupted", epoch=self.epoch, batch=self.partial.batch)
+        self._checkpoint([event])
+        self.log.write([event])
+        self.report(event)
+        raise Interrupted(str(self.run_dir.path))
+
+    def _event(self, kind: str, **fields) -> dict:
+        return {"kind": kind, "t": round(time.time(), 3), **fields}
+
+    def _emit(self, kind: str, **fields) -> dict:
+        event = self._event(kind, **fields)
+        self.log.write([event])
+        self.report(event)
+        return event
