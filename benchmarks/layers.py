@@ -39,8 +39,14 @@ def compare(name, shape, torch_layer, our_layer, repeats) -> dict:
     ours = median_ms(lambda: our_layer(x).sum().backward(), repeats)
     with torch.no_grad():
         diff = (torch_layer(x) - our_layer(x)).abs().max().item()
-    return {"layer": name, "input": list(shape), "torch_ms": round(theirs, 2), "ours_ms": round(ours, 2),
-            "speedup": round(theirs / ours, 2), "max_abs_diff": diff}
+    return {
+        "layer": name,
+        "input": list(shape),
+        "torch_ms": round(theirs, 2),
+        "ours_ms": round(ours, 2),
+        "speedup": round(theirs / ours, 2),
+        "max_abs_diff": diff,
+    }
 
 
 def dilated(c, kernel, stride, groups):
@@ -60,9 +66,12 @@ def factorized_reduce(c):
 
     def theirs(x):
         shifted = F.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:]
-        halves = [F.conv2d(hard_sign(t), reconstructed_kernel(conv.weight), stride=2)
-                  for conv, t in ((ours.conv_a, x), (ours.conv_b, shifted))]
+        halves = [
+            F.conv2d(hard_sign(t), reconstructed_kernel(conv.weight), stride=2)
+            for conv, t in ((ours.conv_a, x), (ours.conv_b, shifted))
+        ]
         return ours.bn(torch.cat(halves, dim=1))
+
     return theirs, ours
 
 
@@ -73,13 +82,22 @@ def main() -> None:
     args = parser.parse_args()
     n, r = args.batch, args.repeats
     # depth-wise (the paper's ops) and 16 channels per group (group_width: 16, docs/ops.md)
-    rows = [compare(f"dil_conv {k}x{k} {'dw' if g == c else f'{c // g} groups'} stride {s}", (n, c, h, h),
-                    *dilated(c, k, s, g), r)
-            for c, h, k, s in [(32, 14, 5, 2), (32, 14, 3, 2), (32, 7, 5, 1), (32, 7, 3, 1), (64, 4, 3, 1), (64, 4, 5, 1)]
-            for g in (c, c // 16)]
-    rows += [compare("batchnorm (batch statistics)", (n, c, h, h), *batchnorm(c), r)
-             for c, h in [(48, 14), (32, 7), (64, 4)]]
-    rows += [compare("factorized reduce (1-bit)", (n, c, h, h), *factorized_reduce(c), r) for c, h in [(32, 14), (64, 7)]]
+    rows = [
+        compare(
+            f"dil_conv {k}x{k} {'dw' if g == c else f'{c // g} groups'} stride {s}",
+            (n, c, h, h),
+            *dilated(c, k, s, g),
+            r,
+        )
+        for c, h, k, s in [(32, 14, 5, 2), (32, 14, 3, 2), (32, 7, 5, 1), (32, 7, 3, 1), (64, 4, 3, 1), (64, 4, 5, 1)]
+        for g in (c, c // 16)
+    ]
+    rows += [
+        compare("batchnorm (batch statistics)", (n, c, h, h), *batchnorm(c), r) for c, h in [(48, 14), (32, 7), (64, 4)]
+    ]
+    rows += [
+        compare("factorized reduce (1-bit)", (n, c, h, h), *factorized_reduce(c), r) for c, h in [(32, 14), (64, 7)]
+    ]
     print(json.dumps({"threads": torch.get_num_threads(), "torch": torch.__version__, "rows": rows}, indent=1))
 
 

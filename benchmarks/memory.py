@@ -59,12 +59,19 @@ def measure(preset: str, strategy: str, batches: int) -> dict:
         except StopRequested:
             pass
     s = config.search
-    return {"preset": preset, "strategy": strategy, "dataset": config.data.dataset,
-            "batch_size": s.diff_batch_size if strategy in ("pc-darts", "dcp") else s.batch_size,
-            "channels": s.channels, "cells": s.cells, "pc_k": s.pc_k if strategy in ("pc-darts", "dcp") else None,
-            "built_mb": round(built, 1), "peak_mb": round(status_mb("VmHWM"), 1),
-            "training_mb": round(status_mb("VmHWM") - built, 1),
-            "seconds": round(time.perf_counter() - started, 1)}
+    return {
+        "preset": preset,
+        "strategy": strategy,
+        "dataset": config.data.dataset,
+        "batch_size": s.diff_batch_size if strategy in ("pc-darts", "dcp") else s.batch_size,
+        "channels": s.channels,
+        "cells": s.cells,
+        "pc_k": s.pc_k if strategy in ("pc-darts", "dcp") else None,
+        "built_mb": round(built, 1),
+        "peak_mb": round(status_mb("VmHWM"), 1),
+        "training_mb": round(status_mb("VmHWM") - built, 1),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
 
 
 def main() -> None:
@@ -80,12 +87,24 @@ def main() -> None:
     results = []
     for preset in args.presets.split(","):
         for strategy in args.strategies.split(","):
-            out = subprocess.run([sys.executable, __file__, "--one", preset, strategy, "--batches", str(args.batches)],
-                                 capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [sys.executable, __file__, "--one", preset, strategy, "--batches", str(args.batches)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             results.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    print(json.dumps({"benchmark": "search peak memory (VmHWM over training, fresh process each)",
-                      "batches_per_role": args.batches, "python": platform.python_version(),
-                      "results": results}, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "search peak memory (VmHWM over training, fresh process each)",
+                "batches_per_role": args.batches,
+                "python": platform.python_version(),
+                "results": results,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -45,10 +45,15 @@ def measure(genotype, channels: int, folder: Path) -> dict:
     load_seconds = time.perf_counter() - start
     x = torch.randn(64, 3, 32, 32)
     expected, got = child(x)[0], network(x)[0]
-    return {"channels": channels, **figures, "checkpoint_bytes": checkpoint.stat().st_size,
-            "pack_seconds": round(pack_seconds, 3), "load_seconds": round(load_seconds, 3),
-            "logits_bitwise_equal": bool(torch.equal(expected, got)),
-            "max_abs_logit_difference": float((expected - got).abs().max())}
+    return {
+        "channels": channels,
+        **figures,
+        "checkpoint_bytes": checkpoint.stat().st_size,
+        "pack_seconds": round(pack_seconds, 3),
+        "load_seconds": round(load_seconds, 3),
+        "logits_bitwise_equal": bool(torch.equal(expected, got)),
+        "max_abs_logit_difference": float((expected - got).abs().max()),
+    }
 
 
 def main() -> None:

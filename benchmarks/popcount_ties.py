@@ -20,10 +20,12 @@ from cpnas_cli.engine.nn.binary import BinaryConv2d, channel_scale, hard_sign
 from cpnas_cli.engine.nn.network import NetworkSpec
 from cpnas_cli.space import genotype as genotypes
 
-GENOTYPE = ("Genotype(normal=[('sep_conv_3x3', 0), ('dil_conv_5x5', 1), ('avg_pool_3x3', 0), ('skip_connect', 2), "
-            "('max_pool_3x3', 1), ('sep_conv_5x5', 3), ('dil_conv_3x3', 2), ('skip_connect', 4)], normal_concat=[2, 3, 4, 5], "
-            "reduce=[('skip_connect', 0), ('sep_conv_5x5', 1), ('max_pool_3x3', 0), ('dil_conv_3x3', 2), "
-            "('avg_pool_3x3', 1), ('sep_conv_3x3', 3), ('dil_conv_5x5', 0), ('skip_connect', 4)], reduce_concat=[2, 3, 4, 5])")
+GENOTYPE = (
+    "Genotype(normal=[('sep_conv_3x3', 0), ('dil_conv_5x5', 1), ('avg_pool_3x3', 0), ('skip_connect', 2), "
+    "('max_pool_3x3', 1), ('sep_conv_5x5', 3), ('dil_conv_3x3', 2), ('skip_connect', 4)], normal_concat=[2, 3, 4, 5], "
+    "reduce=[('skip_connect', 0), ('sep_conv_5x5', 1), ('max_pool_3x3', 0), ('dil_conv_3x3', 2), "
+    "('avg_pool_3x3', 1), ('sep_conv_3x3', 3), ('dil_conv_5x5', 0), ('skip_connect', 4)], reduce_concat=[2, 3, 4, 5])"
+)
 
 
 def single_conv(channels: int, kernel: int, groups: int) -> dict:
@@ -32,9 +34,12 @@ def single_conv(channels: int, kernel: int, groups: int) -> dict:
     simulated = F.conv2d(hard_sign(x), beta * hard_sign(w), padding=kernel // 2, groups=groups)
     popcount = F.conv2d(hard_sign(x), hard_sign(w), padding=kernel // 2, groups=groups)  # exact integers
     zero = popcount == 0
-    return {"conv": f"{channels}->64 {kernel}x{kernel} groups {groups}", "exact_zero_share": zero.float().mean().item(),
-            "nonzero_residue_share_of_those": (simulated[zero] != 0).float().mean().item(),
-            "sign_differs_share": (hard_sign(simulated) != hard_sign(popcount)).float().mean().item()}
+    return {
+        "conv": f"{channels}->64 {kernel}x{kernel} groups {groups}",
+        "exact_zero_share": zero.float().mean().item(),
+        "nonzero_residue_share_of_those": (simulated[zero] != 0).float().mean().item(),
+        "sign_differs_share": (hard_sign(simulated) != hard_sign(popcount)).float().mean().item(),
+    }
 
 
 def popcount_forward(self, x):
@@ -46,7 +51,7 @@ def popcount_forward(self, x):
 
 @torch.no_grad()
 def labels(net, images):
-    return torch.cat([net(images[i:i + 500])[0].argmax(1) for i in range(0, len(images), 500)])
+    return torch.cat([net(images[i : i + 500])[0].argmax(1) for i in range(0, len(images), 500)])
 
 
 def trained_child() -> dict:
@@ -56,7 +61,7 @@ def trained_child() -> dict:
     child = spec.build(genotypes.from_darts(GENOTYPE), binary=True)
     optimizer = torch.optim.Adam(child.parameters(), lr=0.01)
     for step in range(8):
-        x, y = normalize(data.train_images[step * 64:(step + 1) * 64]), data.train_labels[step * 64:(step + 1) * 64]
+        x, y = normalize(data.train_images[step * 64 : (step + 1) * 64]), data.train_labels[step * 64 : (step + 1) * 64]
         loss = F.cross_entropy(child(x)[0], y)
         optimizer.zero_grad()
         loss.backward()
@@ -70,9 +75,12 @@ def trained_child() -> dict:
         popcount = labels(child, images)
     finally:
         BinaryConv2d.forward = original
-    return {"test_images": len(images), "labels_that_differ": int((simulated != popcount).sum()),
-            "accuracy_simulated": (simulated == data.test_labels).float().mean().item(),
-            "accuracy_popcount": (popcount == data.test_labels).float().mean().item()}
+    return {
+        "test_images": len(images),
+        "labels_that_differ": int((simulated != popcount).sum()),
+        "accuracy_simulated": (simulated == data.test_labels).float().mean().item(),
+        "accuracy_popcount": (popcount == data.test_labels).float().mean().item(),
+    }
 
 
 def main() -> None:

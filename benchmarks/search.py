@@ -44,8 +44,18 @@ def main() -> None:
         search.run()
         wall = time.perf_counter() - started
         samples = [e for e in read_all(run.events) if e["kind"] == "sample"]
-    print(json.dumps({"preset": args.preset, "sets": args.sets, "device": str(search.device),
-                      "wall_seconds": round(wall, 1), **figures(samples)}, indent=2))
+    print(
+        json.dumps(
+            {
+                "preset": args.preset,
+                "sets": args.sets,
+                "device": str(search.device),
+                "wall_seconds": round(wall, 1),
+                **figures(samples),
+            },
+            indent=2,
+        )
+    )
 
 
 def figures(samples: list[dict]) -> dict:
@@ -59,6 +69,7 @@ def figures(samples: list[dict]) -> dict:
         "final_round_acc_child": [s["acc_child"] for s in final],
         "final_round_acc_parent": [s["acc_parent"] for s in final],
     }
+
 
 if __name__ == "__main__":
     main()

@@ -32,9 +32,14 @@ def weights_only_bits(profile: Profile) -> int:
 
 
 def row(profile: Profile, paper: dict, wrn22: Profile) -> dict:
-    ours = {"params_m": profile.params / 1e6, "memory_mbit": profile.memory_mbit,
-            "weights_only_mbit": weights_only_bits(profile) / 1e6, "ops_m": profile.ops / 1e6,
-            "memory_saving": wrn22.memory_bits / profile.memory_bits, "speedup": wrn22.ops / profile.ops}
+    ours = {
+        "params_m": profile.params / 1e6,
+        "memory_mbit": profile.memory_mbit,
+        "weights_only_mbit": weights_only_bits(profile) / 1e6,
+        "ops_m": profile.ops / 1e6,
+        "memory_saving": wrn22.memory_bits / profile.memory_bits,
+        "speedup": wrn22.ops / profile.ops,
+    }
     difference = {
         "memory_mbit": ours["memory_mbit"] / paper["memory_mbit"] - 1,
         "weights_only_mbit": ours["weights_only_mbit"] / paper["memory_mbit"] - 1,

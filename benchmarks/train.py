@@ -26,11 +26,13 @@ from cpnas_cli.engine.train.pair import TrainingPair
 from cpnas_cli.engine.train.trainer import network_spec
 from cpnas_cli.space import genotype as genotypes
 
-DARTS_V2 = ("Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), "
-            "('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), ('dil_conv_3x3', 2)], "
-            "normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), "
-            "('max_pool_3x3', 1), ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), "
-            "('max_pool_3x3', 1)], reduce_concat=[2, 3, 4, 5])")
+DARTS_V2 = (
+    "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), "
+    "('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), ('dil_conv_3x3', 2)], "
+    "normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), "
+    "('max_pool_3x3', 1), ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), "
+    "('max_pool_3x3', 1)], reduce_concat=[2, 3, 4, 5])"
+)
 
 
 def images_per_second(step, batch_size: int, steps: int, warmup: int = 2) -> float:
@@ -58,11 +60,21 @@ def main() -> None:
     x = torch.randn(b, data.in_channels, data.image_size, data.image_size).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, data.num_classes, (b,))
     joint = TrainingPair(cfg, spec, genotype, torch.device("cpu"), seed=0)
-    off = TrainingPair(dataclasses.replace(cfg, kernel_weight=0.0, center_weight=0.0), spec, genotype, torch.device("cpu"), 0)
-    alone = TrainingPair(dataclasses.replace(cfg, parent="none", kernel_weight=0.0, center_weight=0.0), spec, genotype,
-                         torch.device("cpu"), 0)
+    off = TrainingPair(
+        dataclasses.replace(cfg, kernel_weight=0.0, center_weight=0.0), spec, genotype, torch.device("cpu"), 0
+    )
+    alone = TrainingPair(
+        dataclasses.replace(cfg, parent="none", kernel_weight=0.0, center_weight=0.0),
+        spec,
+        genotype,
+        torch.device("cpu"),
+        0,
+    )
     result = {
-        "preset": args.preset, "sets": args.set, "threads": torch.get_num_threads(), "batch_size": b,
+        "preset": args.preset,
+        "sets": args.set,
+        "threads": torch.get_num_threads(),
+        "batch_size": b,
         "network": dataclasses.asdict(spec),
         "child_only": images_per_second(lambda: alone.train_batch(x, y, cfg.lr), b, args.steps),
         "child_parent": images_per_second(lambda: joint.train_batch(x, y, cfg.lr), b, args.steps),

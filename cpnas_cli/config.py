@@ -32,7 +32,9 @@ class DataConfig:
 
 @dataclass
 class SearchConfig:
-    strategy: str = "cp"  # cp | bnas (beta_P = 0) | random | abandit (docs/strategies.md) | pc-darts | dcp (docs/differentiable.md)
+    strategy: str = (
+        "cp"  # cp | bnas (beta_P = 0) | random | abandit (docs/strategies.md) | pc-darts | dcp (docs/differentiable.md)
+    )
     ops: list[str] = field(default_factory=lambda: list(OPS))  # candidate ops; K starts at len(ops)
     rounds: int = 3  # T: rounds per K, every op scored once per round (Alg. 1)
     beta_p: float = 2.0  # beta_P of Eq. 1; 0 = BNAS† (Child accuracy alone)
@@ -142,7 +144,9 @@ def preset_path(name_or_path: str) -> Path:
     for folder in PRESET_DIRS:
         if (folder / f"{name_or_path}.yaml").is_file():
             return folder / f"{name_or_path}.yaml"
-    raise UserError(f"unknown preset {name_or_path!r}", f"use one of {', '.join(preset_names())} or a path to a .yaml file")
+    raise UserError(
+        f"unknown preset {name_or_path!r}", f"use one of {', '.join(preset_names())} or a path to a .yaml file"
+    )
 
 
 def preset_names() -> list[str]:
@@ -243,30 +247,69 @@ def known_keys(obj=None, prefix: str = "") -> list[str]:
 def validate(config: Config) -> None:
     """Values that parse but cannot work: one UserError naming the key and the fix."""
     s, d = config.search, config.data
-    checks = [
-        (s.rounds >= 1, "search.rounds (T)", "must be at least 1", "use --rounds 1 or more"),
-        (s.beta_p >= 0, "search.beta_p", "must not be negative", "use --beta-p 0 (Child accuracy only) or more"),
-        (s.epochs_per_sample > 0, "search.epochs_per_sample", "must be positive", "use e.g. --epochs-per-sample 1"),
-        (s.batch_size >= 1 and s.eval_batch_size >= 1, "search.batch_size", "must be at least 1", "use e.g. --batch-size 64"),
-        (s.channels >= 1 and s.cells >= 1 and s.nodes >= 1, "search.channels/cells/nodes", "must be at least 1", "use positive sizes"),
-        (s.lr > 0 and s.lr_min >= 0, "search.lr", "must be positive", "use e.g. --set search.lr=0.025"),
-        (len(s.ops) >= 2 and len(set(s.ops)) == len(s.ops), "search.ops", "needs at least 2 distinct ops", f"choose from {', '.join(OPS)}"),
-        (set(s.ops) <= set(OPS), "search.ops", f"has unknown ops {sorted(set(s.ops) - set(OPS))}", f"choose from {', '.join(OPS)}"),
-        (s.ops != ["zero"] * len(s.ops), "search.ops", "needs a non-zero op", "add e.g. skip"),
-        (s.optimizer in ("sgd", "adam"), "search.optimizer", f"is {s.optimizer!r}", "use sgd or adam"),
-        (s.quantizer in ("ste", "approx"), "search.quantizer", f"is {s.quantizer!r}", "use ste or approx"),
-        (s.parent_activation in ("relu", "identity"), "search.parent_activation", f"is {s.parent_activation!r}", "use relu or identity"),
-        (s.genotype in ("darts", "all"), "search.genotype", f"is {s.genotype!r}", "use darts or all"),
-        (s.strategy in STRATEGIES, "search.strategy", f"is {s.strategy!r}", f"use one of {', '.join(STRATEGIES)}"),
-        (0 < s.bandit_lambda <= 1, "search.bandit_lambda", "must be in (0, 1]", "use e.g. 0.7 (the book's value)"),
-        (s.bandit_reward in ("child", "cp"), "search.bandit_reward", f"is {s.bandit_reward!r}", "use child or cp"),
-        (s.stem_stride in (1, 2), "search.stem_stride", f"is {s.stem_stride}", "use 1 or 2"),
-        (s.group_width >= 1, "search.group_width", "must be at least 1", "use 1 (depth-wise, the paper) or e.g. 16"),
-        (s.crop_padding >= 0, "search.crop_padding", "must not be negative", "use 0 to switch the random crop off"),
-    ] + _differentiable_checks(s) + [
-        (0 < d.train_fraction and 0 < d.val_fraction and d.train_fraction + d.val_fraction <= 1,
-         "data.train_fraction/val_fraction", "must be positive and sum to at most 1", "e.g. 0.5 and 0.05"),
-    ] + _train_checks(config.train)
+    checks = (
+        [
+            (s.rounds >= 1, "search.rounds (T)", "must be at least 1", "use --rounds 1 or more"),
+            (s.beta_p >= 0, "search.beta_p", "must not be negative", "use --beta-p 0 (Child accuracy only) or more"),
+            (s.epochs_per_sample > 0, "search.epochs_per_sample", "must be positive", "use e.g. --epochs-per-sample 1"),
+            (
+                s.batch_size >= 1 and s.eval_batch_size >= 1,
+                "search.batch_size",
+                "must be at least 1",
+                "use e.g. --batch-size 64",
+            ),
+            (
+                s.channels >= 1 and s.cells >= 1 and s.nodes >= 1,
+                "search.channels/cells/nodes",
+                "must be at least 1",
+                "use positive sizes",
+            ),
+            (s.lr > 0 and s.lr_min >= 0, "search.lr", "must be positive", "use e.g. --set search.lr=0.025"),
+            (
+                len(s.ops) >= 2 and len(set(s.ops)) == len(s.ops),
+                "search.ops",
+                "needs at least 2 distinct ops",
+                f"choose from {', '.join(OPS)}",
+            ),
+            (
+                set(s.ops) <= set(OPS),
+                "search.ops",
+                f"has unknown ops {sorted(set(s.ops) - set(OPS))}",
+                f"choose from {', '.join(OPS)}",
+            ),
+            (s.ops != ["zero"] * len(s.ops), "search.ops", "needs a non-zero op", "add e.g. skip"),
+            (s.optimizer in ("sgd", "adam"), "search.optimizer", f"is {s.optimizer!r}", "use sgd or adam"),
+            (s.quantizer in ("ste", "approx"), "search.quantizer", f"is {s.quantizer!r}", "use ste or approx"),
+            (
+                s.parent_activation in ("relu", "identity"),
+                "search.parent_activation",
+                f"is {s.parent_activation!r}",
+                "use relu or identity",
+            ),
+            (s.genotype in ("darts", "all"), "search.genotype", f"is {s.genotype!r}", "use darts or all"),
+            (s.strategy in STRATEGIES, "search.strategy", f"is {s.strategy!r}", f"use one of {', '.join(STRATEGIES)}"),
+            (0 < s.bandit_lambda <= 1, "search.bandit_lambda", "must be in (0, 1]", "use e.g. 0.7 (the book's value)"),
+            (s.bandit_reward in ("child", "cp"), "search.bandit_reward", f"is {s.bandit_reward!r}", "use child or cp"),
+            (s.stem_stride in (1, 2), "search.stem_stride", f"is {s.stem_stride}", "use 1 or 2"),
+            (
+                s.group_width >= 1,
+                "search.group_width",
+                "must be at least 1",
+                "use 1 (depth-wise, the paper) or e.g. 16",
+            ),
+            (s.crop_padding >= 0, "search.crop_padding", "must not be negative", "use 0 to switch the random crop off"),
+        ]
+        + _differentiable_checks(s)
+        + [
+            (
+                0 < d.train_fraction and 0 < d.val_fraction and d.train_fraction + d.val_fraction <= 1,
+                "data.train_fraction/val_fraction",
+                "must be positive and sum to at most 1",
+                "e.g. 0.5 and 0.05",
+            ),
+        ]
+        + _train_checks(config.train)
+    )
     for ok, key, problem, fix in checks:
         if not ok:
             raise UserError(f"{key} {problem}", fix)
@@ -274,18 +317,38 @@ def validate(config: Config) -> None:
 
 def _differentiable_checks(s: SearchConfig) -> list[tuple]:
     return [
-        (s.diff_epochs > 0 and s.diff_phase_epochs > 0 and s.diff_warmup_epochs >= 0, "search.diff_epochs",
-         "and diff_phase_epochs must be positive, diff_warmup_epochs not negative", "e.g. 50, 1 and 15"),
+        (
+            s.diff_epochs > 0 and s.diff_phase_epochs > 0 and s.diff_warmup_epochs >= 0,
+            "search.diff_epochs",
+            "and diff_phase_epochs must be positive, diff_warmup_epochs not negative",
+            "e.g. 50, 1 and 15",
+        ),
         (s.diff_batch_size >= 1, "search.diff_batch_size", "must be at least 1", "use e.g. 256"),
         (s.diff_optimizer in ("sgd", "adam"), "search.diff_optimizer", f"is {s.diff_optimizer!r}", "use sgd or adam"),
-        (s.diff_lr > 0 and s.diff_lr_min >= 0 and s.arch_lr > 0 and s.dcp_child_lr > 0, "search.diff_lr",
-         "and arch_lr, dcp_child_lr must be positive (diff_lr_min not negative)", "e.g. 0.1, 6e-4, 1e-3"),
-        (len(s.arch_betas) == 2 and all(0 <= b < 1 for b in s.arch_betas), "search.arch_betas",
-         "must be two numbers in [0, 1)", "use e.g. [0.5, 0.999]"),
-        (s.pc_k >= 1 and (s.strategy not in ("pc-darts", "dcp") or s.channels % s.pc_k == 0), "search.pc_k",
-         f"({s.pc_k}) must divide search.channels ({s.channels})", "use e.g. pc_k 4 with 16 channels, or 1"),
-        (min(s.dcp_lambda, s.dcp_mu, s.dcp_child_ce, s.dcp_psi_lr, s.dcp_psi_init) >= 0, "search.dcp_lambda",
-         "and dcp_mu, dcp_child_ce, dcp_psi_lr, dcp_psi_init must not be negative", "use 0 to switch a term off"),
+        (
+            s.diff_lr > 0 and s.diff_lr_min >= 0 and s.arch_lr > 0 and s.dcp_child_lr > 0,
+            "search.diff_lr",
+            "and arch_lr, dcp_child_lr must be positive (diff_lr_min not negative)",
+            "e.g. 0.1, 6e-4, 1e-3",
+        ),
+        (
+            len(s.arch_betas) == 2 and all(0 <= b < 1 for b in s.arch_betas),
+            "search.arch_betas",
+            "must be two numbers in [0, 1)",
+            "use e.g. [0.5, 0.999]",
+        ),
+        (
+            s.pc_k >= 1 and (s.strategy not in ("pc-darts", "dcp") or s.channels % s.pc_k == 0),
+            "search.pc_k",
+            f"({s.pc_k}) must divide search.channels ({s.channels})",
+            "use e.g. pc_k 4 with 16 channels, or 1",
+        ),
+        (
+            min(s.dcp_lambda, s.dcp_mu, s.dcp_child_ce, s.dcp_psi_lr, s.dcp_psi_init) >= 0,
+            "search.dcp_lambda",
+            "and dcp_mu, dcp_child_ce, dcp_psi_lr, dcp_psi_init must not be negative",
+            "use 0 to switch a term off",
+        ),
         (s.dcp_hessian in ("ggn", "exact"), "search.dcp_hessian", f"is {s.dcp_hessian!r}", "use ggn or exact"),
         (s.dcp_scales in ("learned", "mean"), "search.dcp_scales", f"is {s.dcp_scales!r}", "use learned or mean"),
         (s.dcp_tau >= 0, "search.dcp_tau", "must not be negative", "use e.g. 4 (0 back-tracks every op)"),
@@ -296,31 +359,78 @@ def _train_checks(t: TrainConfig) -> list[tuple]:
     sizes = ("small", "medium", "large")
     return [
         (t.size in sizes, "train.size", f"is {t.size!r}", "use small, medium or large"),
-        (len(t.sizes) == 3 and min(t.sizes) >= 1, "train.sizes", "must be three positive channel counts", "e.g. [56, 72, 112]"),
-        (t.channels is None or t.channels >= 1, "train.channels", "must be at least 1", "use e.g. --set train.channels=16"),
+        (
+            len(t.sizes) == 3 and min(t.sizes) >= 1,
+            "train.sizes",
+            "must be three positive channel counts",
+            "e.g. [56, 72, 112]",
+        ),
+        (
+            t.channels is None or t.channels >= 1,
+            "train.channels",
+            "must be at least 1",
+            "use e.g. --set train.channels=16",
+        ),
         (t.cells >= 1, "train.cells", "must be at least 1", "use e.g. --set train.cells=10"),
         (t.stem_stride in (1, 2), "train.stem_stride", f"is {t.stem_stride}", "use 1 or 2"),
         (t.group_width >= 1, "train.group_width", "must be at least 1", "use 1 (depth-wise, the paper) or e.g. 16"),
         (t.epochs >= 1, "train.epochs", "must be at least 1", "use --epochs 1 or more"),
-        (t.minutes is None or t.minutes > 0, "train.minutes", "must be positive", "use e.g. --minutes 55, or null for no budget"),
+        (
+            t.minutes is None or t.minutes > 0,
+            "train.minutes",
+            "must be positive",
+            "use e.g. --minutes 55, or null for no budget",
+        ),
         (t.train_images is None or t.train_images >= 1, "train.train_images", "must be at least 1", "or null for all"),
-        (t.batch_size >= 1 and t.eval_batch_size >= 1, "train.batch_size", "must be at least 1", "use e.g. --batch-size 96"),
+        (
+            t.batch_size >= 1 and t.eval_batch_size >= 1,
+            "train.batch_size",
+            "must be at least 1",
+            "use e.g. --batch-size 96",
+        ),
         (t.lr > 0 and t.lr_min >= 0, "train.lr", "must be positive", "use e.g. --lr 0.025"),
         (t.optimizer in ("sgd", "adam"), "train.optimizer", f"is {t.optimizer!r}", "use sgd or adam"),
-        (min(t.weight_decay, t.binary_weight_decay or 0.0) >= 0, "train.weight_decay", "must not be negative", "use 0 or more"),
+        (
+            min(t.weight_decay, t.binary_weight_decay or 0.0) >= 0,
+            "train.weight_decay",
+            "must not be negative",
+            "use 0 or more",
+        ),
         (t.grad_clip > 0, "train.grad_clip", "must be positive", "use e.g. 5"),
         (0 <= t.label_smoothing < 1, "train.label_smoothing", "must be in [0, 1)", "use e.g. 0.1"),
         (0 <= t.drop_path < 1, "train.drop_path", "must be in [0, 1)", "use e.g. 0.2"),
-        (t.cutout >= 0 and t.auxiliary_weight >= 0 and t.crop_padding >= 0, "train.cutout/auxiliary_weight/crop_padding",
-         "must not be negative", "use 0 to switch off"),
+        (
+            t.cutout >= 0 and t.auxiliary_weight >= 0 and t.crop_padding >= 0,
+            "train.cutout/auxiliary_weight/crop_padding",
+            "must not be negative",
+            "use 0 to switch off",
+        ),
         (t.quantizer in ("ste", "approx"), "train.quantizer", f"is {t.quantizer!r}", "use ste or approx"),
-        (t.parent_activation in ("relu", "identity"), "train.parent_activation", f"is {t.parent_activation!r}", "use relu or identity"),
+        (
+            t.parent_activation in ("relu", "identity"),
+            "train.parent_activation",
+            f"is {t.parent_activation!r}",
+            "use relu or identity",
+        ),
         (t.kernel_source in ("parent", "self"), "train.kernel_source", f"is {t.kernel_source!r}", "use parent or self"),
-        (t.kernel_weight >= 0 and t.center_weight >= 0, "train.kernel_weight/center_weight", "must not be negative", "use 0 to switch a term off"),
-        (t.parent != "none" or t.kernel_source == "self" or t.kernel_weight == 0, "train.parent",
-         "is none but the kernel term needs the Parent's kernels", "set train.kernel_weight=0 or train.kernel_source=self"),
-        (t.parent != "none" or t.center_weight == 0, "train.parent", "is none but the centre term needs the Parent's features",
-         "set train.center_weight=0"),
+        (
+            t.kernel_weight >= 0 and t.center_weight >= 0,
+            "train.kernel_weight/center_weight",
+            "must not be negative",
+            "use 0 to switch a term off",
+        ),
+        (
+            t.parent != "none" or t.kernel_source == "self" or t.kernel_weight == 0,
+            "train.parent",
+            "is none but the kernel term needs the Parent's kernels",
+            "set train.kernel_weight=0 or train.kernel_source=self",
+        ),
+        (
+            t.parent != "none" or t.center_weight == 0,
+            "train.parent",
+            "is none but the centre term needs the Parent's features",
+            "set train.center_weight=0",
+        ),
     ]
 
 

@@ -68,8 +68,16 @@ class EventWriter:
 
 
 def header(run: str, config: dict, cells: list[str], edges: list, ops: list[str]) -> dict:
-    return {"kind": "header", "schema": SCHEMA, "run": run, "t": round(time.time(), 3),
-            "config": config, "cells": cells, "edges": edges, "ops": ops}
+    return {
+        "kind": "header",
+        "schema": SCHEMA,
+        "run": run,
+        "t": round(time.time(), 3),
+        "config": config,
+        "cells": cells,
+        "edges": edges,
+        "ops": ops,
+    }
 
 
 @dataclass

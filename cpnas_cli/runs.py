@@ -1,10 +1,10 @@
 """Run directories: layout, creation, finding the latest run, and atomic file writes. Torch-free.
 
-    runs/<timestamp>-<name>/
-      config.yaml      the resolved configuration
-      events.jsonl     the event log (events.py)
-      checkpoint/      state.json + weights (safetensors), replaced atomically
-      genotype.json    a search's result
+runs/<timestamp>-<name>/
+  config.yaml      the resolved configuration
+  events.jsonl     the event log (events.py)
+  checkpoint/      state.json + weights (safetensors), replaced atomically
+  genotype.json    a search's result
 """
 
 import os
@@ -92,20 +92,26 @@ def new_run_dir(name: str, run_dir: Path | None = None, root: Path = RUNS_ROOT) 
             run_dir = root / f"{stamp}-{name}-{suffix}"
     run_dir = Path(run_dir)
     if run_dir.exists() and any(run_dir.iterdir()):
-        raise UserError(f"run directory {run_dir} already exists and is not empty",
-                        f"resume it with --resume {run_dir}, or choose another --run-dir")
+        raise UserError(
+            f"run directory {run_dir} already exists and is not empty",
+            f"resume it with --resume {run_dir}, or choose another --run-dir",
+        )
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise UserError(f"cannot create run directory {run_dir} ({err.strerror})", "choose a writable --run-dir") from None
+        raise UserError(
+            f"cannot create run directory {run_dir} ({err.strerror})", "choose a writable --run-dir"
+        ) from None
     return RunDir(run_dir)
 
 
 def existing_run(path: Path | str) -> RunDir:
     run = RunDir(Path(path))
     if not run.is_run():
-        raise UserError(f"{path} is not a cpnas run directory (no config.yaml)",
-                        "pass a directory created by `cpnas search` or `cpnas train`, e.g. runs/<id>")
+        raise UserError(
+            f"{path} is not a cpnas run directory (no config.yaml)",
+            "pass a directory created by `cpnas search` or `cpnas train`, e.g. runs/<id>",
+        )
     return run
 
 

@@ -31,7 +31,11 @@ def test_strategies_are_the_axis_with_one_shared_beta():
     plan = make_plan(["random", "bnas", "cp", "abandit"], [1.0], seeds=2, first_seed=4)
     assert plan.axis == "strategy" and plan.seeds == (4, 5)
     assert [(s.label, s.strategy, s.beta_p) for s in plan.settings] == [
-        ("random", "random", 1.0), ("bnas", "bnas", 1.0), ("cp", "cp", 1.0), ("abandit", "abandit", 1.0)]
+        ("random", "random", 1.0),
+        ("bnas", "bnas", 1.0),
+        ("cp", "cp", 1.0),
+        ("abandit", "abandit", 1.0),
+    ]
     assert plan.settings[0].overrides() == {"search.strategy": "random", "search.beta_p": 1.0}
     assert make_plan(["cp", "random"], None, 1).settings[0].overrides() == {"search.strategy": "cp"}
 
@@ -76,14 +80,17 @@ def test_resume_with_more_seeds_grows_the_saved_plan_and_keeps_its_results(tmp_p
     assert Ablation.open(tmp_path).plan == PLAN  # a refused call wrote nothing
 
 
-@pytest.mark.parametrize("strategies, betas, seeds, problem", [
-    (None, None, 1, "nothing to compare"),
-    (["cp", "bnas"], [0, 1], 1, "both list several values"),
-    (["cp", "gradient"], None, 1, "unknown strategies gradient"),
-    (None, [-1.0], 1, "not negative"),
-    (["cp"], None, 0, "--seeds"),
-    (["cp", "cp"], None, 1, "listed twice"),
-])
+@pytest.mark.parametrize(
+    "strategies, betas, seeds, problem",
+    [
+        (None, None, 1, "nothing to compare"),
+        (["cp", "bnas"], [0, 1], 1, "both list several values"),
+        (["cp", "gradient"], None, 1, "unknown strategies gradient"),
+        (None, [-1.0], 1, "not negative"),
+        (["cp"], None, 0, "--seeds"),
+        (["cp", "cp"], None, 1, "listed twice"),
+    ],
+)
 def test_bad_plans_are_user_errors(strategies, betas, seeds, problem):
     with pytest.raises(UserError, match=problem):
         make_plan(strategies, betas, seeds)
@@ -93,13 +100,34 @@ def test_bad_plans_are_user_errors(strategies, betas, seeds, problem):
 
 
 def result(setting, seed, acc, seconds, parent=None) -> UnitResult:
-    return UnitResult(setting, seed, setting, None, "Genotype(...)", 6, seconds, 30.0, acc, parent,
-                      1000, 800, 200, 0.0072, 1.5, f"units/{setting}-seed{seed}/search", f"units/{setting}-seed{seed}/train")
+    return UnitResult(
+        setting,
+        seed,
+        setting,
+        None,
+        "Genotype(...)",
+        6,
+        seconds,
+        30.0,
+        acc,
+        parent,
+        1000,
+        800,
+        200,
+        0.0072,
+        1.5,
+        f"units/{setting}-seed{seed}/search",
+        f"units/{setting}-seed{seed}/train",
+    )
 
 
 PLAN = Plan("strategy", (Setting("cp", "cp"), Setting("random", "random")), (0, 1))
-RESULTS = [result("cp", 0, 80.0, 100.0, 85.0), result("random", 0, 78.0, 90.0),
-           result("cp", 1, 82.0, 120.0, 87.0), result("random", 1, 81.0, 132.0)]
+RESULTS = [
+    result("cp", 0, 80.0, 100.0, 85.0),
+    result("random", 0, 78.0, 90.0),
+    result("cp", 1, 82.0, 120.0, 87.0),
+    result("random", 1, 81.0, 132.0),
+]
 
 
 def test_rows_follow_the_plan_and_compare_search_time_with_cp_of_the_same_seed():
@@ -138,8 +166,14 @@ def test_tables_are_written_and_read_back(tmp_path):
 
 
 def test_picture_is_a_png_with_the_means_drawn():
-    png = chart_png("t", "Child test accuracy (%)", ["cp", "random", "bnas"], [[80.0, 82.0], [79.0], []],
-                    ["a", "b", "not run yet"], connect=True)
+    png = chart_png(
+        "t",
+        "Child test accuracy (%)",
+        ["cp", "random", "bnas"],
+        [[80.0, 82.0], [79.0], []],
+        ["a", "b", "not run yet"],
+        connect=True,
+    )
     image = Image.open(io.BytesIO(png))
     assert image.format == "PNG" and image.size == (960, 600)
     assert MEAN in {color for _, color in image.getcolors(960 * 600)}
@@ -148,31 +182,57 @@ def test_picture_is_a_png_with_the_means_drawn():
 # --- the command ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("args, pattern", [
-    ([], "nothing to compare"),
-    (["--strategies", "cp,foo"], "unknown strategies foo"),
-    (["--beta-p", "0,x"], "not a comma-separated list of numbers"),
-    (["--resume", "/nonexistent/ablation"], "not an ablation directory"),
-    (["--resume", "/tmp", "--strategies", "cp,bnas"], "--strategies cannot change it"),
-])
+@pytest.mark.parametrize(
+    "args, pattern",
+    [
+        ([], "nothing to compare"),
+        (["--strategies", "cp,foo"], "unknown strategies foo"),
+        (["--beta-p", "0,x"], "not a comma-separated list of numbers"),
+        (["--resume", "/nonexistent/ablation"], "not an ablation directory"),
+        (["--resume", "/tmp", "--strategies", "cp,bnas"], "--strategies cannot change it"),
+    ],
+)
 def test_bad_input_is_one_line(args, pattern):
     assert_one_line_error(runner.invoke(app, ["ablate", *args]), pattern)
 
 
-TINY = SEARCH_TINY + ["train.channels=4", "train.cells=3", "train.epochs=2", "train.batch_size=50",
-                      "train.train_images=200", "train.optimizer=adam", "train.lr=0.01"]
+TINY = SEARCH_TINY + [
+    "train.channels=4",
+    "train.cells=3",
+    "train.epochs=2",
+    "train.batch_size=50",
+    "train.train_images=200",
+    "train.optimizer=adam",
+    "train.lr=0.01",
+]
 
 
 def unit_files(folder, unit: str) -> dict:
     """The bytes of a finished unit's logs and genotype: a rerun would rewrite them."""
-    paths = [f"units/{unit}/search/events.jsonl", f"units/{unit}/search/genotype.json", f"units/{unit}/train/events.jsonl"]
+    paths = [
+        f"units/{unit}/search/events.jsonl",
+        f"units/{unit}/search/genotype.json",
+        f"units/{unit}/train/events.jsonl",
+    ]
     return {p: (folder / p).read_bytes() for p in paths}
 
 
 def test_interrupted_ablation_resumes_without_redoing_finished_units(tmp_path):
     folder = tmp_path / "ablation"
-    proc = start_cli(["ablate", "--strategies", "cp,random", "--seeds", "1", "--device", "cpu", "--run-dir", str(folder),
-                      *[x for s in TINY for x in ("--set", s)]])
+    proc = start_cli(
+        [
+            "ablate",
+            "--strategies",
+            "cp,random",
+            "--seeds",
+            "1",
+            "--device",
+            "cpu",
+            "--run-dir",
+            str(folder),
+            *[x for s in TINY for x in ("--set", s)],
+        ]
+    )
     results = folder / "results.json"
     wait_for(lambda: results.exists() and len(json.loads(results.read_text())["units"]) == 1, seconds=300)
     proc.send_signal(signal.SIGINT)
@@ -195,7 +255,10 @@ def test_interrupted_ablation_resumes_without_redoing_finished_units(tmp_path):
     last_epoch = [e for e in train_log if e["kind"] == "epoch"][-1]
     assert random_unit["test_acc_child"] == last_epoch["test_acc_child"]
     assert random_unit["search_vs_cp"] == pytest.approx(random_unit["search_seconds"] / first["search_seconds"])
-    assert 0 < random_unit["memory_mbit"] and random_unit["params"] == random_unit["params_1bit"] + random_unit["params_32bit"]
+    assert (
+        0 < random_unit["memory_mbit"]
+        and random_unit["params"] == random_unit["params_1bit"] + random_unit["params_32bit"]
+    )
     summary_rows = {s["setting"]: s for s in data["summary"]}
     assert summary_rows["cp"]["test_acc_child"] == first["test_acc_child"] and summary_rows["random"]["seeds"] == 1
     assert Image.open(folder / "results.png").size == (960, 600)

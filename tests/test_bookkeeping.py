@@ -66,16 +66,30 @@ def test_schedule_rejects_edges_with_different_k():
 def test_sample_plan_counts_t_times_k0_down_to_2():
     # the paper: T = 3, K = 8 -> 3 * (8+7+6+5+4+3+2) = 105 samples
     assert len(sample_plan(8, 3)) == 105
-    assert sample_plan(3, 2) == [(3, 0, 0), (3, 0, 1), (3, 0, 2), (3, 1, 0), (3, 1, 1), (3, 1, 2),
-                                 (2, 0, 0), (2, 0, 1), (2, 1, 0), (2, 1, 1)]
+    assert sample_plan(3, 2) == [
+        (3, 0, 0),
+        (3, 0, 1),
+        (3, 0, 2),
+        (3, 1, 0),
+        (3, 1, 1),
+        (3, 1, 2),
+        (2, 0, 0),
+        (2, 0, 1),
+        (2, 1, 0),
+        (2, 1, 1),
+    ]
 
 
 def hand_ledger() -> Ledger:
     """One cell, two edges, ops a b c, two rounds of three samples with known scores."""
     ledger = Ledger.start(["a", "b", "c"], ["normal"], 2)
     samples = [  # (edge 0 op, edge 1 op, z)
-        ("a", "b", 70.0), ("b", "c", 60.0), ("c", "a", 50.0),  # round 1
-        ("b", "a", 80.0), ("c", "b", 40.0), ("a", "c", 65.0),  # round 2
+        ("a", "b", 70.0),
+        ("b", "c", 60.0),
+        ("c", "a", 50.0),  # round 1
+        ("b", "a", 80.0),
+        ("c", "b", 40.0),
+        ("a", "c", 65.0),  # round 2
     ]
     for op0, op1, z in samples:
         ledger.record({"normal": [op0, op1]}, z)
@@ -108,8 +122,9 @@ def test_prune_breaks_ties_with_the_given_generator():
     ledger = Ledger.start(["a", "b", "c"], ["normal"], 1)
     for op, z in [("a", 50.0), ("b", 50.0), ("c", 90.0)]:
         ledger.record({"normal": [op]}, z)
-    removed = {Ledger.from_dict(json.loads(json.dumps(ledger.to_dict()))).prune(random.Random(s))[0].op
-               for s in range(20)}
+    removed = {
+        Ledger.from_dict(json.loads(json.dumps(ledger.to_dict()))).prune(random.Random(s))[0].op for s in range(20)
+    }
     assert removed == {"a", "b"}  # never c; both tied ops can go
 
 

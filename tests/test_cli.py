@@ -25,19 +25,22 @@ def assert_one_line_error(result, pattern):
     assert pattern in lines[0], lines[0]
 
 
-@pytest.mark.parametrize("args, pattern", [
-    (["--dataset", "imagenet21k"], "unknown dataset"),
-    (["--dataset", "cifar10"], "cifar10"),  # no --data-dir: says how to provide the files
-    (["--dataset", "fashion-mnist", "--data-dir", "/nonexistent/dir"], "/nonexistent/dir"),
-    (["--beta-p", "-1"], "beta_p must not be negative"),
-    (["--rounds", "0"], "rounds"),
-    (["--ops", "1"], "--ops 1 is out of range"),
-    (["--ops", "skip,conv_9x9"], "unknown ops"),
-    (["--set", "search.betap=1"], "did you mean search.beta_p"),
-    (["--set", "nonsense"], "not key=value"),
-    (["--preset", "no-such-preset"], "unknown preset"),
-    (["--device", "cuda:7"], "not available"),
-])
+@pytest.mark.parametrize(
+    "args, pattern",
+    [
+        (["--dataset", "imagenet21k"], "unknown dataset"),
+        (["--dataset", "cifar10"], "cifar10"),  # no --data-dir: says how to provide the files
+        (["--dataset", "fashion-mnist", "--data-dir", "/nonexistent/dir"], "/nonexistent/dir"),
+        (["--beta-p", "-1"], "beta_p must not be negative"),
+        (["--rounds", "0"], "rounds"),
+        (["--ops", "1"], "--ops 1 is out of range"),
+        (["--ops", "skip,conv_9x9"], "unknown ops"),
+        (["--set", "search.betap=1"], "did you mean search.beta_p"),
+        (["--set", "nonsense"], "not key=value"),
+        (["--preset", "no-such-preset"], "unknown preset"),
+        (["--device", "cuda:7"], "not available"),
+    ],
+)
 def test_search_bad_input(tmp_path, args, pattern):
     run_dir = tmp_path / "run"
     result = invoke("search", "--run-dir", str(run_dir), *args)
@@ -79,12 +82,15 @@ def test_export_json_and_darts(tmp_path):
     assert g.load(tmp_path / "out.txt") == g.load(tmp_path / "out.json")
 
 
-@pytest.mark.parametrize("args, pattern", [
-    (["{src}", "{tmp}/missing/out.json"], "does not exist"),
-    (["{tmp}/nope.json", "{tmp}/out.json"], "not found"),
-    (["{src}", "{tmp}/out.json", "--format", "yaml"], "unknown format"),
-    (["{tmp}", "{tmp}/out.json"], "no genotype.json"),
-])
+@pytest.mark.parametrize(
+    "args, pattern",
+    [
+        (["{src}", "{tmp}/missing/out.json"], "does not exist"),
+        (["{tmp}/nope.json", "{tmp}/out.json"], "not found"),
+        (["{src}", "{tmp}/out.json", "--format", "yaml"], "unknown format"),
+        (["{tmp}", "{tmp}/out.json"], "no genotype.json"),
+    ],
+)
 def test_export_bad_input(tmp_path, args, pattern):
     source = tmp_path / "in.txt"
     source.write_text(DARTS_V2)

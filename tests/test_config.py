@@ -44,27 +44,30 @@ def test_int_is_accepted_for_a_float_key():
     assert load_config("quick", sets=["search.beta_p=2"]).search.beta_p == 2.0
 
 
-@pytest.mark.parametrize("sets, message", [
-    (["search.betap=2"], "unknown config key 'search.betap'.*did you mean search.beta_p"),
-    (["nope.lr=1"], "unknown config key 'nope.lr'"),
-    (["search=1"], "unknown config key 'search'"),
-    (["search.rounds=two"], "search.rounds.*must be int"),
-    (["search.rounds=1.5"], "must be int"),
-    (["data.flip=true"], "unknown config key 'data.flip'"),  # augmentation is per phase
-    (["train.flip=yes please"], "train.flip.*must be bool"),
-    (["search.crop_padding=-1"], "search.crop_padding must not be negative"),
-    (["train.crop_padding=-2"], "train.cutout/auxiliary_weight/crop_padding must not be negative"),
-    (["search.beta_p=-1"], "beta_p must not be negative"),
-    (["search.rounds=0"], "rounds.*at least 1"),
-    (["search.ops=[skip]"], "at least 2 distinct ops"),
-    (["search.ops=[skip, conv_9x9]"], "unknown ops"),
-    (["search.quantizer=ternary"], "quantizer"),
-    (["search.group_width=0"], "search.group_width must be at least 1"),
-    (["train.group_width=0"], "train.group_width must be at least 1"),
-    (["train.shortcut=maybe"], "train.shortcut.*must be bool"),
-    (["data.train_fraction=0.9", "data.val_fraction=0.2"], "sum to at most 1"),
-    (["search.lr"], "not key=value"),
-])
+@pytest.mark.parametrize(
+    "sets, message",
+    [
+        (["search.betap=2"], "unknown config key 'search.betap'.*did you mean search.beta_p"),
+        (["nope.lr=1"], "unknown config key 'nope.lr'"),
+        (["search=1"], "unknown config key 'search'"),
+        (["search.rounds=two"], "search.rounds.*must be int"),
+        (["search.rounds=1.5"], "must be int"),
+        (["data.flip=true"], "unknown config key 'data.flip'"),  # augmentation is per phase
+        (["train.flip=yes please"], "train.flip.*must be bool"),
+        (["search.crop_padding=-1"], "search.crop_padding must not be negative"),
+        (["train.crop_padding=-2"], "train.cutout/auxiliary_weight/crop_padding must not be negative"),
+        (["search.beta_p=-1"], "beta_p must not be negative"),
+        (["search.rounds=0"], "rounds.*at least 1"),
+        (["search.ops=[skip]"], "at least 2 distinct ops"),
+        (["search.ops=[skip, conv_9x9]"], "unknown ops"),
+        (["search.quantizer=ternary"], "quantizer"),
+        (["search.group_width=0"], "search.group_width must be at least 1"),
+        (["train.group_width=0"], "train.group_width must be at least 1"),
+        (["train.shortcut=maybe"], "train.shortcut.*must be bool"),
+        (["data.train_fraction=0.9", "data.val_fraction=0.2"], "sum to at most 1"),
+        (["search.lr"], "not key=value"),
+    ],
+)
 def test_bad_values_are_one_line_user_errors(sets, message):
     with pytest.raises(UserError, match=message) as err:
         load_config("quick", sets=sets)
@@ -76,11 +79,14 @@ def test_unknown_preset_lists_the_known_ones():
         load_config("nope")
 
 
-@pytest.mark.parametrize("text, message", [
-    ("search: [1, 2\n", "not valid YAML at line"),
-    ("- a\n- b\n", "must be a mapping"),
-    ("search:\n  beta_pp: 2\n", "unknown config key 'search.beta_pp'"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("search: [1, 2\n", "not valid YAML at line"),
+        ("- a\n- b\n", "must be a mapping"),
+        ("search:\n  beta_pp: 2\n", "unknown config key 'search.beta_pp'"),
+    ],
+)
 def test_bad_preset_files(tmp_path, text, message):
     path = tmp_path / "mine.yaml"
     path.write_text(text)

@@ -34,8 +34,10 @@ def logs(*probabilities):
 
 # --- DARTS rule and edge normalisation (nodes = 2: edges 0->2 1->2 0->3 1->3 2->3) ----------
 
-ALPHA = {cell: [logs(.5, .3, .2), logs(.2, .2, .6), logs(.1, .6, .3), logs(.1, .2, .7), logs(.1, .45, .45)]
-         for cell in ("normal", "reduce")}
+ALPHA = {
+    cell: [logs(0.5, 0.3, 0.2), logs(0.2, 0.2, 0.6), logs(0.1, 0.6, 0.3), logs(0.1, 0.2, 0.7), logs(0.1, 0.45, 0.45)]
+    for cell in ("normal", "reduce")
+}
 
 
 def pairs(cell):
@@ -53,8 +55,10 @@ def test_darts_rule_keeps_the_two_best_nonzero_edges_and_skips_zero():
     g = darts_rule.derive(ALPHA, OPS3, 2)
     # node 2: 1->2 sep 0.6, 0->2 skip 0.3 (zero's 0.5 never counts)
     # node 3: 1->3 sep 0.7, 0->3 skip 0.6; 2->3 (0.45, a skip/sep tie won by skip) is dropped
-    assert pairs(g.normal) == [[("sep_conv_3x3", 1, 0.6), ("skip", 0, 0.3)],
-                               [("sep_conv_3x3", 1, 0.7), ("skip", 0, 0.6)]]
+    assert pairs(g.normal) == [
+        [("sep_conv_3x3", 1, 0.6), ("skip", 0, 0.3)],
+        [("sep_conv_3x3", 1, 0.7), ("skip", 0, 0.6)],
+    ]
 
 
 def test_edge_normalisation_changes_which_edges_are_kept_not_their_op():
@@ -62,14 +66,18 @@ def test_edge_normalisation_changes_which_edges_are_kept_not_their_op():
     g = darts_rule.derive(ALPHA, OPS3, 2, beta)
     # node 2 edge weights 3/4, 1/4: skip 0.3 * 0.75 = 0.225 beats sep 0.6 * 0.25 = 0.15
     # node 3 edge weights 1/6, 1/6, 4/6: 2->3 skip 0.45 * 4/6 = 0.3, 1->3 sep 0.7/6, 0->3 skip 0.6/6 = 0.1
-    assert pairs(g.reduce) == [[("skip", 0, 0.225), ("sep_conv_3x3", 1, 0.15)],
-                               [("skip", 2, 0.3), ("sep_conv_3x3", 1, 0.116667)]]
+    assert pairs(g.reduce) == [
+        [("skip", 0, 0.225), ("sep_conv_3x3", 1, 0.15)],
+        [("skip", 2, 0.3), ("sep_conv_3x3", 1, 0.116667)],
+    ]
 
 
 def test_keep_all_drops_the_edges_where_zero_is_strongest():
     g = darts_rule.derive(ALPHA, OPS3, 2, keep="all")
     assert [[(e.op, e.source) for e in node] for node in g.normal.nodes] == [
-        [("sep_conv_3x3", 1)], [("sep_conv_3x3", 1), ("skip", 0), ("skip", 2)]]
+        [("sep_conv_3x3", 1)],
+        [("sep_conv_3x3", 1), ("skip", 0), ("skip", 2)],
+    ]
 
 
 # --- the mixed supernet ------------------------------------------------------------------
@@ -120,9 +128,18 @@ def test_supernet_rejects_channels_not_divisible_by_k():
 
 # --- PC-DARTS: first-order alternation ---------------------------------------------------
 
-TINY = ["data.train_fraction=0.03", "data.val_fraction=0.03", "search.ops=[zero, skip, max_pool_3x3, sep_conv_3x3]",
-        "search.channels=4", "search.cells=3", "search.reductions=[1, 2]", "search.diff_batch_size=40",
-        "search.eval_batch_size=120", "device=cpu", "seed=3"]
+TINY = [
+    "data.train_fraction=0.03",
+    "data.val_fraction=0.03",
+    "search.ops=[zero, skip, max_pool_3x3, sep_conv_3x3]",
+    "search.channels=4",
+    "search.cells=3",
+    "search.reductions=[1, 2]",
+    "search.diff_batch_size=40",
+    "search.eval_batch_size=120",
+    "device=cpu",
+    "seed=3",
+]
 
 
 @pytest.fixture(scope="module")
@@ -225,10 +242,14 @@ def test_exact_hessian_differentiates_through_the_binary_child():
     parent, child, alpha = tiny_supernet(PARENT), learn_scales(tiny_supernet(CHILD)), tiny_alpha()
     x, y = torch.randn(16, 1, 12, 12), torch.randint(0, 10, (16,))
     t, p = parent_tangent(parent, alpha, x, y)
-    grads = {h: child_arch_gradient(agreement(child(x, alpha), p), alpha, t, 50.0, h)[0]["normal"] for h in ("ggn", "exact")}
+    grads = {
+        h: child_arch_gradient(agreement(child(x, alpha), p), alpha, t, 50.0, h)[0]["normal"] for h in ("ggn", "exact")
+    }
     assert all(torch.isfinite(g).all() for g in grads.values())
     assert not torch.allclose(grads["ggn"], grads["exact"])  # a large lambda makes the Hessians' difference show
-    plain = {h: child_arch_gradient(agreement(child(x, alpha), p), alpha, t, 0.0, h)[0]["normal"] for h in ("ggn", "exact")}
+    plain = {
+        h: child_arch_gradient(agreement(child(x, alpha), p), alpha, t, 0.0, h)[0]["normal"] for h in ("ggn", "exact")
+    }
     assert torch.allclose(plain["ggn"], plain["exact"])  # lambda = 0: both are -g
 
 

@@ -17,22 +17,41 @@ from cpnas_cli.events import read_all
 from cpnas_cli.runs import new_run_dir
 from tests.test_search import run_cli, start_cli, structure, wait_for
 
-TINY = ["data.train_fraction=0.03", "data.val_fraction=0.015", "search.ops=[zero, skip, max_pool_3x3, sep_conv_3x3]",
-        "search.channels=4", "search.cells=3", "search.reductions=[1, 2]", "search.eval_batch_size=120",
-        "search.diff_batch_size=60", "search.diff_epochs=1", "search.diff_phase_epochs=0.5",
-        "search.diff_warmup_epochs=0.25", "device=cpu", "seed=5"]
+TINY = [
+    "data.train_fraction=0.03",
+    "data.val_fraction=0.015",
+    "search.ops=[zero, skip, max_pool_3x3, sep_conv_3x3]",
+    "search.channels=4",
+    "search.cells=3",
+    "search.reductions=[1, 2]",
+    "search.eval_batch_size=120",
+    "search.diff_batch_size=60",
+    "search.diff_epochs=1",
+    "search.diff_phase_epochs=0.5",
+    "search.diff_warmup_epochs=0.25",
+    "device=cpu",
+    "seed=5",
+]
 STRATEGIES = ["pc-darts", "dcp"]
 
 
 def args(run_dir, strategy):
-    return ["search", "--run-dir", str(run_dir), *[x for s in [*TINY, f"search.strategy={strategy}"] for x in ("--set", s)]]
+    return [
+        "search",
+        "--run-dir",
+        str(run_dir),
+        *[x for s in [*TINY, f"search.strategy={strategy}"] for x in ("--set", s)],
+    ]
 
 
 def alphas(run_dir) -> list[str]:
     """Every alpha event without its timings, in order: equal lists mean an identical search."""
     volatile = {"t", "seconds", "images_per_s", "elapsed"}
-    return [json.dumps({k: v for k, v in e.items() if k not in volatile}, sort_keys=True)
-            for e in read_all(run_dir / "events.jsonl") if e["kind"] == "alpha"]
+    return [
+        json.dumps({k: v for k, v in e.items() if k not in volatile}, sort_keys=True)
+        for e in read_all(run_dir / "events.jsonl")
+        if e["kind"] == "alpha"
+    ]
 
 
 @pytest.fixture(scope="module", params=STRATEGIES)

@@ -54,8 +54,10 @@ def test_malformed_lines_are_skipped_with_a_notice(tmp_path):
     reader = EventReader(path)
     events, _ = reader.read()
     assert [e["n"] for e in events] == [1, 2]
-    assert [(n.line, n.text) for n in reader.notices] == [(2, "skipped a malformed line"),
-                                                           (3, "skipped a line without a kind")]
+    assert [(n.line, n.text) for n in reader.notices] == [
+        (2, "skipped a malformed line"),
+        (3, "skipped a line without a kind"),
+    ]
 
 
 def test_a_newer_schema_is_one_clear_error(tmp_path):

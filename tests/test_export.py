@@ -29,10 +29,12 @@ runner = CliRunner()
 
 # Every op of the search space in both cell types; reduction edges from the inputs have stride 2
 # (skip becomes FactorizedReduce there).
-EVERY_OP = ("Genotype(normal=[('sep_conv_3x3', 0), ('dil_conv_5x5', 1), ('avg_pool_3x3', 0), ('skip_connect', 2), "
-            "('max_pool_3x3', 1), ('sep_conv_5x5', 3), ('dil_conv_3x3', 2), ('skip_connect', 4)], normal_concat=[2, 3, 4, 5], "
-            "reduce=[('skip_connect', 0), ('sep_conv_5x5', 1), ('max_pool_3x3', 0), ('dil_conv_3x3', 2), "
-            "('avg_pool_3x3', 1), ('sep_conv_3x3', 3), ('dil_conv_5x5', 0), ('skip_connect', 4)], reduce_concat=[2, 3, 4, 5])")
+EVERY_OP = (
+    "Genotype(normal=[('sep_conv_3x3', 0), ('dil_conv_5x5', 1), ('avg_pool_3x3', 0), ('skip_connect', 2), "
+    "('max_pool_3x3', 1), ('sep_conv_5x5', 3), ('dil_conv_3x3', 2), ('skip_connect', 4)], normal_concat=[2, 3, 4, 5], "
+    "reduce=[('skip_connect', 0), ('sep_conv_5x5', 1), ('max_pool_3x3', 0), ('dil_conv_3x3', 2), "
+    "('avg_pool_3x3', 1), ('sep_conv_3x3', 3), ('dil_conv_5x5', 0), ('skip_connect', 4)], reduce_concat=[2, 3, 4, 5])"
+)
 SPEC = NetworkSpec(in_channels=1, classes=10, channels=6, cells=5, image_size=28, auxiliary=True, stem_stride=2)
 # The CPU presets' Child: a real-valued shortcut around every 1-bit conv, grouped k x k convs.
 SPEC_SHORTCUT = dataclasses.replace(SPEC, shortcut=True, group_width=4)
@@ -90,8 +92,8 @@ def checkpoint(request, tmp_path_factory, data):
     child, parent = spec.build(genotype, binary=True), spec.build(genotype, binary=False)
     optimizer = torch.optim.Adam(list(child.parameters()) + list(parent.parameters()), lr=0.01)
     for step in range(8):
-        x = normalize(data.train_images[step * 64:(step + 1) * 64])
-        y = data.train_labels[step * 64:(step + 1) * 64]
+        x = normalize(data.train_images[step * 64 : (step + 1) * 64])
+        y = data.train_labels[step * 64 : (step + 1) * 64]
         loss = sum(nn.functional.cross_entropy(net(x)[0], y) for net in (child, parent))
         optimizer.zero_grad()
         loss.backward()
@@ -117,7 +119,7 @@ def test_packed_model_predicts_as_the_trained_child_on_the_whole_test_set(checkp
     assert not any(isinstance(m, (BinaryConv2d, nn.BatchNorm2d)) for m in network.modules())
     images = normalize(data.test_images)
     for start in range(0, len(images), 500):
-        x = images[start:start + 500]
+        x = images[start : start + 500]
         expected, got = child(x)[0], network(x)[0]
         assert torch.equal(got.argmax(1), expected.argmax(1))
         assert (got - expected).abs().max() <= 1e-4
@@ -169,7 +171,9 @@ def test_svg_is_well_formed_and_names_every_op_and_node(tmp_path):
     assert result.exit_code == 0, result.output
     root = ElementTree.parse(tmp_path / "cells.svg").getroot()
     texts = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
-    assert sorted(t for t in texts if t in {op for _, op in _edges(genotype)}) == sorted(op for _, op in _edges(genotype))
+    assert sorted(t for t in texts if t in {op for _, op in _edges(genotype)}) == sorted(
+        op for _, op in _edges(genotype)
+    )
     for label in ("normal cell", "reduction cell", "c_{k-2}", "c_{k-1}", "c_{k}", "5"):
         assert label in texts
 
@@ -182,7 +186,7 @@ def test_dot_has_one_labelled_edge_per_genotype_edge(tmp_path):
         for target, node in enumerate(genotype.cell(kind).nodes, start=2):
             for e in node:
                 assert f'{kind}_{e.source} -> {kind}_{target} [label="{e.op}"' in dot
-    assert dot.count("[label=\"") - dot.count("_out [label") - 2 * 6 == len(_edges(genotype))
+    assert dot.count('[label="') - dot.count("_out [label") - 2 * 6 == len(_edges(genotype))
     assert to_svg(genotype) == to_svg(g.from_darts(EVERY_OP))  # deterministic
 
 
@@ -204,20 +208,27 @@ def _genotype_file(tmp_path):
 # --- bad input -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("args, pattern", [
-    (["GENOTYPE", "model.cpnas"], "packed from trained weights"),
-    (["CHECKPOINT", "missing-dir/model.cpnas"], "does not exist"),
-    (["BROKEN", "model.cpnas"], "truncated or not a safetensors file"),
-    (["MISSING", "model.cpnas"], "not found"),
-    (["GENOTYPE", "cells.svg", "--format", "darts"], "--format applies to genotype files"),
-    (["GENOTYPE", "."], "is a directory"),
-    (["BROKEN", "cells.svg"], "truncated or not a safetensors file"),
-])
+@pytest.mark.parametrize(
+    "args, pattern",
+    [
+        (["GENOTYPE", "model.cpnas"], "packed from trained weights"),
+        (["CHECKPOINT", "missing-dir/model.cpnas"], "does not exist"),
+        (["BROKEN", "model.cpnas"], "truncated or not a safetensors file"),
+        (["MISSING", "model.cpnas"], "not found"),
+        (["GENOTYPE", "cells.svg", "--format", "darts"], "--format applies to genotype files"),
+        (["GENOTYPE", "."], "is a directory"),
+        (["BROKEN", "cells.svg"], "truncated or not a safetensors file"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(args, pattern, checkpoint, tmp_path):
     broken = tmp_path / "broken.safetensors"
     broken.write_bytes(b"not a safetensors file at all")
-    names = {"GENOTYPE": _genotype_file(tmp_path), "CHECKPOINT": checkpoint, "BROKEN": broken,
-             "MISSING": tmp_path / "gone.safetensors"}
+    names = {
+        "GENOTYPE": _genotype_file(tmp_path),
+        "CHECKPOINT": checkpoint,
+        "BROKEN": broken,
+        "MISSING": tmp_path / "gone.safetensors",
+    }
     paths = [names.get(a, tmp_path / a if "." in a else a) for a in args]
     assert_one_line_error(invoke("export", *paths), pattern)
     assert not (tmp_path / "model.cpnas").exists()

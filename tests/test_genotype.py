@@ -25,10 +25,25 @@ def finished_ledger(lifetime_means=None) -> Ledger:
     remaining = {c: [[op] for op in ops] for c, ops in SURVIVORS.items()}
     last = {c: [{op: e} for op, e in zip(SURVIVORS[c], FINAL_E[c])] for c in SURVIVORS}
     means = lifetime_means or {c: [50.0] * 5 for c in SURVIVORS}
-    lifetime = {c: [{op: [means[c][i] * 3, 3] for op in ("zero", "skip", "sep_conv_3x3", "sep_conv_5x5",
-                                                         "max_pool_3x3", "avg_pool_3x3", "dil_conv_3x3",
-                                                         "dil_conv_5x5")}
-                    for i in range(5)] for c in SURVIVORS}
+    lifetime = {
+        c: [
+            {
+                op: [means[c][i] * 3, 3]
+                for op in (
+                    "zero",
+                    "skip",
+                    "sep_conv_3x3",
+                    "sep_conv_5x5",
+                    "max_pool_3x3",
+                    "avg_pool_3x3",
+                    "dil_conv_3x3",
+                    "dil_conv_5x5",
+                )
+            }
+            for i in range(5)
+        ]
+        for c in SURVIVORS
+    }
     removals = [
         # the reduce cell's zero-survivor edges lost these non-zero ops (latest last)
         Removal(3, "reduce", 0, "skip", 40.0, 0.2),
@@ -63,17 +78,21 @@ def test_zero_survivors_lend_their_last_nonzero_op_when_a_node_lacks_inputs():
     # reduce node 2: both edges survived as zero; their last non-zero ops were
     # max_pool_3x3 (e 0.3, from 0) and dil_conv_5x5 (e 0.4, from 1): stronger first
     assert [(e.op, e.source, e.indicator) for e in genotype.reduce.nodes[0]] == [
-        ("dil_conv_5x5", 1, 0.4), ("max_pool_3x3", 0, 0.3)]
+        ("dil_conv_5x5", 1, 0.4),
+        ("max_pool_3x3", 0, 0.3),
+    ]
     # reduce node 3: three non-zero survivors, the two strongest are skip (0.9) and sep_conv_5x5 (0.7)
     assert [(e.op, e.source) for e in genotype.reduce.nodes[1]] == [("skip", 1), ("sep_conv_5x5", 2)]
 
 
 def test_keep_all_takes_every_nonzero_survivor():
     genotype = derive(finished_ledger(), nodes=2, keep="all")
-    assert [(e.op, e.source) for e in genotype.normal.nodes[1]] == [
-        ("dil_conv_3x3", 2), ("max_pool_3x3", 1)]
+    assert [(e.op, e.source) for e in genotype.normal.nodes[1]] == [("dil_conv_3x3", 2), ("max_pool_3x3", 1)]
     assert [(e.op, e.source) for e in genotype.reduce.nodes[1]] == [
-        ("skip", 1), ("sep_conv_5x5", 2), ("avg_pool_3x3", 0)]
+        ("skip", 1),
+        ("sep_conv_5x5", 2),
+        ("avg_pool_3x3", 0),
+    ]
     # an all-zero node still gets one input: the strongest stand-in
     assert [(e.op, e.source) for e in genotype.reduce.nodes[0]] == [("dil_conv_5x5", 1)]
     with pytest.raises(UserError, match="--format json"):
@@ -96,11 +115,13 @@ def test_json_round_trip(tmp_path):
     assert again == genotype and again.meta == {"beta_p": 2.0}
 
 
-DARTS_V2 = ("Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), "
-            "('sep_conv_3x3', 1), ('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), "
-            "('dil_conv_3x3', 2)], normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), "
-            "('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 1), ('max_pool_3x3', 0), "
-            "('skip_connect', 2), ('skip_connect', 2), ('max_pool_3x3', 1)], reduce_concat=[2, 3, 4, 5])")
+DARTS_V2 = (
+    "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), "
+    "('sep_conv_3x3', 1), ('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), "
+    "('dil_conv_3x3', 2)], normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), "
+    "('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 1), ('max_pool_3x3', 0), "
+    "('skip_connect', 2), ('skip_connect', 2), ('max_pool_3x3', 1)], reduce_concat=[2, 3, 4, 5])"
+)
 
 
 def test_darts_string_round_trip():
@@ -118,17 +139,23 @@ def test_darts_range_concat_and_file_loading(tmp_path):
     assert g.load(path).normal.concat == (2, 3, 4, 5)
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda d: d.update(format="other"), "not a cpnas genotype"),
-    (lambda d: d.update(version=99), "version 99"),
-    (lambda d: d["normal"]["nodes"][0][0].update(op="conv_7x7"), "unknown op 'conv_7x7'"),
-    (lambda d: d["normal"]["nodes"][0][0].update(op="zero"), "unknown op 'zero'"),
-    (lambda d: d["normal"]["nodes"][0][0].update(input=2), "input 2 must be a node before it"),
-    (lambda d: d["reduce"]["nodes"][1][1].update(input=d["reduce"]["nodes"][1][0]["input"]), "same input appears twice"),
-    (lambda d: d["normal"].update(concat=[2, 9]), "concat"),
-    (lambda d: d.pop("reduce"), "reduce is missing"),
-    (lambda d: d["normal"]["nodes"].append([]), "no incoming edges"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: d.update(format="other"), "not a cpnas genotype"),
+        (lambda d: d.update(version=99), "version 99"),
+        (lambda d: d["normal"]["nodes"][0][0].update(op="conv_7x7"), "unknown op 'conv_7x7'"),
+        (lambda d: d["normal"]["nodes"][0][0].update(op="zero"), "unknown op 'zero'"),
+        (lambda d: d["normal"]["nodes"][0][0].update(input=2), "input 2 must be a node before it"),
+        (
+            lambda d: d["reduce"]["nodes"][1][1].update(input=d["reduce"]["nodes"][1][0]["input"]),
+            "same input appears twice",
+        ),
+        (lambda d: d["normal"].update(concat=[2, 9]), "concat"),
+        (lambda d: d.pop("reduce"), "reduce is missing"),
+        (lambda d: d["normal"]["nodes"].append([]), "no incoming edges"),
+    ],
+)
 def test_validation_names_the_problem(tmp_path, mutate, message):
     data = g.to_dict(g.from_darts(DARTS_V2))
     mutate(data)
@@ -138,8 +165,10 @@ def test_validation_names_the_problem(tmp_path, mutate, message):
         g.load(path)
 
 
-@pytest.mark.parametrize("text", ["{not json", "Genotype(normal=[('sep_conv_3x3', 0)], reduce=[])",
-                                  "Genotype(normal=__import__('os'))", "[1, 2]"])
+@pytest.mark.parametrize(
+    "text",
+    ["{not json", "Genotype(normal=[('sep_conv_3x3', 0)], reduce=[])", "Genotype(normal=__import__('os'))", "[1, 2]"],
+)
 def test_malformed_files_are_user_errors(tmp_path, text):
     path = tmp_path / "g.json"
     path.write_text(text)

@@ -57,7 +57,9 @@ def test_batchnorm_on_channels_last_equals_torch_and_keeps_the_layout(training):
     y = ours(x)
     assert y.is_contiguous(memory_format=torch.channels_last)
     assert torch.allclose(y, theirs(x), atol=1e-5)
-    assert torch.allclose(ours.running_mean, theirs.running_mean) and torch.allclose(ours.running_var, theirs.running_var)
+    assert torch.allclose(ours.running_mean, theirs.running_mean) and torch.allclose(
+        ours.running_var, theirs.running_var
+    )
 
 
 def stride_2_conv(module, x):

@@ -101,8 +101,10 @@ def test_child_and_parent_kernels_pair_one_to_one_and_start_equal():
 
 
 def test_pairing_refuses_networks_of_different_genotypes():
-    other = DARTS_V2.replace("('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0)",
-                             "('max_pool_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0)")
+    other = DARTS_V2.replace(
+        "('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0)",
+        "('max_pool_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0)",
+    )
     child, _ = _pair()
     _, parent = _pair(genotype=other)
     with pytest.raises(ValueError, match="line up"):

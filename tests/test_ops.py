@@ -10,8 +10,12 @@ from cpnas_cli.engine.search.supernet import SearchNetwork
 from cpnas_cli.space.cells import OPS, cell_edges
 
 CHILD, PARENT = Style(binary=True), Style(binary=False)
-STYLES = {"child": CHILD, "parent": PARENT, "child+shortcut": Style(binary=True, shortcut=True),
-          "parent+shortcut": Style(binary=False, shortcut=True)}
+STYLES = {
+    "child": CHILD,
+    "parent": PARENT,
+    "child+shortcut": Style(binary=True, shortcut=True),
+    "parent+shortcut": Style(binary=False, shortcut=True),
+}
 
 
 def test_sign_of_zero_is_plus_one():

@@ -44,7 +44,10 @@ def test_the_same_conv_in_full_precision_counts_its_macs_as_flops():
 def test_depthwise_strided_dilated_convs_batchnorm_and_linear():
     net = nn.Sequential(
         BinaryConv2d(4, 4, 3, stride=2, padding=2, dilation=2, groups=4, bias=False),  # 4x6x6 -> 4x3x3
-        nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(36, 3))
+        nn.BatchNorm2d(4),
+        nn.Flatten(),
+        nn.Linear(36, 3),
+    )
     dw, bn, linear = profile_module(net, (4, 6, 6), "small").layers
     assert dw.kind == "conv 3x3 dw dil 2 /2" and dw.output_shape == (4, 3, 3)
     assert (dw.params_1bit, dw.bops) == (4 * 9, 4 * 3 * 3 * 9)  # one input channel per group
@@ -81,8 +84,10 @@ def test_binary_wrn22_binarizes_every_conv_but_the_stem_and_keeps_the_classifier
     assert binary.bops == conv_macs - stem.flops
     assert binary.flops == stem.flops + classifier.flops
     assert binary.ops == binary.bops / 64 + binary.flops
-    assert binary.params_1bit == sum(layer.params_32bit for layer in full.layers if layer.kind.startswith("conv")) \
-        - stem.params_32bit
+    assert (
+        binary.params_1bit
+        == sum(layer.params_32bit for layer in full.layers if layer.kind.startswith("conv")) - stem.params_32bit
+    )
 
 
 # --- the evaluation network of a genotype ----------------------------------------------------
@@ -125,8 +130,18 @@ def test_json_has_the_totals_savings_and_layers(genotype_file):
     result = invoke("profile", genotype_file, "--channels", 8, "--dataset", "embedded", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    for key in ("params", "params_1bit", "params_32bit", "memory_mbit", "bops", "flops", "ops",
-                "memory_saving", "speedup", "layers"):
+    for key in (
+        "params",
+        "params_1bit",
+        "params_32bit",
+        "memory_mbit",
+        "bops",
+        "flops",
+        "ops",
+        "memory_saving",
+        "speedup",
+        "layers",
+    ):
         assert key in data, key
     assert data["params"] == data["params_1bit"] + data["params_32bit"]
     assert data["ops"] == pytest.approx(data["bops"] / 64 + data["flops"])
@@ -164,23 +179,30 @@ def test_a_checkpoint_profiles_its_own_network(embedded_checkpoint):
     assert data["memory_mbit"] == profile_eval_network(g.from_darts(DARTS_V2), SPEC).memory_mbit
 
 
-@pytest.mark.parametrize("args, pattern", [
-    (["--reference", "resnet18"], "unknown reference 'resnet18'"),
-    ([], "either a genotype/checkpoint"),
-    (["GENOTYPE", "--reference", "wrn22"], "not both or neither"),
-    (["GENOTYPE", "--binary"], "--binary applies to --reference"),
-    (["--reference", "wrn22", "--dataset", "imagenet"], "CIFAR-10 WRN-22"),
-    (["GENOTYPE", "--dataset", "mnist-3d"], "unknown dataset 'mnist-3d'"),
-    (["GENOTYPE", "--size", "huge"], "unknown size 'huge'"),
-    (["GENOTYPE", "--dataset", "imagenet", "--size", "small"], "C = 102"),
-    (["CHECKPOINT", "--dataset", "cifar10"], "was trained on embedded (1x28x28, 10 classes), not cifar10"),
-    (["CHECKPOINT", "--size", "large"], "its size is fixed"),
-    (["BROKEN"], "truncated or not a safetensors file"),
-    (["MISSING"], "not found"),
-])
+@pytest.mark.parametrize(
+    "args, pattern",
+    [
+        (["--reference", "resnet18"], "unknown reference 'resnet18'"),
+        ([], "either a genotype/checkpoint"),
+        (["GENOTYPE", "--reference", "wrn22"], "not both or neither"),
+        (["GENOTYPE", "--binary"], "--binary applies to --reference"),
+        (["--reference", "wrn22", "--dataset", "imagenet"], "CIFAR-10 WRN-22"),
+        (["GENOTYPE", "--dataset", "mnist-3d"], "unknown dataset 'mnist-3d'"),
+        (["GENOTYPE", "--size", "huge"], "unknown size 'huge'"),
+        (["GENOTYPE", "--dataset", "imagenet", "--size", "small"], "C = 102"),
+        (["CHECKPOINT", "--dataset", "cifar10"], "was trained on embedded (1x28x28, 10 classes), not cifar10"),
+        (["CHECKPOINT", "--size", "large"], "its size is fixed"),
+        (["BROKEN"], "truncated or not a safetensors file"),
+        (["MISSING"], "not found"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(args, pattern, genotype_file, embedded_checkpoint, tmp_path):
     broken = tmp_path / "broken.safetensors"
     broken.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
-    names = {"GENOTYPE": genotype_file, "CHECKPOINT": embedded_checkpoint, "BROKEN": broken,
-             "MISSING": tmp_path / "nothing.json"}
+    names = {
+        "GENOTYPE": genotype_file,
+        "CHECKPOINT": embedded_checkpoint,
+        "BROKEN": broken,
+        "MISSING": tmp_path / "nothing.json",
+    }
     assert_one_line_error(invoke("profile", *[names.get(a, a) for a in args]), pattern)

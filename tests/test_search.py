@@ -17,10 +17,20 @@ from cpnas_cli.engine.search.runner import Search
 from cpnas_cli.events import read_all
 from cpnas_cli.runs import new_run_dir
 
-TINY = ["data.train_fraction=0.06", "data.val_fraction=0.03", "search.ops=[zero, skip, max_pool_3x3, sep_conv_3x3]",
-        "search.rounds=1", "search.channels=4", "search.cells=3", "search.reductions=[1, 2]",
-        "search.batch_size=60", "search.eval_batch_size=120", "search.epochs_per_sample=0.5",
-        "device=cpu", "seed=5"]
+TINY = [
+    "data.train_fraction=0.06",
+    "data.val_fraction=0.03",
+    "search.ops=[zero, skip, max_pool_3x3, sep_conv_3x3]",
+    "search.rounds=1",
+    "search.channels=4",
+    "search.cells=3",
+    "search.reductions=[1, 2]",
+    "search.batch_size=60",
+    "search.eval_batch_size=120",
+    "search.epochs_per_sample=0.5",
+    "device=cpu",
+    "seed=5",
+]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "160"}
 
 
@@ -29,8 +39,9 @@ def run_cli(args, **kwargs):
 
 
 def start_cli(args):
-    return subprocess.Popen([sys.executable, "-m", "cpnas_cli", *args], env=ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "cpnas_cli", *args], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def wait_for(condition, seconds=120):
@@ -50,8 +61,11 @@ def structure(run_dir: Path) -> dict:
 
 
 def samples(run_dir: Path) -> list[tuple]:
-    return [(e["n"], json.dumps(e["arch"]), e["acc_child"], e["acc_parent"], e["z"], e["loss_child"])
-            for e in read_all(run_dir / "events.jsonl") if e["kind"] == "sample"]
+    return [
+        (e["n"], json.dumps(e["arch"]), e["acc_child"], e["acc_parent"], e["z"], e["loss_child"])
+        for e in read_all(run_dir / "events.jsonl")
+        if e["kind"] == "sample"
+    ]
 
 
 @pytest.fixture(scope="module")

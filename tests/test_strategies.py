@@ -42,8 +42,13 @@ def test_sampling_favours_the_lower_lcb():
 
 
 def test_plan_is_warmup_then_k_times_t_trials_per_k():
-    assert bandit_plan(3, 2) == [("warmup", 3, 0), ("warmup", 3, 1), ("warmup", 3, 2),
-                                 *[("bandit", 3, c) for c in range(6)], *[("bandit", 2, c) for c in range(4)]]
+    assert bandit_plan(3, 2) == [
+        ("warmup", 3, 0),
+        ("warmup", 3, 1),
+        ("warmup", 3, 2),
+        *[("bandit", 3, c) for c in range(6)],
+        *[("bandit", 2, c) for c in range(4)],
+    ]
     # the notes' counts after warm-up: T = 3 gives 81 trials for K0 = 7, 105 for K0 = 8
     assert len(bandit_plan(7, 3)) == 7 + 81
     assert len(bandit_plan(8, 3)) == 8 + 105
@@ -138,8 +143,10 @@ def test_bandit_state_survives_json():
 def test_finished_bandit_derives_the_genotype_by_m():
     """nodes = 2: edges 0->2, 1->2, 0->3, 1->3, 2->3; node 3 keeps its two edges of largest m."""
     bandit = Bandit.start(OPS, ["normal", "reduce"], 5)
-    survivors = {"normal": ["sep_conv_3x3", "skip", "max_pool_3x3", "sep_conv_3x3", "skip"],
-                 "reduce": ["zero", "skip", "max_pool_3x3", "skip", "sep_conv_3x3"]}
+    survivors = {
+        "normal": ["sep_conv_3x3", "skip", "max_pool_3x3", "sep_conv_3x3", "skip"],
+        "reduce": ["zero", "skip", "max_pool_3x3", "skip", "sep_conv_3x3"],
+    }
     m = {"normal": [0.5, 0.5, 0.5, 0.8, 0.7], "reduce": [0.9, 0.4, 0.3, 0.6, 0.2]}
     for cell, ops in survivors.items():
         for edge, op in enumerate(ops):

@@ -27,11 +27,24 @@ from tests.test_cli import assert_one_line_error
 from tests.test_genotype import DARTS_V2
 from tests.test_search import run_cli, start_cli, wait_for
 
-TINY = ["train.channels=4", "train.cells=3", "train.stem_stride=2", "train.epochs=4", "train.batch_size=50",
-        "train.train_images=400", "train.optimizer=adam", "train.lr=0.01", "train.cutout=8", "train.drop_path=0.2",
-        "device=cpu", "seed=3"]
-OTHER = DARTS_V2.replace("('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0)",
-                         "('max_pool_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0)")
+TINY = [
+    "train.channels=4",
+    "train.cells=3",
+    "train.stem_stride=2",
+    "train.epochs=4",
+    "train.batch_size=50",
+    "train.train_images=400",
+    "train.optimizer=adam",
+    "train.lr=0.01",
+    "train.cutout=8",
+    "train.drop_path=0.2",
+    "device=cpu",
+    "seed=3",
+]
+OTHER = DARTS_V2.replace(
+    "('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0)",
+    "('max_pool_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0)",
+)
 TIMING = {"t", "seconds", "eval_seconds", "elapsed", "images_per_s"}
 runner = CliRunner()
 
@@ -42,8 +55,11 @@ def sets(items):
 
 def epochs(run_dir: Path) -> list[dict]:
     """Every epoch event without its timings: what an exact resume must reproduce."""
-    return [{k: v for k, v in e.items() if k not in TIMING} for e in read_all(run_dir / "events.jsonl")
-            if e["kind"] == "epoch"]
+    return [
+        {k: v for k, v in e.items() if k not in TIMING}
+        for e in read_all(run_dir / "events.jsonl")
+        if e["kind"] == "epoch"
+    ]
 
 
 def tensors(path: Path) -> dict:
@@ -82,15 +98,30 @@ def test_training_writes_the_run_directory_and_the_event_log(reference):
     rows = [e for e in events if e["kind"] == "epoch"]
     assert [e["epoch"] for e in rows] == [1, 2, 3, 4]
     for e in rows:
-        assert set(e) >= {"epoch", "epochs", "loss", "loss_ce", "loss_kernel", "loss_center", "train_acc_child",
-                          "train_acc_parent", "test_acc_child", "test_acc_parent", "lr", "images_per_s",
-                          "seconds", "elapsed", "best"}
+        assert set(e) >= {
+            "epoch",
+            "epochs",
+            "loss",
+            "loss_ce",
+            "loss_kernel",
+            "loss_center",
+            "train_acc_child",
+            "train_acc_parent",
+            "test_acc_child",
+            "test_acc_parent",
+            "lr",
+            "images_per_s",
+            "seconds",
+            "elapsed",
+            "best",
+        }
         assert e["images"] == 400 and e["loss_kernel"] > 0 and e["loss_center"] > 0
         assert e["loss"] > e["loss_ce"]  # the CP terms are in the Child's objective
     assert rows[0]["lr"] == 0.01 and rows[-1]["lr"] < rows[0]["lr"]  # cosine from lr
     assert rows[-1]["loss_ce"] < rows[0]["loss_ce"] and rows[-1]["loss_parent"] < rows[0]["loss_parent"]
-    assert [e["best"] for e in rows] == [e["test_acc_child"] > max([r["test_acc_child"] for r in rows[:i]] or [-1])
-                                         for i, e in enumerate(rows)]
+    assert [e["best"] for e in rows] == [
+        e["test_acc_child"] > max([r["test_acc_child"] for r in rows[:i]] or [-1]) for i, e in enumerate(rows)
+    ]
     for name in ("best", "last", "genotype", "config", "checkpoint/state"):
         assert list(run_dir.glob(f"{name}.*")), name
     info, child, parent = load_model(run_dir / "last.safetensors")
@@ -157,8 +188,10 @@ def test_ctrl_c_checkpoints_prints_the_resume_command_and_resumes_exactly(refere
     assert result.returncode == 0, result.stderr
     assert "Child (1-bit)" in result.stdout
     assert epochs(run_dir) == epochs(ref_dir)
-    assert torch.equal(tensors(run_dir / "last.safetensors")["child/classifier.linear.weight"],
-                       tensors(ref_dir / "last.safetensors")["child/classifier.linear.weight"])
+    assert torch.equal(
+        tensors(run_dir / "last.safetensors")["child/classifier.linear.weight"],
+        tensors(ref_dir / "last.safetensors")["child/classifier.linear.weight"],
+    )
     states = [e.get("state") for e in read_all(events) if e["kind"] == "status"]
     assert states == ["started", "interrupted", "resumed", "finished"]
     again = run_cli(["train", "--resume", str(run_dir)], timeout=120)
@@ -192,13 +225,16 @@ def _rewrite(source: Path, target: Path, **metadata):
     save_file(data, str(target), metadata=meta)
 
 
-@pytest.mark.parametrize("case, pattern", [
-    ("missing", "not found"),
-    ("truncated", "truncated"),
-    ("other-genotype", "do not fit its genotype"),
-    ("resume-checkpoint", "not a cpnas model checkpoint"),
-    ("text", "truncated or not a safetensors file"),
-])
+@pytest.mark.parametrize(
+    "case, pattern",
+    [
+        ("missing", "not found"),
+        ("truncated", "truncated"),
+        ("other-genotype", "do not fit its genotype"),
+        ("resume-checkpoint", "not a cpnas model checkpoint"),
+        ("text", "truncated or not a safetensors file"),
+    ],
+)
 def test_evaluate_refuses_bad_checkpoints_with_one_line(reference, tmp_path, case, pattern):
     best = reference[0] / "best.safetensors"
     path = tmp_path / "model.safetensors"
@@ -219,21 +255,28 @@ def test_evaluate_refuses_a_dataset_the_model_was_not_trained_on(reference, tmp_
         for cls in ("a", "b"):
             (folder / split / cls).mkdir(parents=True)
     from PIL import Image
+
     for split in ("train", "test"):
         for cls in ("a", "b"):
             Image.new("RGB", (28, 28)).save(folder / split / cls / "x.png")
-    result = runner.invoke(app, ["evaluate", str(reference[0] / "best.safetensors"), "--dataset", "folder",
-                                 "--data-dir", str(folder)])
+    result = runner.invoke(
+        app, ["evaluate", str(reference[0] / "best.safetensors"), "--dataset", "folder", "--data-dir", str(folder)]
+    )
     assert_one_line_error(result, "evaluate on the dataset it was trained on")
 
 
-@pytest.mark.parametrize("content, pattern", [
-    (None, "not found"),
-    ("not a genotype", "not valid JSON"),
-    ('{"format": "something"}', "not a cpnas genotype"),
-    ("Genotype(normal=[('conv_9x9', 0), ('skip_connect', 1)], reduce=[('skip_connect', 0), ('skip_connect', 1)])",
-     "unknown op"),
-])
+@pytest.mark.parametrize(
+    "content, pattern",
+    [
+        (None, "not found"),
+        ("not a genotype", "not valid JSON"),
+        ('{"format": "something"}', "not a cpnas genotype"),
+        (
+            "Genotype(normal=[('conv_9x9', 0), ('skip_connect', 1)], reduce=[('skip_connect', 0), ('skip_connect', 1)])",
+            "unknown op",
+        ),
+    ],
+)
 def test_train_refuses_bad_genotype_files(tmp_path, content, pattern):
     path = tmp_path / "genotype.json"
     if content is not None:
@@ -243,21 +286,28 @@ def test_train_refuses_bad_genotype_files(tmp_path, content, pattern):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("args, pattern", [
-    ([], "no genotype given"),
-    (["{g}", "--size", "huge"], "train.size"),
-    (["{g}", "--set", "train.parent=none"], "needs the Parent"),
-    (["{g}", "--set", "train.kernel_source=twin"], "train.kernel_source"),
-    (["{g}", "--set", "train.reductions=[7]"], "cannot build the network"),
-    (["{g}", "--set", "train.batch_size=9000"], "exceeds"),
-    (["{g}", "--minutes", "0"], "train.minutes must be positive"),
-    (["{g}", "--set", "train.lrr=1"], "did you mean train.lr"),
-    (["--resume", "{tmp}"], "not a cpnas run directory"),
-])
+@pytest.mark.parametrize(
+    "args, pattern",
+    [
+        ([], "no genotype given"),
+        (["{g}", "--size", "huge"], "train.size"),
+        (["{g}", "--set", "train.parent=none"], "needs the Parent"),
+        (["{g}", "--set", "train.kernel_source=twin"], "train.kernel_source"),
+        (["{g}", "--set", "train.reductions=[7]"], "cannot build the network"),
+        (["{g}", "--set", "train.batch_size=9000"], "exceeds"),
+        (["{g}", "--minutes", "0"], "train.minutes must be positive"),
+        (["{g}", "--set", "train.lrr=1"], "did you mean train.lr"),
+        (["--resume", "{tmp}"], "not a cpnas run directory"),
+    ],
+)
 def test_train_bad_input(genotype_file, tmp_path, args, pattern):
     args = [a.format(g=genotype_file, tmp=tmp_path) for a in args]
-    assert_one_line_error(runner.invoke(app, ["train", *args, "--run-dir", str(tmp_path / "run")] if "--resume" not in args
-                                        else ["train", *args]), pattern)
+    assert_one_line_error(
+        runner.invoke(
+            app, ["train", *args, "--run-dir", str(tmp_path / "run")] if "--resume" not in args else ["train", *args]
+        ),
+        pattern,
+    )
 
 
 def test_resume_refuses_flags_that_would_change_the_run(reference):
@@ -268,8 +318,16 @@ def test_resume_refuses_flags_that_would_change_the_run(reference):
 def test_a_frozen_parent_from_a_model_file_supervises_a_new_child(reference, tmp_path, genotype_file):
     best = reference[0] / "best.safetensors"
     run_dir = tmp_path / "frozen"
-    result = runner.invoke(app, ["train", str(genotype_file), "--run-dir", str(run_dir),
-                                 *sets(TINY + ["train.epochs=1", f"train.parent={best}"])])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            str(genotype_file),
+            "--run-dir",
+            str(run_dir),
+            *sets(TINY + ["train.epochs=1", f"train.parent={best}"]),
+        ],
+    )
     assert result.exit_code == 0, result.output
     (row,) = epochs(run_dir)
     assert row["test_acc_parent"] == load_model(best)[0].extras["test_acc_parent"]  # frozen: unchanged
@@ -277,15 +335,25 @@ def test_a_frozen_parent_from_a_model_file_supervises_a_new_child(reference, tmp
     assert load_model(run_dir / "last.safetensors")[2] is None  # not ours to save
     other = tmp_path / "other.txt"
     other.write_text(OTHER)
-    result = runner.invoke(app, ["train", str(other), "--run-dir", str(tmp_path / "x"),
-                                 *sets(TINY + [f"train.parent={best}"])])
+    result = runner.invoke(
+        app, ["train", str(other), "--run-dir", str(tmp_path / "x"), *sets(TINY + [f"train.parent={best}"])]
+    )
     assert_one_line_error(result, "from another genotype")
 
 
 def test_search_and_training_each_augment_by_their_own_keys():
     """Augmentation is per phase: the fashion-mnist preset searches with crop + flip and trains without."""
-    config = load_config("quick", sets=[*TINY, "search.crop_padding=3", "search.flip=true",
-                                        "train.crop_padding=0", "train.flip=false", "train.cutout=5"])
+    config = load_config(
+        "quick",
+        sets=[
+            *TINY,
+            "search.crop_padding=3",
+            "search.flip=true",
+            "train.crop_padding=0",
+            "train.flip=false",
+            "train.cutout=5",
+        ],
+    )
     assert SearchData(config, torch.device("cpu")).augment == Augment(crop_padding=3, flip=True)
     assert Trainer(config, g.from_darts(DARTS_V2)).augment == Augment(crop_padding=0, flip=False, cutout=5)
     preset = load_config("fashion-mnist")

@@ -32,11 +32,31 @@ def search_header(rounds: int = 1) -> dict:
 
 def sample(n: int, arch_op: str, acc_child: float, acc_parent: float, k: int = 3) -> dict:
     z = acc_child + 2 * (acc_parent - acc_child)
-    return {"kind": "sample", "t": time.time(), "n": n, "total": 5, "K": k, "round": 1, "index": n,
-            "arch": {c: [arch_op] * len(EDGES) for c in CELLS}, "acc_child": acc_child, "acc_parent": acc_parent,
-            "z": z, "loss_child": 2.0, "loss_parent": 1.5, "train_acc_child": 20.0, "train_acc_parent": 30.0,
-            "lr": 0.05, "images": 100, "seconds": 2.0, "child_seconds": 1.0, "parent_seconds": 0.5,
-            "eval_seconds": 0.5, "images_per_s": 66.7, "elapsed": 2.0 * n}
+    return {
+        "kind": "sample",
+        "t": time.time(),
+        "n": n,
+        "total": 5,
+        "K": k,
+        "round": 1,
+        "index": n,
+        "arch": {c: [arch_op] * len(EDGES) for c in CELLS},
+        "acc_child": acc_child,
+        "acc_parent": acc_parent,
+        "z": z,
+        "loss_child": 2.0,
+        "loss_parent": 1.5,
+        "train_acc_child": 20.0,
+        "train_acc_parent": 30.0,
+        "lr": 0.05,
+        "images": 100,
+        "seconds": 2.0,
+        "child_seconds": 1.0,
+        "parent_seconds": 0.5,
+        "eval_seconds": 0.5,
+        "images_per_s": 66.7,
+        "elapsed": 2.0 * n,
+    }
 
 
 def per_edge(values: dict) -> dict:
@@ -87,15 +107,23 @@ def row(text: str, edge: str = "0→2") -> str:
 
 
 def test_ranking_table_orders_ops_by_e_after_a_ranking_event(tmp_path):
-    log = started_log(tmp_path / "events.jsonl", sample(1, "zero", 40, 50), sample(2, "skip", 30, 35),
-                      sample(3, "sep_conv_3x3", 50, 70))
+    log = started_log(
+        tmp_path / "events.jsonl",
+        sample(1, "zero", 40, 50),
+        sample(2, "skip", 30, 35),
+        sample(3, "sep_conv_3x3", 50, 70),
+    )
 
     async def scenario(pilot):
         await until(pilot, lambda: len(pilot.app.state.samples) == 3)
         # live: Eq. 2 over the mean z so far; sep (z 90) > zero (60) > skip (40)
         assert row(text_of(pilot, "#rank-normal")).split()[1::2] == ["sep_conv_3x3", "zero", "skip"]
-        log.emit("ranking", K=3, mean_z=per_edge({"zero": 1, "skip": 3, "sep_conv_3x3": 2}),
-                 indicator=per_edge({"zero": 0.09, "skip": 0.665, "sep_conv_3x3": 0.245}))
+        log.emit(
+            "ranking",
+            K=3,
+            mean_z=per_edge({"zero": 1, "skip": 3, "sep_conv_3x3": 2}),
+            indicator=per_edge({"zero": 0.09, "skip": 0.665, "sep_conv_3x3": 0.245}),
+        )
         await until(pilot, lambda: pilot.app.state.ranking is not None)
         table = text_of(pilot, "#rank-normal")
         assert row(table).split()[1:] == ["skip", ".665", "sep_conv_3x3", ".245", "zero", ".090"]
@@ -111,8 +139,12 @@ def test_pruned_ops_are_struck_with_the_k_they_went_at(tmp_path):
 
     async def scenario(pilot):
         await until(pilot, lambda: pilot.app.state.samples)
-        log.emit("ranking", K=3, mean_z=per_edge({"zero": 1, "skip": 3, "sep_conv_3x3": 2}),
-                 indicator=per_edge({"zero": 0.1, "skip": 0.6, "sep_conv_3x3": 0.3}))
+        log.emit(
+            "ranking",
+            K=3,
+            mean_z=per_edge({"zero": 1, "skip": 3, "sep_conv_3x3": 2}),
+            indicator=per_edge({"zero": 0.1, "skip": 0.6, "sep_conv_3x3": 0.3}),
+        )
         log.emit("prune", K=3, removed={c: ["zero"] * len(EDGES) for c in CELLS})
         await until(pilot, lambda: pilot.app.state.k == 2)
         await pilot.press("tab")  # the reduction cell
@@ -322,11 +354,28 @@ def test_a_training_run_shows_loss_and_accuracy_per_epoch(tmp_path):
     path = tmp_path / "events.jsonl"
     log = EventWriter(path)
     # a time budget: the header holds the most epochs (20), each epoch the current plan (4)
-    log.write([{**header("train", {}, [], [], []), "epochs": 20}, {"kind": "status", "t": time.time(), "state": "started"}])
+    log.write(
+        [{**header("train", {}, [], [], []), "epochs": 20}, {"kind": "status", "t": time.time(), "state": "started"}]
+    )
     for epoch, (loss, child) in enumerate([(2.0, 30.0), (1.5, 50.0)], 1):
-        log.emit("epoch", epoch=epoch, epochs=4, loss=loss, loss_ce=loss - 0.1, loss_kernel=0.05, loss_center=0.05,
-                 train_acc_child=child - 5, train_acc_parent=None, test_acc_child=child, test_acc_parent=None,
-                 lr=0.1, images_per_s=500.0, seconds=10.0, elapsed=10.0 * epoch, best=True)
+        log.emit(
+            "epoch",
+            epoch=epoch,
+            epochs=4,
+            loss=loss,
+            loss_ce=loss - 0.1,
+            loss_kernel=0.05,
+            loss_center=0.05,
+            train_acc_child=child - 5,
+            train_acc_parent=None,
+            test_acc_child=child,
+            test_acc_parent=None,
+            lr=0.1,
+            images_per_s=500.0,
+            seconds=10.0,
+            elapsed=10.0 * epoch,
+            best=True,
+        )
 
     async def scenario(pilot):
         await until(pilot, lambda: len(pilot.app.state.epochs) == 2)
@@ -374,8 +423,13 @@ def test_it_follows_a_real_search_to_its_genotype(tmp_path):
     async def scenario(pilot):
         nonlocal proc
         await pilot.pause(0.2)
-        proc = subprocess.Popen([sys.executable, "-m", "cpnas_cli", *tiny_args(run)], env=ENV,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cpnas_cli", *tiny_args(run)],
+            env=ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         await until(pilot, lambda: pilot.app.state.genotype is not None, timeout=180)
         await pilot.pause(0.3)
         assert pilot.app.state.state == "finished" and len(pilot.app.state.samples) == 9

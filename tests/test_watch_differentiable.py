@@ -11,22 +11,49 @@ from tests.test_watch import CELLS, EDGES, OPS, drive, text_of, until
 WEIGHTS = [{"zero": 0.2, "skip": 0.3, "sep_conv_3x3": 0.5}, {"zero": 0.5, "skip": 0.3, "sep_conv_3x3": 0.2}]
 WEIGHTS += [{"zero": 0.4, "skip": 0.35, "sep_conv_3x3": 0.25}] * (len(EDGES) - 2)
 NODES = [[{"op": "sep_conv_3x3", "input": 0}, {"op": "skip", "input": 1}]] + [
-    [{"op": "skip", "input": 0}, {"op": "skip", "input": 1}]] * 3
-GENOTYPE = {"format": "cpnas-genotype", "version": 1, "meta": {},
-            **{c: {"nodes": NODES, "concat": [2, 3, 4, 5]} for c in CELLS}}
+    [{"op": "skip", "input": 0}, {"op": "skip", "input": 1}]
+] * 3
+GENOTYPE = {
+    "format": "cpnas-genotype",
+    "version": 1,
+    "meta": {},
+    **{c: {"nodes": NODES, "concat": [2, 3, 4, 5]} for c in CELLS},
+}
 
 
 def alpha(step: int, role: str = "search", **fields) -> dict:
-    return {"kind": "alpha", "t": time.time(), "step": step, "total": 4, "role": role, "epoch": 0.25 * step,
-            "images": 3000, "arch_steps": 20, "lr": 0.009, "loss": 1.25, "train_acc": 55.0, "arch_loss": 1.3,
-            "acc_child": 60.0 + step, "weights": {c: WEIGHTS for c in CELLS}, "genotype": GENOTYPE,
-            "seconds": 30.0, "images_per_s": 100.0, "elapsed": 30.0 * step, **fields}
+    return {
+        "kind": "alpha",
+        "t": time.time(),
+        "step": step,
+        "total": 4,
+        "role": role,
+        "epoch": 0.25 * step,
+        "images": 3000,
+        "arch_steps": 20,
+        "lr": 0.009,
+        "loss": 1.25,
+        "train_acc": 55.0,
+        "arch_loss": 1.3,
+        "acc_child": 60.0 + step,
+        "weights": {c: WEIGHTS for c in CELLS},
+        "genotype": GENOTYPE,
+        "seconds": 30.0,
+        "images_per_s": 100.0,
+        "elapsed": 30.0 * step,
+        **fields,
+    }
 
 
 def started(path, strategy: str, *events) -> EventWriter:
     log = EventWriter(path)
-    log.write([header("search", {"search": {"strategy": strategy}}, CELLS, EDGES, OPS),
-               {"kind": "status", "t": time.time(), "state": "started", "total": 4}, *events])
+    log.write(
+        [
+            header("search", {"search": {"strategy": strategy}}, CELLS, EDGES, OPS),
+            {"kind": "status", "t": time.time(), "state": "started", "total": 4},
+            *events,
+        ]
+    )
     return log
 
 
@@ -76,9 +103,12 @@ def test_at_80x24_the_weights_and_the_accuracy_fit(tmp_path):
 
 def test_dcp_shows_the_child_parent_gap_and_where_their_architectures_differ(tmp_path):
     parent = {c: [{"zero": 0.1, "skip": 0.6, "sep_conv_3x3": 0.3}] + WEIGHTS[1:] for c in CELLS}
-    started(tmp_path / "events.jsonl", "dcp",
-            alpha(1, "parent", acc_parent=70.0, weights_parent=parent),
-            alpha(2, "child", acc_parent=70.0, weights_parent=parent, tangent_distance=0.002, penalty_share=1e-6))
+    started(
+        tmp_path / "events.jsonl",
+        "dcp",
+        alpha(1, "parent", acc_parent=70.0, weights_parent=parent),
+        alpha(2, "child", acc_parent=70.0, weights_parent=parent, tangent_distance=0.002, penalty_share=1e-6),
+    )
 
     async def scenario(pilot):
         await until(pilot, lambda: len(pilot.app.state.alphas) == 2)

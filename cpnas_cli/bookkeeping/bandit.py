@@ -87,13 +87,19 @@ class Bandit:
 
     def bounds(self, bound) -> Values:
         """`bound` (lower_bound or upper_bound) of every alive op, at the current N."""
-        return {cell: [{op: bound(self.m[cell][e][op], self.n[cell][e][op], self.trials) for op in ops}
-                       for e, ops in enumerate(edges)] for cell, edges in self.remaining.items()}
+        return {
+            cell: [
+                {op: bound(self.m[cell][e][op], self.n[cell][e][op], self.trials) for op in ops}
+                for e, ops in enumerate(edges)
+            ]
+            for cell, edges in self.remaining.items()
+        }
 
     def probabilities(self) -> Values:
         """The sampling distribution of the next trial on every edge (Eq. 4.10)."""
-        return {cell: [sampling_probabilities(lower) for lower in edges]
-                for cell, edges in self.bounds(lower_bound).items()}
+        return {
+            cell: [sampling_probabilities(lower) for lower in edges] for cell, edges in self.bounds(lower_bound).items()
+        }
 
     def draw(self, rng: random.Random) -> Architecture:
         """One op per edge from the Eq. 4.10 distribution, edges in canonical order."""
@@ -115,21 +121,41 @@ class Bandit:
         """A finished bandit as the Ledger that cp_rule.derive reads: an op's strength is its m,
         for survivors and for the removed ops a zero edge may borrow; ties by the mean reward."""
         return Ledger(
-            remaining=self.remaining, scores={},
+            remaining=self.remaining,
+            scores={},
             removals=[replace(r, indicator=r.mean_score) for r in self.removals],
-            last_ranking={cell: [{op: self.m[cell][e][op] for op in ops} for e, ops in enumerate(edges)]
-                          for cell, edges in self.remaining.items()},
-            lifetime={cell: [{op: [self.reward_sum[cell][e][op], self.n[cell][e][op]] for op in m}
-                             for e, m in enumerate(edges)] for cell, edges in self.m.items()})
+            last_ranking={
+                cell: [{op: self.m[cell][e][op] for op in ops} for e, ops in enumerate(edges)]
+                for cell, edges in self.remaining.items()
+            },
+            lifetime={
+                cell: [
+                    {op: [self.reward_sum[cell][e][op], self.n[cell][e][op]] for op in m} for e, m in enumerate(edges)
+                ]
+                for cell, edges in self.m.items()
+            },
+        )
 
     def to_dict(self) -> dict:
-        return {"remaining": self.remaining, "m": self.m, "n": self.n, "reward_sum": self.reward_sum,
-                "trials": self.trials, "removals": [vars(r) for r in self.removals]}
+        return {
+            "remaining": self.remaining,
+            "m": self.m,
+            "n": self.n,
+            "reward_sum": self.reward_sum,
+            "trials": self.trials,
+            "removals": [vars(r) for r in self.removals],
+        }
 
     @classmethod
     def from_dict(cls, data: dict) -> "Bandit":
-        return cls(data["remaining"], data["m"], data["n"], data["reward_sum"], data["trials"],
-                   [Removal(**r) for r in data["removals"]])
+        return cls(
+            data["remaining"],
+            data["m"],
+            data["n"],
+            data["reward_sum"],
+            data["trials"],
+            [Removal(**r) for r in data["removals"]],
+        )
 
 
 def _arms(arch: Architecture):

@@ -62,6 +62,9 @@ def _survivors(ledger: Ledger, kind: str, nodes: int) -> list[_Survivor]:
         stand_in = None
         if removed:
             r = removed[-1]
-            stand_in = (Edge(r.op, source, round(r.indicator, 6)), (r.indicator, ledger.lifetime_mean(kind, edge, r.op)))
+            stand_in = (
+                Edge(r.op, source, round(r.indicator, 6)),
+                (r.indicator, ledger.lifetime_mean(kind, edge, r.op)),
+            )
         result.append(_Survivor(source, survivor, strength, stand_in))
     return result

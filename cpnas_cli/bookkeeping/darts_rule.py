@@ -43,8 +43,14 @@ def edge_weights(beta: EdgeLogits, nodes: int) -> dict[str, list[float]]:
     return result
 
 
-def derive(alpha: Logits, ops: list[str], nodes: int, beta: EdgeLogits | None = None,
-           keep: str = "darts", meta: dict | None = None) -> Genotype:
+def derive(
+    alpha: Logits,
+    ops: list[str],
+    nodes: int,
+    beta: EdgeLogits | None = None,
+    keep: str = "darts",
+    meta: dict | None = None,
+) -> Genotype:
     """The discrete cell of each type from the logits (see the module docstring)."""
     weights = op_weights(alpha, ops)
     norms = edge_weights(beta, nodes) if beta is not None else None

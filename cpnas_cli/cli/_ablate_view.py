@@ -13,8 +13,14 @@ class AblationProgress(ProgressView):
     Call it with each event of the ablation and of the runs inside it."""
 
     def __init__(self, console: Console, units: int, done: int):
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=console)
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=console,
+        )
         self.units = self.progress.add_task("ablation", total=units, completed=done, info="")
         self.steps = self.progress.add_task("  search", total=1, completed=0, info="")
         self.batches = self.progress.add_task("    batch", total=1, completed=0, info="")
@@ -26,11 +32,19 @@ class AblationProgress(ProgressView):
         elif kind == "phase":
             update(self.steps, description=f"  {event['phase']}", completed=0, total=1, info="")
         elif kind == "sample":
-            update(self.steps, completed=event["n"], total=event["total"],
-                   info=f"K={event['K']}  A_C {event['acc_child']:.1f}%  z {event['z']:.2f}")
+            update(
+                self.steps,
+                completed=event["n"],
+                total=event["total"],
+                info=f"K={event['K']}  A_C {event['acc_child']:.1f}%  z {event['z']:.2f}",
+            )
         elif kind == "epoch":
-            update(self.steps, completed=event["epoch"], total=event["epochs"],
-                   info=f"test A_C {event['test_acc_child']:.2f}%")
+            update(
+                self.steps,
+                completed=event["epoch"],
+                total=event["epochs"],
+                info=f"test A_C {event['test_acc_child']:.2f}%",
+            )
         elif kind == "progress":
             update(self.batches, completed=event["batch"], total=event["batches"])
         elif kind == "result":
@@ -40,21 +54,45 @@ class AblationProgress(ProgressView):
 
 def result_line(r: dict) -> str:
     parent = "" if r["test_acc_parent"] is None else f" (Parent {r['test_acc_parent']:.2f}%)"
-    return (f"[bold]{r['setting']}[/] seed {r['seed']}: Child {r['test_acc_child']:.2f}%{parent}, "
-            f"search {r['search_seconds'] / 60:.1f} min, {r['conv_edges']} conv edges")
+    return (
+        f"[bold]{r['setting']}[/] seed {r['seed']}: Child {r['test_acc_child']:.2f}%{parent}, "
+        f"search {r['search_seconds'] / 60:.1f} min, {r['conv_edges']} conv edges"
+    )
 
 
 def units_table(rows: list[dict]) -> Table:
     """One row per (setting, seed); the DARTS genotype string is in results.csv / .json."""
     table = Table(title="Ablation: every unit (test accuracy after the last training epoch)")
-    for name in ("setting", "seed", "Child %", "Parent %", "search min", "vs cp", "train min",
-                 "conv edges", "params", "Mbit", "MOPs", "normal | reduce cell"):
+    for name in (
+        "setting",
+        "seed",
+        "Child %",
+        "Parent %",
+        "search min",
+        "vs cp",
+        "train min",
+        "conv edges",
+        "params",
+        "Mbit",
+        "MOPs",
+        "normal | reduce cell",
+    ):
         table.add_column(name, justify="left" if name in ("setting", "normal | reduce cell") else "right")
     for r in rows:
-        table.add_row(r["setting"], str(r["seed"]), f"{r['test_acc_child']:.2f}", _num(r["test_acc_parent"], 2),
-                      f"{r['search_seconds'] / 60:.1f}", _num(r["search_vs_cp"], 2), f"{r['train_seconds'] / 60:.1f}",
-                      str(r["conv_edges"]), f"{r['params']:,}", f"{r['memory_mbit']:.3f}", f"{r['mops']:.2f}",
-                      short_genotype(r["genotype"]))
+        table.add_row(
+            r["setting"],
+            str(r["seed"]),
+            f"{r['test_acc_child']:.2f}",
+            _num(r["test_acc_parent"], 2),
+            f"{r['search_seconds'] / 60:.1f}",
+            _num(r["search_vs_cp"], 2),
+            f"{r['train_seconds'] / 60:.1f}",
+            str(r["conv_edges"]),
+            f"{r['params']:,}",
+            f"{r['memory_mbit']:.3f}",
+            f"{r['mops']:.2f}",
+            short_genotype(r["genotype"]),
+        )
     return table
 
 
@@ -64,9 +102,17 @@ def summary_table(summary: list[dict]) -> Table:
     for name in ("setting", "seeds", "Child %", "Parent %", "search min", "vs cp", "conv edges", "Mbit", "MOPs"):
         table.add_column(name, justify="left" if name == "setting" else "right")
     for s in summary:
-        table.add_row(s["setting"], str(s["seeds"]), _spread(s, "test_acc_child"), _spread(s, "test_acc_parent"),
-                      _spread(s, "search_seconds", 1 / 60, 1), _spread(s, "search_vs_cp"),
-                      _spread(s, "conv_edges", digits=1), _spread(s, "memory_mbit", digits=3), _spread(s, "mops"))
+        table.add_row(
+            s["setting"],
+            str(s["seeds"]),
+            _spread(s, "test_acc_child"),
+            _spread(s, "test_acc_parent"),
+            _spread(s, "search_seconds", 1 / 60, 1),
+            _spread(s, "search_vs_cp"),
+            _spread(s, "conv_edges", digits=1),
+            _spread(s, "memory_mbit", digits=3),
+            _spread(s, "mops"),
+        )
     return table
 
 
@@ -75,7 +121,9 @@ def short_genotype(darts: str) -> str:
     from cpnas_cli.space.genotype import from_darts
 
     g = from_darts(darts)
-    cells = [" ".join(f"{_short(e.op)}<-{e.source}" for node in cell.nodes for e in node) for cell in (g.normal, g.reduce)]
+    cells = [
+        " ".join(f"{_short(e.op)}<-{e.source}" for node in cell.nodes for e in node) for cell in (g.normal, g.reduce)
+    ]
     return " | ".join(cells)
 
 

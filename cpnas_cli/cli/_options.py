@@ -12,13 +12,23 @@ from cpnas_cli.errors import UserError
 console = Console()
 err_console = Console(stderr=True)
 
-Preset = Annotated[str, typer.Option("--preset", "-p", help="Preset name (quick, fashion-mnist, cifar10, ...) or a .yaml path.")]
-Dataset = Annotated[Optional[str], typer.Option(help="embedded | fashion-mnist | cifar10 | folder (overrides the preset).")]
-DataDir = Annotated[Optional[Path], typer.Option(help="Where the dataset lives (folder: D/train/<class>/*, D/test/<class>/*).")]
+Preset = Annotated[
+    str, typer.Option("--preset", "-p", help="Preset name (quick, fashion-mnist, cifar10, ...) or a .yaml path.")
+]
+Dataset = Annotated[
+    Optional[str], typer.Option(help="embedded | fashion-mnist | cifar10 | folder (overrides the preset).")
+]
+DataDir = Annotated[
+    Optional[Path], typer.Option(help="Where the dataset lives (folder: D/train/<class>/*, D/test/<class>/*).")
+]
 Device = Annotated[Optional[str], typer.Option(help="auto | cpu | cuda | cuda:N.")]
 Seed = Annotated[Optional[int], typer.Option(help="Random seed: same seed, same device -> same result.")]
-Sets = Annotated[Optional[list[str]], typer.Option("--set", help="Any config key, e.g. --set search.lr=0.05 (repeatable).")]
-RunDirOpt = Annotated[Optional[Path], typer.Option("--run-dir", help="Run directory to create (default runs/<time>-<preset>).")]
+Sets = Annotated[
+    Optional[list[str]], typer.Option("--set", help="Any config key, e.g. --set search.lr=0.05 (repeatable).")
+]
+RunDirOpt = Annotated[
+    Optional[Path], typer.Option("--run-dir", help="Run directory to create (default runs/<time>-<preset>).")
+]
 Resume = Annotated[Optional[Path], typer.Option("--resume", help="Continue an interrupted run from its directory.")]
 
 

@@ -13,9 +13,15 @@ class SearchProgress(ProgressView):
 
     def __init__(self, console: Console, total: int, done: int = 0):
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
-            console=console, transient=False,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=console,
+            transient=False,
         )
         self.samples = self.progress.add_task("search ", total=total, completed=done, info="")
         self.batches = self.progress.add_task("  sample", total=1, completed=0, info="")
@@ -23,17 +29,25 @@ class SearchProgress(ProgressView):
     def __call__(self, event: dict) -> None:
         kind = event["kind"]
         if kind == "progress":
-            self.progress.update(self.batches, total=event["batches"], completed=event["batch"],
-                                 description=f"  {event.get('unit', 'sample')} {event['n']}")
+            self.progress.update(
+                self.batches,
+                total=event["batches"],
+                completed=event["batch"],
+                description=f"  {event.get('unit', 'sample')} {event['n']}",
+            )
         elif kind == "sample":
-            info = (f"K={event['K']} round {event['round']} sample {event['index']}/{event['K']}  "
-                    f"A_C {event['acc_child']:.1f}%  A_P {event['acc_parent']:.1f}%  z {event['z']:.2f}  "
-                    f"{event['images_per_s']:.0f} img/s")
+            info = (
+                f"K={event['K']} round {event['round']} sample {event['index']}/{event['K']}  "
+                f"A_C {event['acc_child']:.1f}%  A_P {event['acc_parent']:.1f}%  z {event['z']:.2f}  "
+                f"{event['images_per_s']:.0f} img/s"
+            )
             self.progress.update(self.samples, completed=event["n"], info=info)
         elif kind == "alpha":
             parent = f"  A_P {event['acc_parent']:.1f}%" if "acc_parent" in event else ""
-            info = (f"{event['role']} to epoch {event['epoch']:.2f}  A_C {event['acc_child']:.1f}%{parent}  "
-                    f"{event['images_per_s']:.0f} img/s")
+            info = (
+                f"{event['role']} to epoch {event['epoch']:.2f}  A_C {event['acc_child']:.1f}%{parent}  "
+                f"{event['images_per_s']:.0f} img/s"
+            )
             self.progress.update(self.samples, completed=event["step"], info=info)
         elif kind == "prune":
             self.progress.console.print(_prune_line(event), highlight=False)
@@ -87,8 +101,10 @@ def weights_table(head: dict, last: dict) -> Table:
     for cell in head["cells"]:
         table.add_column(f"{cell} cell")
         table.add_column("weight", justify="right")
-    kept = {cell: {(e["input"], n + 2) for n, node in enumerate(last["genotype"][cell]["nodes"]) for e in node}
-            for cell in head["cells"]}
+    kept = {
+        cell: {(e["input"], n + 2) for n, node in enumerate(last["genotype"][cell]["nodes"]) for e in node}
+        for cell in head["cells"]
+    }
     for i, (src, dst) in enumerate(head["edges"]):
         row = [f"{src} -> {dst}"]
         for cell in head["cells"]:

@@ -28,31 +28,47 @@ class TrainProgress(ProgressView):
 
     def __init__(self, console: Console, epochs: int, done: int = 0):
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TextColumn("{task.fields[info]}"), console=console, transient=False,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=console,
+            transient=False,
         )
         self.epochs = self.progress.add_task("train ", total=epochs, completed=done, info="")
         self.batches = self.progress.add_task("  epoch", total=1, completed=0, info="")
 
     def __call__(self, event: dict) -> None:
         if event["kind"] == "progress":
-            self.progress.update(self.batches, total=event["batches"], completed=event["batch"],
-                                 description=f"  epoch {event['epoch']}")
+            self.progress.update(
+                self.batches, total=event["batches"], completed=event["batch"], description=f"  epoch {event['epoch']}"
+            )
         elif event["kind"] == "epoch":
             eta = event["elapsed"] / event["epoch"] * (event["epochs"] - event["epoch"])
-            self.progress.update(self.epochs, total=event["epochs"], completed=event["epoch"], info=f"ETA {_clock(eta)}")
+            self.progress.update(
+                self.epochs, total=event["epochs"], completed=event["epoch"], info=f"ETA {_clock(eta)}"
+            )
             self.progress.console.print(epoch_line(event, eta), highlight=False)
 
 
 def epoch_line(e: dict, eta: float) -> str:
-    terms = "".join(f" {name} {e[key]:.4g}" for name, key in (("kernel", "loss_kernel"), ("centre", "loss_center"))
-                    if e[key] is not None)
-    parent = (f"  Parent train {_pct(e['train_acc_parent'])} test {_pct(e['test_acc_parent'])}"
-              if e["test_acc_parent"] is not None else "")
+    terms = "".join(
+        f" {name} {e[key]:.4g}"
+        for name, key in (("kernel", "loss_kernel"), ("centre", "loss_center"))
+        if e[key] is not None
+    )
+    parent = (
+        f"  Parent train {_pct(e['train_acc_parent'])} test {_pct(e['test_acc_parent'])}"
+        if e["test_acc_parent"] is not None
+        else ""
+    )
     star = " [bold green]*best[/]" if e["best"] else ""
-    return (f"epoch {e['epoch']}/{e['epochs']}  loss {e['loss']:.4f} (CE {e['loss_ce']:.4f}{terms})  "
-            f"Child train {_pct(e['train_acc_child'])} test [bold]{_pct(e['test_acc_child'])}[/]{parent}  "
-            f"lr {e['lr']:.3g}  {e['images_per_s']:.0f} img/s  {_clock(e['seconds'])}  ETA {_clock(eta)}{star}")
+    return (
+        f"epoch {e['epoch']}/{e['epochs']}  loss {e['loss']:.4f} (CE {e['loss_ce']:.4f}{terms})  "
+        f"Child train {_pct(e['train_acc_child'])} test [bold]{_pct(e['test_acc_child'])}[/]{parent}  "
+        f"lr {e['lr']:.3g}  {e['images_per_s']:.0f} img/s  {_clock(e['seconds'])}  ETA {_clock(eta)}{star}"
+    )
 
 
 def summary_table(events: list[dict]) -> Table:

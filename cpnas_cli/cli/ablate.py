@@ -33,7 +33,9 @@ def parse_list(value: str | None, what: str, kind=str) -> list | None:
     try:
         items = [kind(v.strip()) for v in value.split(",") if v.strip()]
     except ValueError:
-        raise UserError(f"{what} {value!r} is not a comma-separated list of numbers", f"e.g. {what} 0,0.5,1,2,3") from None
+        raise UserError(
+            f"{what} {value!r} is not a comma-separated list of numbers", f"e.g. {what} 0,0.5,1,2,3"
+        ) from None
     if not items:
         raise UserError(f"{what} is empty", f"give at least one value after {what}")
     return items
@@ -41,12 +43,21 @@ def parse_list(value: str | None, what: str, kind=str) -> list | None:
 
 @guard
 def ablate(
-    beta_p: Annotated[Optional[str], typer.Option(help="beta_P values to compare (CP-NAS, Eq. 1), comma-separated.")] = None,
-    strategies: Annotated[Optional[str], typer.Option(
-        help="Strategies to compare, comma-separated: cp, bnas, random, abandit, pc-darts, dcp.")] = None,
-    seeds: Annotated[Optional[int], typer.Option(
-        help="Seeds per setting (seed, seed+1, ...): mean and spread over them (default 3). With "
-             "--resume: grow the ablation to this many seeds.", show_default=False)] = None,
+    beta_p: Annotated[
+        Optional[str], typer.Option(help="beta_P values to compare (CP-NAS, Eq. 1), comma-separated.")
+    ] = None,
+    strategies: Annotated[
+        Optional[str],
+        typer.Option(help="Strategies to compare, comma-separated: cp, bnas, random, abandit, pc-darts, dcp."),
+    ] = None,
+    seeds: Annotated[
+        Optional[int],
+        typer.Option(
+            help="Seeds per setting (seed, seed+1, ...): mean and spread over them (default 3). With "
+            "--resume: grow the ablation to this many seeds.",
+            show_default=False,
+        ),
+    ] = None,
     preset: Preset = "quick",
     seed: Seed = None,
     device: Device = None,
@@ -59,14 +70,29 @@ def ablate(
     from cpnas_cli.engine.ablation import make_plan, rows, summary
 
     if resume is not None:
-        given = [name for name, v in (("--beta-p", beta_p), ("--strategies", strategies), ("--seed", seed),
-                                      ("--set", sets), ("--run-dir", run_dir)) if v]
+        given = [
+            name
+            for name, v in (
+                ("--beta-p", beta_p),
+                ("--strategies", strategies),
+                ("--seed", seed),
+                ("--set", sets),
+                ("--run-dir", run_dir),
+            )
+            if v
+        ]
         if given:
-            raise UserError(f"--resume continues an ablation with its own plan; {', '.join(given)} cannot change it",
-                            "drop those flags (only --device and --seeds may change on resume)")
+            raise UserError(
+                f"--resume continues an ablation with its own plan; {', '.join(given)} cannot change it",
+                "drop those flags (only --device and --seeds may change on resume)",
+            )
     else:
-        plan = make_plan(parse_list(strategies, "--strategies"), parse_list(beta_p, "--beta-p", float),
-                         3 if seeds is None else seeds, seed or 0)
+        plan = make_plan(
+            parse_list(strategies, "--strategies"),
+            parse_list(beta_p, "--beta-p", float),
+            3 if seeds is None else seeds,
+            seed or 0,
+        )
         base = configs.load_config(preset, {"device": device}, sets or [])
 
     from cpnas_cli.engine.ablation.runner import Ablation  # torch: after the flags are checked
@@ -79,8 +105,10 @@ def ablate(
             folder = new_run_dir(f"ablate-{base.name}", run_dir).path
             ablation = Ablation.create(folder, base, plan, stop=stop)
         folder, plan = ablation.folder, ablation.plan
-        console.print(f"[bold]cpnas ablate[/] {folder}  ({len(plan.settings)} settings x {len(plan.seeds)} seeds, "
-                      f"{ablation.base.data.dataset}, device {ablation.base.device})")
+        console.print(
+            f"[bold]cpnas ablate[/] {folder}  ({len(plan.settings)} settings x {len(plan.seeds)} seeds, "
+            f"{ablation.base.data.dataset}, device {ablation.base.device})"
+        )
         try:
             with AblationProgress(console, len(plan.units()), len(ablation.results)) as view:
                 ablation.report = view
@@ -92,4 +120,3 @@ def ablate(
     console.print(units_table(rows(plan, ablation.results)))
     console.print(summary_table(summary(plan, ablation.results)))
     console.print(f"Results: [bold]{folder / 'results.csv'}[/], {folder / 'results.json'}, {folder / 'results.png'}")
-

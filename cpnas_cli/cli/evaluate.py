@@ -21,8 +21,13 @@ Examples:
 
 @guard
 def evaluate(
-    checkpoint: Annotated[Path, typer.Argument(help="best.safetensors or last.safetensors of a `cpnas train` run, "
-                                                          "or a model.cpnas packed by `cpnas export`.")],
+    checkpoint: Annotated[
+        Path,
+        typer.Argument(
+            help="best.safetensors or last.safetensors of a `cpnas train` run, "
+            "or a model.cpnas packed by `cpnas export`."
+        ),
+    ],
     dataset: Dataset = None,
     data_dir: DataDir = None,
     batch_size: Annotated[int, typer.Option(help="Evaluation batch size.")] = 500,
@@ -33,8 +38,9 @@ def evaluate(
     from cpnas_cli.engine.deploy.evaluation import evaluate_model_file
     from cpnas_cli.engine.run.device import resolve_device
 
-    report = evaluate_model_file(checkpoint, dataset, str(data_dir) if data_dir else None, batch_size,
-                                 resolve_device(device or "auto"))
+    report = evaluate_model_file(
+        checkpoint, dataset, str(data_dir) if data_dir else None, batch_size, resolve_device(device or "auto")
+    )
     if as_json:
         typer.echo(json.dumps(report.to_dict()))
         return

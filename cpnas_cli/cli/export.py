@@ -36,19 +36,29 @@ def source_genotype(source: Path) -> genotypes.Genotype:
     if source.is_dir():
         run = RunDir(source)
         if not run.genotype.is_file():
-            raise UserError(f"{source} has no genotype.json (search not finished?)",
-                            f"finish it with: cpnas search --resume {source}")
+            raise UserError(
+                f"{source} has no genotype.json (search not finished?)",
+                f"finish it with: cpnas search --resume {source}",
+            )
         return genotypes.load(run.genotype)
     return genotypes.load(source)
 
 
 @guard
 def export(
-    source: Annotated[Path, typer.Argument(help="A search run directory, a genotype file (JSON or DARTS string), "
-                                                "or a trained checkpoint (.safetensors) for .cpnas.")],
-    output: Annotated[Path, typer.Argument(help="File to write: .json/.txt genotype, .svg/.dot picture, .cpnas model.")],
-    format: Annotated[Optional[str], typer.Option("--format", "-f",
-                                                  help="Genotype files: json (cpnas, default) | darts.")] = None,
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="A search run directory, a genotype file (JSON or DARTS string), "
+            "or a trained checkpoint (.safetensors) for .cpnas."
+        ),
+    ],
+    output: Annotated[
+        Path, typer.Argument(help="File to write: .json/.txt genotype, .svg/.dot picture, .cpnas model.")
+    ],
+    format: Annotated[
+        Optional[str], typer.Option("--format", "-f", help="Genotype files: json (cpnas, default) | darts.")
+    ] = None,
 ):
     """Write the genotype found by a search, a picture of its cells, or a deployable 1-bit model."""
     if format not in (None, "json", "darts"):
@@ -83,8 +93,10 @@ def export_packed(checkpoint: Path, output: Path) -> None:
     from .profile import file_line
 
     if checkpoint.suffix != ".safetensors":
-        raise UserError(f"a .cpnas model is packed from trained weights, and {checkpoint} holds none",
-                        "pass best.safetensors or last.safetensors written by `cpnas train`")
+        raise UserError(
+            f"a .cpnas model is packed from trained weights, and {checkpoint} holds none",
+            "pass best.safetensors or last.safetensors written by `cpnas train`",
+        )
     figures = pack_checkpoint(checkpoint, output)
     console.print(f"Wrote the packed 1-bit model to [bold]{output}[/]")
     console.print(file_line(figures), highlight=False)

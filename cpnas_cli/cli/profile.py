@@ -21,8 +21,12 @@ if TYPE_CHECKING:  # the engine (torch) is imported when a command runs, keeping
     from cpnas_cli.engine.nn.network import NetworkSpec
 
 # Input channels, image side and classes of the networks --dataset builds.
-DATASET_INPUTS = {"cifar10": (3, 32, 10), "fashion-mnist": (1, 28, 10), "embedded": (1, 28, 10),
-                  "imagenet": (3, 224, 1000)}
+DATASET_INPUTS = {
+    "cifar10": (3, 32, 10),
+    "fashion-mnist": (1, 28, 10),
+    "embedded": (1, 28, 10),
+    "imagenet": (3, 224, 1000),
+}
 SIZES = ("small", "medium", "large")
 IMAGENET_CHANNELS = 102  # the paper's one ImageNet network (Sec. 3.1)
 
@@ -64,41 +68,69 @@ class Target:
         """The 1-bit network and its full-precision twin."""
         from cpnas_cli.engine.deploy.profile import profile_eval_network
 
-        return (profile_eval_network(self.genotype, self.spec, binary=True),
-                profile_eval_network(self.genotype, self.spec, binary=False))
+        return (
+            profile_eval_network(self.genotype, self.spec, binary=True),
+            profile_eval_network(self.genotype, self.spec, binary=False),
+        )
 
 
-Source = Annotated[Optional[Path], typer.Argument(
-    help="genotype.json (or DARTS string file), a search run directory, a trained checkpoint (.safetensors) "
-         "or a packed model (.cpnas).")]
+Source = Annotated[
+    Optional[Path],
+    typer.Argument(
+        help="genotype.json (or DARTS string file), a search run directory, a trained checkpoint (.safetensors) "
+        "or a packed model (.cpnas)."
+    ),
+]
 Reference = Annotated[Optional[str], typer.Option(help="Profile a built-in reference instead: wrn22 (Table 3).")]
-Binary = Annotated[bool, typer.Option("--binary", help="With --reference: 1-bit convs except the first and last layer.")]
-Size = Annotated[Optional[str], typer.Option(
-    help="small | medium | large: C = 56 / 72 / 112 (paper, CIFAR-10; or the preset's train.sizes).")]
+Binary = Annotated[
+    bool, typer.Option("--binary", help="With --reference: 1-bit convs except the first and last layer.")
+]
+Size = Annotated[
+    Optional[str],
+    typer.Option(help="small | medium | large: C = 56 / 72 / 112 (paper, CIFAR-10; or the preset's train.sizes)."),
+]
 Channels = Annotated[Optional[int], typer.Option(help="Initial channels C, overriding --size.")]
-ProfileDataset = Annotated[Optional[str], typer.Option(
-    help="cifar10 (default) | fashion-mnist | embedded | imagenet: input size, channels and classes "
-         "(imagenet: ImageNet stem, C = 102).")]
-ProfilePreset = Annotated[Optional[str], typer.Option(
-    "--preset", "-p", help="Take the network shape (train.sizes, cells, reductions, stem_stride) from this preset.")]
+ProfileDataset = Annotated[
+    Optional[str],
+    typer.Option(
+        help="cifar10 (default) | fashion-mnist | embedded | imagenet: input size, channels and classes "
+        "(imagenet: ImageNet stem, C = 102)."
+    ),
+]
+ProfilePreset = Annotated[
+    Optional[str],
+    typer.Option(
+        "--preset", "-p", help="Take the network shape (train.sizes, cells, reductions, stem_stride) from this preset."
+    ),
+]
 AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
 
 
 @guard
-def profile(source: Source = None, reference: Reference = None, binary: Binary = False, size: Size = None,
-            channels: Channels = None, dataset: ProfileDataset = None, preset: ProfilePreset = None,
-            as_json: AsJson = False):
+def profile(
+    source: Source = None,
+    reference: Reference = None,
+    binary: Binary = False,
+    size: Size = None,
+    channels: Channels = None,
+    dataset: ProfileDataset = None,
+    preset: ProfilePreset = None,
+    as_json: AsJson = False,
+):
     """Memory and compute of a 1-bit network, layer by layer, against full precision and WRN-22."""
     from cpnas_cli.engine.deploy.profile import report
     from cpnas_cli.engine.deploy.references import profile_reference
 
     if (source is None) == (reference is None):
-        raise UserError("give either a genotype/checkpoint to profile or --reference, not both or neither",
-                        "e.g. cpnas profile runs/<id>/genotype.json, or cpnas profile --reference wrn22")
+        raise UserError(
+            "give either a genotype/checkpoint to profile or --reference, not both or neither",
+            "e.g. cpnas profile runs/<id>/genotype.json, or cpnas profile --reference wrn22",
+        )
     if reference is not None:
         if size or channels or dataset not in (None, "cifar10") or preset:
-            raise UserError("--reference profiles the CIFAR-10 WRN-22 of Table 3",
-                            "drop --size/--channels/--dataset/--preset")
+            raise UserError(
+                "--reference profiles the CIFAR-10 WRN-22 of Table 3", "drop --size/--channels/--dataset/--preset"
+            )
         this, full, target = profile_reference(reference, binary), profile_reference(reference), None
     else:
         if binary:
@@ -148,10 +180,10 @@ def check_dataset(source: Path, spec: "NetworkSpec", trained_on: str, asked: str
         return
     have = (spec.in_channels, spec.image_size, spec.classes)
     if DATASET_INPUTS[asked] != have:
-        raise UserError(f"{source} was trained on {trained_on} ({_shape(*have)}), not {asked} "
-                        f"({_shape(*DATASET_INPUTS[asked])})",
-                        "drop --dataset, or profile its genotype for that dataset: "
-                        "cpnas profile <genotype.json> --dataset ...")
+        raise UserError(
+            f"{source} was trained on {trained_on} ({_shape(*have)}), not {asked} ({_shape(*DATASET_INPUTS[asked])})",
+            "drop --dataset, or profile its genotype for that dataset: cpnas profile <genotype.json> --dataset ...",
+        )
 
 
 def _shape(channels: int, side: int, classes: int) -> str:
@@ -169,8 +201,10 @@ def network_spec(dataset: str, size: str | None, channels: int | None, preset: s
     train = configs.load_config(preset).train if preset else configs.TrainConfig()
     imagenet = dataset == "imagenet"
     if imagenet and size is not None and channels is None:
-        raise UserError("--size names the paper's CIFAR-10 networks; its ImageNet network has C = 102",
-                        "drop --size, or give --channels C")
+        raise UserError(
+            "--size names the paper's CIFAR-10 networks; its ImageNet network has C = 102",
+            "drop --size, or give --channels C",
+        )
     if channels is None:
         if size is not None:
             channels = train.sizes[SIZES.index(size)]
@@ -179,9 +213,18 @@ def network_spec(dataset: str, size: str | None, channels: int | None, preset: s
         else:
             channels = train.channels or train.sizes[SIZES.index(train.size)]
     in_channels, side, classes = DATASET_INPUTS[dataset]
-    return NetworkSpec(in_channels, classes, channels, train.cells, side, imagenet_stem=imagenet or train.imagenet_stem,
-                       reductions=train.reductions, stem_stride=train.stem_stride, shortcut=train.shortcut,
-                       group_width=train.group_width)
+    return NetworkSpec(
+        in_channels,
+        classes,
+        channels,
+        train.cells,
+        side,
+        imagenet_stem=imagenet or train.imagenet_stem,
+        reductions=train.reductions,
+        stem_stride=train.stem_stride,
+        shortcut=train.shortcut,
+        group_width=train.group_width,
+    )
 
 
 # --- rendering ------------------------------------------------------------------------------
@@ -189,26 +232,42 @@ def network_spec(dataset: str, size: str | None, channels: int | None, preset: s
 
 def layer_table(profile) -> Table:
     """One row per counted layer; a block's label (cell, edge, op) only on its first row."""
-    table = Table(title=f"{profile.network}, input {'x'.join(map(str, profile.input_shape))}", title_justify="left",
-                  caption="1-bit, 32-bit: parameters; cell 3R: a reduction cell; in0/in1: a cell's input "
-                          "preprocessing; n4<-1: the edge from node 1 into node 4 (0, 1: the cell's inputs)",
-                  caption_justify="left")
+    table = Table(
+        title=f"{profile.network}, input {'x'.join(map(str, profile.input_shape))}",
+        title_justify="left",
+        caption="1-bit, 32-bit: parameters; cell 3R: a reduction cell; in0/in1: a cell's input "
+        "preprocessing; n4<-1: the edge from node 1 into node 4 (0, 1: the cell's inputs)",
+        caption_justify="left",
+    )
     for header in ("layer", "kind", "input", "output", "1-bit", "32-bit", "memory bits", "BOPs", "FLOPs"):
-        table.add_column(header, justify="left" if header in ("layer", "kind", "input", "output") else "right",
-                         no_wrap=True)
+        table.add_column(
+            header, justify="left" if header in ("layer", "kind", "input", "output") else "right", no_wrap=True
+        )
     previous = None
     for layer in profile.layers:
-        table.add_row(layer.block if layer.block != previous else "", layer.kind, layer.input_precision,
-                      "x".join(map(str, layer.output_shape)), _count(layer.params_1bit), _count(layer.params_32bit),
-                      _count(layer.memory_bits), _count(layer.bops), _count(layer.flops))
+        table.add_row(
+            layer.block if layer.block != previous else "",
+            layer.kind,
+            layer.input_precision,
+            "x".join(map(str, layer.output_shape)),
+            _count(layer.params_1bit),
+            _count(layer.params_32bit),
+            _count(layer.memory_bits),
+            _count(layer.bops),
+            _count(layer.flops),
+        )
         previous = layer.block
     return table
 
 
 def totals_table(this, full, wrn22) -> Table:
-    table = Table(title=f"Totals: {this.network}", title_justify="left", caption_justify="left",
-                  caption=f"full precision: {full.network}; WRN-22: Table 3's reference. OPs = BOPs/64 + FLOPs; "
-                          "memory saving and speedup = that column / this network")
+    table = Table(
+        title=f"Totals: {this.network}",
+        title_justify="left",
+        caption_justify="left",
+        caption=f"full precision: {full.network}; WRN-22: Table 3's reference. OPs = BOPs/64 + FLOPs; "
+        "memory saving and speedup = that column / this network",
+    )
     table.add_column("")
     for name in ("this network", "full precision", "WRN-22"):
         table.add_column(name, justify="right", no_wrap=True)
@@ -226,10 +285,12 @@ def totals_table(this, full, wrn22) -> Table:
 
 def file_line(figures: dict) -> str:
     """A packed file's size beside the profile's memory figure (shared with `cpnas export`)."""
-    return (f"File: {figures['file_bytes']:,} bytes = {figures['header_bytes']:,} header (names, shapes, manifest, "
-            f"genotype) + {figures['data_bytes']:,} data. Profile memory: {figures['profile_memory_bits'] / 1e6:.4f} "
-            f"Mbit = {figures['profile_bytes']:,.1f} bytes; data - profile = {figures['data_minus_profile_bytes']:,.1f} "
-            f"bytes (bit tensors padded to whole bytes)")
+    return (
+        f"File: {figures['file_bytes']:,} bytes = {figures['header_bytes']:,} header (names, shapes, manifest, "
+        f"genotype) + {figures['data_bytes']:,} data. Profile memory: {figures['profile_memory_bits'] / 1e6:.4f} "
+        f"Mbit = {figures['profile_bytes']:,.1f} bytes; data - profile = {figures['data_minus_profile_bytes']:,.1f} "
+        f"bytes (bit tensors padded to whole bytes)"
+    )
 
 
 def _count(n: int) -> str:

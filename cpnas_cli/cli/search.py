@@ -52,16 +52,25 @@ def budget(s: configs.SearchConfig) -> str:
 @guard
 def search(
     preset: Preset = "quick",
-    strategy: Annotated[Optional[str], typer.Option(help="cp (default) | bnas (beta_P = 0) | random | abandit (docs/strategies.md) | pc-darts | dcp (docs/differentiable.md).")] = None,
+    strategy: Annotated[
+        Optional[str],
+        typer.Option(
+            help="cp (default) | bnas (beta_P = 0) | random | abandit (docs/strategies.md) | pc-darts | dcp (docs/differentiable.md)."
+        ),
+    ] = None,
     dataset: Dataset = None,
     data_dir: DataDir = None,
     beta_p: Annotated[Optional[float], typer.Option(help="beta_P of Eq. 1 (0 = Child accuracy only, BNAS†).")] = None,
     rounds: Annotated[Optional[int], typer.Option(help="T: rounds per K; every op is scored once per round.")] = None,
-    ops: Annotated[Optional[str], typer.Option(help="Initial ops: a count K (first K of the paper's 8) or names, comma-separated.")] = None,
+    ops: Annotated[
+        Optional[str], typer.Option(help="Initial ops: a count K (first K of the paper's 8) or names, comma-separated.")
+    ] = None,
     channels: Annotated[Optional[int], typer.Option(help="Initial channels C of the supernet.")] = None,
     cells: Annotated[Optional[int], typer.Option(help="Cells in the supernet.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Training batch size.")] = None,
-    epochs_per_sample: Annotated[Optional[float], typer.Option(help="Epochs of the search-train split per sample (may be < 1).")] = None,
+    epochs_per_sample: Annotated[
+        Optional[float], typer.Option(help="Epochs of the search-train split per sample (may be < 1).")
+    ] = None,
     device: Device = None,
     seed: Seed = None,
     sets: Sets = None,
@@ -73,16 +82,31 @@ def search(
     from cpnas_cli.engine.run.interrupt import Interrupted, graceful_interrupt
     from cpnas_cli.engine.search.runner import Search
 
-    flags = {"data.dataset": dataset, "data.data_dir": str(data_dir) if data_dir else None,
-             "search.strategy": strategy, "search.beta_p": beta_p, "search.rounds": rounds, "search.ops": parse_ops(ops) if ops else None,
-             "search.channels": channels, "search.cells": cells, "search.batch_size": batch_size,
-             "search.epochs_per_sample": epochs_per_sample, "seed": seed}
+    flags = {
+        "data.dataset": dataset,
+        "data.data_dir": str(data_dir) if data_dir else None,
+        "search.strategy": strategy,
+        "search.beta_p": beta_p,
+        "search.rounds": rounds,
+        "search.ops": parse_ops(ops) if ops else None,
+        "search.channels": channels,
+        "search.cells": cells,
+        "search.batch_size": batch_size,
+        "search.epochs_per_sample": epochs_per_sample,
+        "seed": seed,
+    }
     if resume is not None:
         run = existing_run(resume)
-        given = [k for k, v in flags.items() if v is not None] + (["--set"] if sets else []) + (["--run-dir"] if run_dir else [])
+        given = (
+            [k for k, v in flags.items() if v is not None]
+            + (["--set"] if sets else [])
+            + (["--run-dir"] if run_dir else [])
+        )
         if given:
-            raise UserError(f"--resume continues a run with its own config; {', '.join(given)} cannot change it",
-                            "drop those flags (only --device may change on resume)")
+            raise UserError(
+                f"--resume continues a run with its own config; {', '.join(given)} cannot change it",
+                "drop those flags (only --device may change on resume)",
+            )
         if run.genotype.is_file():
             console.print(f"Run {run.path} already finished; its genotype is {run.genotype}")
             return
@@ -100,8 +124,10 @@ def search(
             run = new_run_dir(config.name, run_dir)
             run.config.write_text(configs.dump_yaml(config))
             engine.begin(run)
-        console.print(f"[bold]cpnas search[/] {run.path}  ({config.search.strategy}, {config.data.dataset}, {budget(config.search)}, "
-                      f"device {engine.device})")
+        console.print(
+            f"[bold]cpnas search[/] {run.path}  ({config.search.strategy}, {config.data.dataset}, {budget(config.search)}, "
+            f"device {engine.device})"
+        )
         try:
             with SearchProgress(console, engine.total, engine.n) as view:
                 engine.report = view

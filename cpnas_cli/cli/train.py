@@ -36,13 +36,18 @@ def epoch_plan(t: configs.TrainConfig) -> str:
 
 @guard
 def train(
-    genotype: Annotated[Optional[Path], typer.Argument(
-        help="genotype.json, a file with a DARTS Genotype(...) string, or a search run directory.")] = None,
+    genotype: Annotated[
+        Optional[Path],
+        typer.Argument(help="genotype.json, a file with a DARTS Genotype(...) string, or a search run directory."),
+    ] = None,
     preset: Preset = "quick",
-    size: Annotated[Optional[str], typer.Option(help="small | medium | large: initial channels (paper CIFAR-10: 56 / 72 / 112).")] = None,
+    size: Annotated[
+        Optional[str], typer.Option(help="small | medium | large: initial channels (paper CIFAR-10: 56 / 72 / 112).")
+    ] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Training epochs (with --minutes: the most).")] = None,
-    minutes: Annotated[Optional[float], typer.Option(
-        help="Training-time budget: as many epochs as fit, judged after each epoch.")] = None,
+    minutes: Annotated[
+        Optional[float], typer.Option(help="Training-time budget: as many epochs as fit, judged after each epoch.")
+    ] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Training batch size.")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Initial learning rate (cosine-annealed).")] = None,
     dataset: Dataset = None,
@@ -58,21 +63,37 @@ def train(
     from cpnas_cli.engine.run.interrupt import Interrupted, graceful_interrupt
     from cpnas_cli.engine.train.trainer import Trainer
 
-    flags = {"train.size": size, "train.epochs": epochs, "train.minutes": minutes, "train.batch_size": batch_size, "train.lr": lr,
-             "data.dataset": dataset, "data.data_dir": str(data_dir) if data_dir else None, "seed": seed}
+    flags = {
+        "train.size": size,
+        "train.epochs": epochs,
+        "train.minutes": minutes,
+        "train.batch_size": batch_size,
+        "train.lr": lr,
+        "data.dataset": dataset,
+        "data.data_dir": str(data_dir) if data_dir else None,
+        "seed": seed,
+    }
     if resume is not None:
         run = existing_run(resume)
-        given = ([k for k, v in flags.items() if v is not None] + (["--set"] if sets else [])
-                 + (["--run-dir"] if run_dir else []) + (["GENOTYPE"] if genotype else []))
+        given = (
+            [k for k, v in flags.items() if v is not None]
+            + (["--set"] if sets else [])
+            + (["--run-dir"] if run_dir else [])
+            + (["GENOTYPE"] if genotype else [])
+        )
         if given:
-            raise UserError(f"--resume continues a run with its own config; {', '.join(given)} cannot change it",
-                            "drop those (only --device may change on resume)")
+            raise UserError(
+                f"--resume continues a run with its own config; {', '.join(given)} cannot change it",
+                "drop those (only --device may change on resume)",
+            )
         config = configs.load_run_config(run.config)
         config.device = device or config.device
         cell = genotypes.load(run.genotype)
     else:
         if genotype is None:
-            raise UserError("no genotype given", "pass a genotype.json, a DARTS genotype file or a search run directory")
+            raise UserError(
+                "no genotype given", "pass a genotype.json, a DARTS genotype file or a search run directory"
+            )
         cell = source_genotype(genotype)
         flags["device"] = device
         config = configs.load_config(preset, flags, sets or [])
@@ -86,9 +107,11 @@ def train(
             run.config.write_text(configs.dump_yaml(config))
             engine.begin(run)
         t = config.train
-        console.print(f"[bold]cpnas train[/] {run.path}  ({config.data.dataset}, C={engine.spec.channels}, "
-                      f"{t.cells} cells, {epoch_plan(t)}, Parent {t.parent}, kernel x{t.kernel_weight:g}, "
-                      f"centre x{t.center_weight:g}, device {engine.device})")
+        console.print(
+            f"[bold]cpnas train[/] {run.path}  ({config.data.dataset}, C={engine.spec.channels}, "
+            f"{t.cells} cells, {epoch_plan(t)}, Parent {t.parent}, kernel x{t.kernel_weight:g}, "
+            f"centre x{t.center_weight:g}, device {engine.device})"
+        )
         if engine.finished:
             console.print(f"Run {run.path} already finished.")
         else:
@@ -100,5 +123,6 @@ def train(
                 console.print(f"\n[yellow]Interrupted.[/] Resume with:  cpnas train --resume {run.path}")
                 raise typer.Exit(130) from None
     console.print(summary_table(read_all(run.events)))
-    console.print(f"Model: [bold]{run.path / 'best.safetensors'}[/]   "
-                  f"(evaluate: cpnas evaluate {run.path / 'best.safetensors'})")
+    console.print(
+        f"Model: [bold]{run.path / 'best.safetensors'}[/]   (evaluate: cpnas evaluate {run.path / 'best.safetensors'})"
+    )

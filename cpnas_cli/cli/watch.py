@@ -28,8 +28,12 @@ Keys: q quit, tab normal/reduction cell, f follow/pause, ? help.
 
 @guard
 def watch(
-    run: Annotated[Optional[Path], typer.Argument(
-        help="A run directory (or its events.jsonl); default: the latest run under ./runs, waiting for one.")] = None,
+    run: Annotated[
+        Optional[Path],
+        typer.Argument(
+            help="A run directory (or its events.jsonl); default: the latest run under ./runs, waiting for one."
+        ),
+    ] = None,
     interval: Annotated[float, typer.Option(help="Seconds between looks at the log.", min=0.05, max=10)] = 0.25,
 ):
     """Watch a run live: op rankings per edge, K shrinking, the Child/Parent gap, status and genotype."""

@@ -55,18 +55,27 @@ def to_dict(genotype: Genotype) -> dict:
             "concat": list(c.concat),
         }
 
-    return {"format": FORMAT, "version": VERSION, "normal": cell(genotype.normal),
-            "reduce": cell(genotype.reduce), "meta": genotype.meta}
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "normal": cell(genotype.normal),
+        "reduce": cell(genotype.reduce),
+        "meta": genotype.meta,
+    }
 
 
 def from_dict(data: dict, where: str = "genotype") -> Genotype:
     """Validate and build; every problem is a UserError naming the field."""
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise UserError(f"{where} is not a cpnas genotype (no \"format\": \"{FORMAT}\")",
-                        "pass a genotype.json written by `cpnas search`/`cpnas export`, or a DARTS Genotype(...) string")
+        raise UserError(
+            f'{where} is not a cpnas genotype (no "format": "{FORMAT}")',
+            "pass a genotype.json written by `cpnas search`/`cpnas export`, or a DARTS Genotype(...) string",
+        )
     if data.get("version") != VERSION:
-        raise UserError(f"{where} has genotype version {data.get('version')!r}, this cpnas reads {VERSION}",
-                        "upgrade cpnas or re-export the genotype")
+        raise UserError(
+            f"{where} has genotype version {data.get('version')!r}, this cpnas reads {VERSION}",
+            "upgrade cpnas or re-export the genotype",
+        )
     cells = {kind: _cell_from_dict(data.get(kind), f"{where}: {kind}") for kind in CELL_TYPES}
     meta = data.get("meta") or {}
     if not isinstance(meta, dict):
@@ -75,7 +84,7 @@ def from_dict(data: dict, where: str = "genotype") -> Genotype:
 
 
 def _cell_from_dict(cell, where: str) -> Cell:
-    fix = "each cell needs \"nodes\" (a list of lists of {\"op\", \"input\"}) and \"concat\""
+    fix = 'each cell needs "nodes" (a list of lists of {"op", "input"}) and "concat"'
     if not isinstance(cell, dict) or not isinstance(cell.get("nodes"), list) or not cell["nodes"]:
         raise UserError(f"{where} is missing or has no nodes", fix)
     nodes = []
@@ -85,7 +94,7 @@ def _cell_from_dict(cell, where: str) -> Cell:
         edges = []
         for item in node:
             if not isinstance(item, dict) or "op" not in item or "input" not in item:
-                raise UserError(f"{where} node {n + 2}: edge {item!r} needs \"op\" and \"input\"", fix)
+                raise UserError(f'{where} node {n + 2}: edge {item!r} needs "op" and "input"', fix)
             edges.append(Edge(item["op"], item["input"], item.get("indicator")))
         nodes.append(tuple(edges))
     concat = cell.get("concat")
@@ -103,17 +112,21 @@ def validate_cell(cell: Cell, where: str) -> None:
         sources = [e.source for e in node]
         for e in node:
             if e.op not in OPS or e.op == "zero":
-                raise UserError(f"{where} node {dst}: unknown op {e.op!r}",
-                                f"use one of {', '.join(o for o in OPS if o != 'zero')}")
+                raise UserError(
+                    f"{where} node {dst}: unknown op {e.op!r}", f"use one of {', '.join(o for o in OPS if o != 'zero')}"
+                )
             if not isinstance(e.source, int) or isinstance(e.source, bool) or not 0 <= e.source < dst:
-                raise UserError(f"{where} node {dst}: input {e.source!r} must be a node before it (0..{dst - 1})",
-                                "fix the edge's input index")
+                raise UserError(
+                    f"{where} node {dst}: input {e.source!r} must be a node before it (0..{dst - 1})",
+                    "fix the edge's input index",
+                )
         if len(set(sources)) != len(sources):
             raise UserError(f"{where} node {dst}: the same input appears twice", "keep one edge per input node")
     last = len(cell.nodes) + 1
     if not cell.concat or any(not isinstance(i, int) or not 2 <= i <= last for i in cell.concat):
-        raise UserError(f"{where}: concat {list(cell.concat)} must name intermediate nodes 2..{last}",
-                        "fix the concat list")
+        raise UserError(
+            f"{where}: concat {list(cell.concat)} must name intermediate nodes 2..{last}", "fix the concat list"
+        )
 
 
 def save(genotype: Genotype, path: Path) -> None:
@@ -131,8 +144,10 @@ def load(path: Path | str) -> Genotype:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
-        raise UserError(f"{path} is not valid JSON ({err.msg} at line {err.lineno})",
-                        "pass a genotype.json written by cpnas, or a DARTS Genotype(...) string") from None
+        raise UserError(
+            f"{path} is not valid JSON ({err.msg} at line {err.lineno})",
+            "pass a genotype.json written by cpnas, or a DARTS Genotype(...) string",
+        ) from None
     return from_dict(data, where=str(path))
 
 
@@ -145,8 +160,10 @@ def to_darts(genotype: Genotype) -> str:
     for kind in CELL_TYPES:
         cell = genotype.cell(kind)
         if any(len(node) != 2 for node in cell.nodes):
-            raise UserError("this genotype keeps all edges; the DARTS format holds exactly two per node",
-                            "export with --format json")
+            raise UserError(
+                "this genotype keeps all edges; the DARTS format holds exactly two per node",
+                "export with --format json",
+            )
         pairs = ", ".join(f"('{DARTS_NAMES.get(e.op, e.op)}', {e.source})" for node in cell.nodes for e in node)
         parts.append(f"{kind}=[{pairs}], {kind}_concat={list(cell.concat)}")
     return f"Genotype({', '.join(parts)})"
@@ -154,7 +171,9 @@ def to_darts(genotype: Genotype) -> str:
 
 def from_darts(text: str, where: str = "DARTS genotype") -> Genotype:
     """Parse a DARTS genotype string safely (no eval); `range(2, 6)` concat lists are accepted."""
-    fix = "expected Genotype(normal=[('op', input), ...], normal_concat=[2, 3, 4, 5], reduce=[...], reduce_concat=[...])"
+    fix = (
+        "expected Genotype(normal=[('op', input), ...], normal_concat=[2, 3, 4, 5], reduce=[...], reduce_concat=[...])"
+    )
     try:
         call = ast.parse(text.strip(), mode="eval").body
     except SyntaxError:

@@ -32,8 +32,12 @@ def op_family(op: str) -> str:
 
 
 def to_dot(genotype: Genotype) -> str:
-    lines = ["digraph cpnas {", "  rankdir=LR;", '  node [shape=box, style="rounded,filled", fontname="Helvetica"];',
-             '  edge [fontname="Helvetica", fontsize=11];']
+    lines = [
+        "digraph cpnas {",
+        "  rankdir=LR;",
+        '  node [shape=box, style="rounded,filled", fontname="Helvetica"];',
+        '  edge [fontname="Helvetica", fontsize=11];',
+    ]
     for kind in CELL_TYPES:
         cell = genotype.cell(kind)
         lines += [f"  subgraph cluster_{kind} {{", f'    label="{TITLES[kind]}";']
@@ -62,9 +66,11 @@ def to_svg(genotype: Genotype) -> str:
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{sum(heights)}" '
         f'viewBox="0 0 {width} {sum(heights)}" font-family="Helvetica, Arial, sans-serif" font-size="12">',
         "<defs>",
-        *(f'<marker id="arrow-{family}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
-          f'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="{color}"/></marker>'
-          for family, color in {**EDGE_COLOR, "concat": "#999999"}.items()),
+        *(
+            f'<marker id="arrow-{family}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
+            f'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="{color}"/></marker>'
+            for family, color in {**EDGE_COLOR, "concat": "#999999"}.items()
+        ),
         "</defs>",
         f'<rect width="{width}" height="{sum(heights)}" fill="white"/>',
     ]
@@ -92,14 +98,18 @@ def _cell_svg(cell: Cell, title: str, top: int) -> list[str]:
     for index in cell.concat:
         x1, x2, y = x[index], x["out"], row + NODE_H / 2
         depth = CONCAT_ARC * round((x2 - x1) / COLUMN) * 2
-        parts.append(f'<path d="M {x1} {y} Q {(x1 + x2) / 2} {y + depth} {x2 - 10} {y}" fill="none" stroke="#999999" '
-                     f'stroke-dasharray="4 3" marker-end="url(#arrow-concat)"/>')
+        parts.append(
+            f'<path d="M {x1} {y} Q {(x1 + x2) / 2} {y + depth} {x2 - 10} {y}" fill="none" stroke="#999999" '
+            f'stroke-dasharray="4 3" marker-end="url(#arrow-concat)"/>'
+        )
     for index, cx in x.items():
         role = "output" if index == "out" else "input" if index < 2 else "node"
         label = OUTPUT if index == "out" else node_name(index)
-        parts += [f'<rect x="{cx - NODE_W / 2}" y="{row - NODE_H / 2}" width="{NODE_W}" height="{NODE_H}" rx="6" '
-                  f'fill="{FILL[role]}" stroke="#555555"/>',
-                  f'<text x="{cx}" y="{row + 4}" text-anchor="middle">{escape(label)}</text>']
+        parts += [
+            f'<rect x="{cx - NODE_W / 2}" y="{row - NODE_H / 2}" width="{NODE_W}" height="{NODE_H}" rx="6" '
+            f'fill="{FILL[role]}" stroke="#555555"/>',
+            f'<text x="{cx}" y="{row + 4}" text-anchor="middle">{escape(label)}</text>',
+        ]
     return parts
 
 

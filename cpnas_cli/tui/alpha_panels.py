@@ -15,8 +15,17 @@ from .ranking import LEADER, edge_lines
 from .search_panels import CHILD, GAP, PARENT
 from .state import Ranked
 
-LABELS = {"loss": "train loss", "train_acc": "train acc", "arch_loss": "arch loss", "kl": "KL", "recon": "L_R",
-          "arch_agreement": "G", "tangent_distance": "D", "penalty_share": "penalty share", "backtrack": "backtrack"}
+LABELS = {
+    "loss": "train loss",
+    "train_acc": "train acc",
+    "arch_loss": "arch loss",
+    "kl": "KL",
+    "recon": "L_R",
+    "arch_agreement": "G",
+    "tangent_distance": "D",
+    "penalty_share": "penalty share",
+    "backtrack": "backtrack",
+}
 
 
 class WeightsTable(Panel):
@@ -39,12 +48,17 @@ class WeightsTable(Panel):
             return [head]
         kept = kept_edges(last["genotype"].get(self.cell, {}), s.edges)
         beta = (last.get("edge_weights") or {}).get(self.cell)
-        labels = [f"{'*' if i in kept else ' '}{a}→{b}" + (f" β{beta[i]:.2f}" if beta else "")
-                  for i, (a, b) in enumerate(s.edges)]
+        labels = [
+            f"{'*' if i in kept else ' '}{a}→{b}" + (f" β{beta[i]:.2f}" if beta else "")
+            for i, (a, b) in enumerate(s.edges)
+        ]
         pad = max(map(len, labels), default=0)
         rows = [ranked(weights) for weights in last["weights"][self.cell]]
-        legend = Text.assemble(("best non-zero op", LEADER), ("  * kept by the DARTS rule now", "dim"),
-                               ("  β: edge weight" if beta else "", "dim"))
+        legend = Text.assemble(
+            ("best non-zero op", LEADER),
+            ("  * kept by the DARTS rule now", "dim"),
+            ("  β: edge weight" if beta else "", "dim"),
+        )
         return [head, *edge_lines([label.ljust(pad) for label in labels], rows, width), legend]
 
 
@@ -77,10 +91,16 @@ class PhasePanel(Panel):
         lines = [accuracy_line(x)] + wrap(phrases, width)
         lines += wrap([f"{label} {x[key]:.4g}" for key, label in LABELS.items() if key in x], width)
         if "weights_parent" in x:
-            differ = sum(best(c) != best(p) for cell in x["weights"]
-                         for c, p in zip(x["weights"][cell], x["weights_parent"].get(cell, [])))
+            differ = sum(
+                best(c) != best(p)
+                for cell in x["weights"]
+                for c, p in zip(x["weights"][cell], x["weights_parent"].get(cell, []))
+            )
             lines += wrap(["Parent and Child prefer", f"different ops on {differ} edges"], width, " ")
-        lines += [Text(line.plain, style="dim") for line in wrap([f"{x.get('images', 0)} images", f"{x.get('seconds', 0):.1f} s"], width)]
+        lines += [
+            Text(line.plain, style="dim")
+            for line in wrap([f"{x.get('images', 0)} images", f"{x.get('seconds', 0):.1f} s"], width)
+        ]
         return lines
 
 
@@ -103,8 +123,15 @@ def best(weights: dict[str, float]) -> str:
 def accuracy_line(x: dict) -> Text:
     text = Text.assemble(("A_C ", CHILD), f"{x.get('acc_child', 0):.1f}")
     if "acc_parent" in x:
-        text.append_text(Text.assemble("  ", ("A_P ", PARENT), f"{x['acc_parent']:.1f}  ", ("gap ", GAP),
-                                       f"{x['acc_parent'] - x['acc_child']:+.1f}"))
+        text.append_text(
+            Text.assemble(
+                "  ",
+                ("A_P ", PARENT),
+                f"{x['acc_parent']:.1f}  ",
+                ("gap ", GAP),
+                f"{x['acc_parent'] - x['acc_child']:+.1f}",
+            )
+        )
     return text
 
 

@@ -59,8 +59,13 @@ class LogFollower(threading.Thread):
     """Follows `target` (a run directory or an events.jsonl), or the latest run under `root`
     when `target` is None, posting LogFound, then LogRead for every batch of new lines."""
 
-    def __init__(self, target: Path | None, post: Callable[[Message], object],
-                 root: Path = RUNS_ROOT, interval: float = POLL_SECONDS):
+    def __init__(
+        self,
+        target: Path | None,
+        post: Callable[[Message], object],
+        root: Path = RUNS_ROOT,
+        interval: float = POLL_SECONDS,
+    ):
         super().__init__(name="cpnas-log-follower", daemon=True)
         self.target, self.post, self.root, self.interval = target, post, root, interval
         self.stopped = threading.Event()

@@ -44,8 +44,16 @@ def duration(seconds: float | None) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
-SHORT = {"zero": "zero", "skip": "skip", "dil_conv_3x3": "dil3", "dil_conv_5x5": "dil5",
-         "avg_pool_3x3": "avg3", "max_pool_3x3": "max3", "sep_conv_3x3": "sep3", "sep_conv_5x5": "sep5"}
+SHORT = {
+    "zero": "zero",
+    "skip": "skip",
+    "dil_conv_3x3": "dil3",
+    "dil_conv_5x5": "dil5",
+    "avg_pool_3x3": "avg3",
+    "max_pool_3x3": "max3",
+    "sep_conv_3x3": "sep3",
+    "sep_conv_5x5": "sep5",
+}
 
 
 def short(op: str) -> str:

@@ -61,8 +61,16 @@ class RankingTable(Panel):
             return [head, Text("this log has no ranking for this cell", style="dim")]
         labels = [f"{a}→{b}" for a, b in s.edges]
         pad = max(map(len, labels), default=0)
-        body = edge_lines([label.rjust(pad) for label in labels],
-                          [s.edge_rows(self.cell, i) for i in range(len(labels))], width)
-        legend = Text.assemble(("leader", LEADER), "  ", ("in latest sample", SAMPLED), "  ",
-                               ("pruned", PRUNED), (" K8: went at K=8", "dim"), ("   · no score yet", "dim"))
+        body = edge_lines(
+            [label.rjust(pad) for label in labels], [s.edge_rows(self.cell, i) for i in range(len(labels))], width
+        )
+        legend = Text.assemble(
+            ("leader", LEADER),
+            "  ",
+            ("in latest sample", SAMPLED),
+            "  ",
+            ("pruned", PRUNED),
+            (" K8: went at K=8", "dim"),
+            ("   · no score yet", "dim"),
+        )
         return [head, *body, legend]

@@ -25,8 +25,7 @@ class KPanel(Panel):
         ks = plan + [1]  # after the last pruning one op is left
         past = [k if i <= done else None for i, k in enumerate(ks)]
         future = [k if i >= done else None for i, k in enumerate(ks)]
-        chart = line_chart([Series(future, "grey42"), Series(past, "bold yellow")],
-                           width, max(1, height - 2), 1, s.k0)
+        chart = line_chart([Series(future, "grey42"), Series(past, "bold yellow")], width, max(1, height - 2), 1, s.k0)
         return [*chart, self._where(), self._progress()]
 
     def _where(self) -> Text:
@@ -61,16 +60,27 @@ class GapPanel(Panel):
         pad = [None] * max(0, s.total_steps() - len(s.samples))
         child = [x["acc_child"] for x in s.samples]
         parent = [x["acc_parent"] for x in s.samples]
-        series = [Series([p - c for c, p in zip(child, parent)] + pad, GAP),
-                  Series(child + pad, CHILD), Series(parent + pad, PARENT)]
+        series = [
+            Series([p - c for c, p in zip(child, parent)] + pad, GAP),
+            Series(child + pad, CHILD),
+            Series(parent + pad, PARENT),
+        ]
         lo, hi = bounds(series)
         return [*line_chart(series, width, max(1, height - 1), lo, hi), values_line(s.latest)]
 
 
 def values_line(sample: dict) -> Text:
     gap = sample["acc_parent"] - sample["acc_child"]
-    return Text.assemble(("A_C ", CHILD), f"{sample['acc_child']:.1f}  ", ("A_P ", PARENT), f"{sample['acc_parent']:.1f}  ",
-                         ("gap ", GAP), f"{gap:+.1f}  ", ("z ", "bold"), f"{sample['z']:.1f}")
+    return Text.assemble(
+        ("A_C ", CHILD),
+        f"{sample['acc_child']:.1f}  ",
+        ("A_P ", PARENT),
+        f"{sample['acc_parent']:.1f}  ",
+        ("gap ", GAP),
+        f"{gap:+.1f}  ",
+        ("z ", "bold"),
+        f"{sample['z']:.1f}",
+    )
 
 
 class SamplePanel(Panel):
@@ -85,12 +95,18 @@ class SamplePanel(Panel):
         if x is None:
             return [Text("no sample yet", style="dim")]
         lines = [
-            Text(f"K={x['K']} · round {x['round']}/{self.state.rounds} · {x['index']}/{x['K']} of the round · lr {x['lr']:.4f}"),
+            Text(
+                f"K={x['K']} · round {x['round']}/{self.state.rounds} · {x['index']}/{x['K']} of the round · lr {x['lr']:.4f}"
+            ),
             values_line(x),
-            Text(f"train loss C {x['loss_child']:.3f} P {x['loss_parent']:.3f} · "
-                 f"train acc C {x['train_acc_child']:.1f} P {x['train_acc_parent']:.1f}"),
-            Text(f"{x['images_per_s']:.0f} img/s · {x['images']} images · {x['seconds']:.1f} s "
-                 f"(Child {x['child_seconds']:.1f}, Parent {x['parent_seconds']:.1f}, eval {x['eval_seconds']:.1f})"),
+            Text(
+                f"train loss C {x['loss_child']:.3f} P {x['loss_parent']:.3f} · "
+                f"train acc C {x['train_acc_child']:.1f} P {x['train_acc_parent']:.1f}"
+            ),
+            Text(
+                f"{x['images_per_s']:.0f} img/s · {x['images']} images · {x['seconds']:.1f} s "
+                f"(Child {x['child_seconds']:.1f}, Parent {x['parent_seconds']:.1f}, eval {x['eval_seconds']:.1f})"
+            ),
         ]
         for cell, ops in x.get("arch", {}).items():
             lines.append(Text.assemble((f"{cell[:6]:<7}", "dim"), " ".join(short(op) for op in ops)))
@@ -113,8 +129,10 @@ class GenotypePanel(Panel):
             return [Text("appears when the search finishes", style="dim")]
         lines = []
         for cell in ("normal", "reduce"):
-            nodes = [f"{n + 2}:" + " ".join(f"{short(op)}←{src}" for op, src in node)
-                     for n, node in enumerate(s.genotype_nodes(cell))]
+            nodes = [
+                f"{n + 2}:" + " ".join(f"{short(op)}←{src}" for op, src in node)
+                for n, node in enumerate(s.genotype_nodes(cell))
+            ]
             lines += pack(cell[:6].ljust(7), nodes, width)
         if s.genotype_path and len(lines) < height:
             lines.append(Text(s.genotype_path, style="dim"))

@@ -14,9 +14,28 @@ from cpnas_cli.bookkeeping.indicator import edge_indicator
 
 ETA_WINDOW = 10  # samples or epochs averaged for the time per step
 REQUIRED = {  # fields the panels read; an event without them is skipped as unreadable
-    "sample": ("n", "total", "K", "round", "index", "arch", "acc_child", "acc_parent", "z", "loss_child",
-               "loss_parent", "train_acc_child", "train_acc_parent", "lr", "images", "seconds", "child_seconds",
-               "parent_seconds", "eval_seconds", "images_per_s"),
+    "sample": (
+        "n",
+        "total",
+        "K",
+        "round",
+        "index",
+        "arch",
+        "acc_child",
+        "acc_parent",
+        "z",
+        "loss_child",
+        "loss_parent",
+        "train_acc_child",
+        "train_acc_parent",
+        "lr",
+        "images",
+        "seconds",
+        "child_seconds",
+        "parent_seconds",
+        "eval_seconds",
+        "images_per_s",
+    ),
     "ranking": ("K", "indicator"),
     "prune": ("K", "removed"),
     "epoch": ("epoch",),
@@ -148,7 +167,9 @@ class RunState:
         """waiting | running | finished | interrupted | failed."""
         if self.header is None:
             return "waiting"
-        return {"started": "running", "resumed": "running"}.get(self.status.get("state"), self.status.get("state", "running"))
+        return {"started": "running", "resumed": "running"}.get(
+            self.status.get("state"), self.status.get("state", "running")
+        )
 
     @property
     def latest(self) -> dict | None:

@@ -7,9 +7,13 @@ from rich.text import Text
 
 from .panel import Panel, duration
 
-BADGES = {"waiting": ("…", "bold white on grey30"), "running": ("●", "bold black on green"),
-          "finished": ("✔", "bold white on blue"), "interrupted": ("‖", "bold black on yellow"),
-          "failed": ("✗", "bold white on red")}
+BADGES = {
+    "waiting": ("…", "bold white on grey30"),
+    "running": ("●", "bold black on green"),
+    "finished": ("✔", "bold white on blue"),
+    "interrupted": ("‖", "bold black on yellow"),
+    "failed": ("✗", "bold white on red"),
+}
 QUIET_SECONDS = 60  # a running log silent this long (and 3 steps' time) may belong to a dead process
 
 

@@ -30,11 +30,20 @@ class AccuracyPanel(Panel):
         s = self.state
         if not s.epochs:
             return [Text("no epoch yet", style="dim")]
-        series = [Series(_curve(s, "train_acc_child"), "dim " + CHILD), Series(_curve(s, "train_acc_parent"), "dim " + PARENT),
-                  Series(_curve(s, "test_acc_child"), "bold " + CHILD), Series(_curve(s, "test_acc_parent"), "bold " + PARENT)]
+        series = [
+            Series(_curve(s, "train_acc_child"), "dim " + CHILD),
+            Series(_curve(s, "train_acc_parent"), "dim " + PARENT),
+            Series(_curve(s, "test_acc_child"), "bold " + CHILD),
+            Series(_curve(s, "test_acc_parent"), "bold " + PARENT),
+        ]
         last = s.epochs[-1]
-        text = Text.assemble(("test Child ", CHILD), _value(last, "test_acc_child"), ("  test Parent ", PARENT),
-                             _value(last, "test_acc_parent"), ("  (train dim)", "dim"))
+        text = Text.assemble(
+            ("test Child ", CHILD),
+            _value(last, "test_acc_child"),
+            ("  test Parent ", PARENT),
+            _value(last, "test_acc_parent"),
+            ("  (train dim)", "dim"),
+        )
         return [*line_chart(series, width, max(1, height - 1), *bounds(series)), text]
 
 
@@ -50,8 +59,16 @@ class LossPanel(Panel):
             return [Text("no epoch yet", style="dim")]
         series = [Series(_curve(s, "loss_ce"), "dim yellow"), Series(_curve(s, "loss"), "bold yellow")]
         last = s.epochs[-1]
-        text = Text.assemble(("loss ", "bold yellow"), _value(last, "loss"), ("  ce ", "yellow"), _value(last, "loss_ce"),
-                             "  kernel ", _value(last, "loss_kernel"), "  center ", _value(last, "loss_center"))
+        text = Text.assemble(
+            ("loss ", "bold yellow"),
+            _value(last, "loss"),
+            ("  ce ", "yellow"),
+            _value(last, "loss_ce"),
+            "  kernel ",
+            _value(last, "loss_kernel"),
+            "  center ",
+            _value(last, "loss_center"),
+        )
         return [*line_chart(series, width, max(1, height - 1), *bounds(series), axis="{:.2f}"), text]
 
 
@@ -70,8 +87,12 @@ class EpochPanel(Panel):
         best = max(s.epochs, key=lambda e: e.get("test_acc_child") or 0)
         eta = s.eta(time.time())
         return [
-            Text(f"epoch {last['epoch']}/{total} · {total - len(s.epochs)} left"
-                 + (f" · ETA {duration(eta)}" if eta is not None else "")),
-            Text(f"{last.get('seconds', 0):.1f} s/epoch · {last.get('images_per_s', 0):.0f} img/s · lr {last.get('lr', 0):.4g}"),
+            Text(
+                f"epoch {last['epoch']}/{total} · {total - len(s.epochs)} left"
+                + (f" · ETA {duration(eta)}" if eta is not None else "")
+            ),
+            Text(
+                f"{last.get('seconds', 0):.1f} s/epoch · {last.get('images_per_s', 0):.0f} img/s · lr {last.get('lr', 0):.4g}"
+            ),
             Text(f"best Child test accuracy {_value(best, 'test_acc_child', '%')} at epoch {best['epoch']}"),
         ]

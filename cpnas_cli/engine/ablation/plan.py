@@ -45,8 +45,10 @@ class Plan:
     def with_seeds(self, count: int) -> "Plan":
         """The same settings with `count` seeds from the first: more seeds for a run ablation."""
         if count < len(self.seeds):
-            raise UserError(f"--seeds {count} is fewer than the ablation's {len(self.seeds)}",
-                            f"give --seeds {len(self.seeds) + 1} or more to add seeds, or drop --seeds")
+            raise UserError(
+                f"--seeds {count} is fewer than the ablation's {len(self.seeds)}",
+                f"give --seeds {len(self.seeds) + 1} or more to add seeds, or drop --seeds",
+            )
         return Plan(self.axis, self.settings, tuple(range(self.seeds[0], self.seeds[0] + count)))
 
     def to_dict(self) -> dict:
@@ -64,8 +66,10 @@ def make_plan(strategies: list[str] | None, betas: list[float] | None, seeds: in
     if not strategies and not betas:
         raise UserError("nothing to compare", "give --beta-p 0,0.5,1,2,3 or --strategies random,bnas,cp,abandit")
     if len(strategies) > 1 and len(betas) > 1:
-        raise UserError("--strategies and --beta-p both list several values",
-                        "compare along one of them; the other may give one value for every setting")
+        raise UserError(
+            "--strategies and --beta-p both list several values",
+            "compare along one of them; the other may give one value for every setting",
+        )
     unknown = sorted(set(strategies) - set(STRATEGIES))
     if unknown:
         raise UserError(f"unknown strategies {', '.join(unknown)}", f"use some of {', '.join(STRATEGIES)}")

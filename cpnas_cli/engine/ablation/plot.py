@@ -15,8 +15,9 @@ LEFT, RIGHT, TOP, BOTTOM = 100, 30, 70, 120
 INK, GRID, SEED, MEAN = (30, 30, 30), (225, 225, 225), (120, 160, 210), (20, 70, 150)
 
 
-def chart_png(title: str, ylabel: str, labels: list[str], values: list[list[float]],
-              notes: list[str], connect: bool) -> bytes:
+def chart_png(
+    title: str, ylabel: str, labels: list[str], values: list[list[float]], notes: list[str], connect: bool
+) -> bytes:
     """A PNG: one column per label holding that setting's values (one per seed); `notes` go under
     the labels (e.g. search time); `connect` joins the means (an ordered axis such as beta_P)."""
     image = Image.new("RGB", (WIDTH, HEIGHT), "white")

@@ -40,8 +40,17 @@ class UnitResult:
 
 
 COLUMNS = [f.name for f in fields(UnitResult)] + ["search_vs_cp"]
-SUMMARIZED = ("test_acc_child", "test_acc_parent", "search_seconds", "search_vs_cp", "train_seconds",
-              "conv_edges", "params", "memory_mbit", "mops")
+SUMMARIZED = (
+    "test_acc_child",
+    "test_acc_parent",
+    "search_seconds",
+    "search_vs_cp",
+    "train_seconds",
+    "conv_edges",
+    "params",
+    "memory_mbit",
+    "mops",
+)
 
 
 def rows(plan: Plan, results: list[UnitResult]) -> list[dict]:
@@ -75,8 +84,11 @@ def summary(plan: Plan, results: list[UnitResult]) -> list[dict]:
 def write_tables(folder, plan: Plan, results: list[UnitResult], extra: dict) -> None:
     """results.json (plan, rows, summary and `extra`) and results.csv (the rows)."""
     table = rows(plan, results)
-    atomic_write_text(folder / "results.json", json.dumps(
-        {**extra, "plan": plan.to_dict(), "units": table, "summary": summary(plan, results)}, indent=2) + "\n")
+    atomic_write_text(
+        folder / "results.json",
+        json.dumps({**extra, "plan": plan.to_dict(), "units": table, "summary": summary(plan, results)}, indent=2)
+        + "\n",
+    )
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, COLUMNS, lineterminator="\n")
     writer.writeheader()

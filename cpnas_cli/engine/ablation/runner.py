@@ -57,7 +57,9 @@ class Ablation:
         """An interrupted or finished ablation; `seeds` grows its plan to that many seeds."""
         folder = Path(folder)
         if not (folder / PLAN).is_file():
-            raise UserError(f"{folder} is not an ablation directory (no {PLAN})", "pass a directory made by `cpnas ablate`")
+            raise UserError(
+                f"{folder} is not an ablation directory (no {PLAN})", "pass a directory made by `cpnas ablate`"
+            )
         plan = Plan.from_dict(json.loads((folder / PLAN).read_text()))
         base = configs.load_run_config(folder / BASE)
         base.device = device or base.device
@@ -79,7 +81,9 @@ class Ablation:
                 continue
             if self.stop is not None and self.stop.is_set():
                 raise Interrupted(str(self.folder))
-            self.report({"kind": "unit", "index": index + 1, "total": len(units), "setting": setting.label, "seed": seed})
+            self.report(
+                {"kind": "unit", "index": index + 1, "total": len(units), "setting": setting.label, "seed": seed}
+            )
             result = self._unit(setting, seed)
             self.results.append(result)
             self.write_outputs()
@@ -116,13 +120,24 @@ class Ablation:
         spec = NetworkSpec(**read_all(train_run.events)[0]["network"])
         profile = profile_eval_network(genotype, spec)
         return UnitResult(
-            setting=setting.label, seed=seed, strategy=setting.strategy, beta_p=genotype.meta.get("beta_p"),
-            genotype=genotypes.to_darts(genotype), conv_edges=_conv_edges(genotype),
-            search_seconds=searched["elapsed"], train_seconds=trained["elapsed"],
-            test_acc_child=trained["test_acc_child"], test_acc_parent=trained["test_acc_parent"],
-            params=profile.params, params_1bit=profile.params_1bit, params_32bit=profile.params_32bit,
-            memory_mbit=round(profile.memory_mbit, 4), mops=round(profile.ops / 1e6, 4),
-            search_run=str(search_run.path.relative_to(self.folder)), train_run=str(train_run.path.relative_to(self.folder)))
+            setting=setting.label,
+            seed=seed,
+            strategy=setting.strategy,
+            beta_p=genotype.meta.get("beta_p"),
+            genotype=genotypes.to_darts(genotype),
+            conv_edges=_conv_edges(genotype),
+            search_seconds=searched["elapsed"],
+            train_seconds=trained["elapsed"],
+            test_acc_child=trained["test_acc_child"],
+            test_acc_parent=trained["test_acc_parent"],
+            params=profile.params,
+            params_1bit=profile.params_1bit,
+            params_32bit=profile.params_32bit,
+            memory_mbit=round(profile.memory_mbit, 4),
+            mops=round(profile.ops / 1e6, 4),
+            search_run=str(search_run.path.relative_to(self.folder)),
+            train_run=str(train_run.path.relative_to(self.folder)),
+        )
 
     def _config(self, setting: Setting, seed: int) -> configs.Config:
         config = configs.load_run_config(self.folder / BASE)
@@ -161,11 +176,15 @@ def _finished(run: RunDir) -> dict | None:
     """The run's `finished` status event, if it finished."""
     if not run.events.is_file():
         return None
-    return next((e for e in reversed(read_all(run.events)) if e["kind"] == "status" and e.get("state") == "finished"), None)
+    return next(
+        (e for e in reversed(read_all(run.events)) if e["kind"] == "status" and e.get("state") == "finished"), None
+    )
 
 
 def _conv_edges(genotype: genotypes.Genotype) -> int:
-    return sum(edge.op in CONV_OPS for cell in (genotype.normal, genotype.reduce) for node in cell.nodes for edge in node)
+    return sum(
+        edge.op in CONV_OPS for cell in (genotype.normal, genotype.reduce) for node in cell.nodes for edge in node
+    )
 
 
 def _time_note(table: list[dict]) -> str:

@@ -23,8 +23,13 @@ class Metrics:
     confusion: list[list[int]]  # [true class][predicted class] -> images
 
     def to_dict(self) -> dict:
-        return {"n_images": self.n_images, "top1": self.top1, "top5": self.top5,
-                "per_class": self.per_class, "confusion": self.confusion}
+        return {
+            "n_images": self.n_images,
+            "top1": self.top1,
+            "top5": self.top5,
+            "per_class": self.per_class,
+            "confusion": self.confusion,
+        }
 
 
 @torch.no_grad()
@@ -74,12 +79,19 @@ class Report:
         """The Child's metrics at the top level, each network's under its role (parent: null if absent)."""
         child = self.results["child"].to_dict()
         parent = self.results.get("parent")
-        return {"checkpoint": self.checkpoint, "dataset": self.dataset, "classes": self.class_names, **child,
-                "child": child, "parent": parent.to_dict() if parent else None}
+        return {
+            "checkpoint": self.checkpoint,
+            "dataset": self.dataset,
+            "classes": self.class_names,
+            **child,
+            "child": child,
+            "parent": parent.to_dict() if parent else None,
+        }
 
 
-def evaluate_model_file(path: Path, dataset: str | None, data_dir: str | None, batch_size: int,
-                        device: torch.device) -> Report:
+def evaluate_model_file(
+    path: Path, dataset: str | None, data_dir: str | None, batch_size: int, device: torch.device
+) -> Report:
     """Load the file (UserError when missing, truncated, damaged or not cpnas), its dataset (the
     one it was trained on unless `dataset` says otherwise), check they fit, and measure."""
     if batch_size < 1:
@@ -98,13 +110,22 @@ def evaluate_model_file(path: Path, dataset: str | None, data_dir: str | None, b
         raise UserError(
             f"{path} was trained on {spec.image_size}x{spec.image_size}x{spec.in_channels} images of {spec.classes} "
             f"classes; {name} has {data.image_size}x{data.image_size}x{data.in_channels} images of {data.num_classes}",
-            f"evaluate on the dataset it was trained on ({info.dataset})")
+            f"evaluate on the dataset it was trained on ({info.dataset})",
+        )
     if data.classes != info.class_names:
-        raise UserError(f"{name}'s classes differ from those {path} was trained on",
-                        f"evaluate on the dataset it was trained on ({info.dataset})")
+        raise UserError(
+            f"{name}'s classes differ from those {path} was trained on",
+            f"evaluate on the dataset it was trained on ({info.dataset})",
+        )
     nets = {"child": child.to(memory_format=torch.channels_last)}
     if parent is not None:
         nets["parent"] = parent.to(memory_format=torch.channels_last)
-    batches = datasets.batches(data.test_images, data.test_labels, torch.arange(len(data.test_labels)), batch_size,
-                               shuffle_generator=None, device=device)
+    batches = datasets.batches(
+        data.test_images,
+        data.test_labels,
+        torch.arange(len(data.test_labels)),
+        batch_size,
+        shuffle_generator=None,
+        device=device,
+    )
     return Report(str(path), name, info.class_names, measure(nets, batches, info.class_names))

@@ -141,14 +141,22 @@ def manifest(info: ModelInfo, source: str = "") -> dict:
     """What a deployment needs to feed the network and read its output."""
     spec = info.spec
     return {
-        "format": FORMAT, "version": VERSION,
-        "input": {"channels": spec.in_channels, "height": spec.image_size, "width": spec.image_size,
-                  "layout": "NCHW", "dtype": "float32"},
+        "format": FORMAT,
+        "version": VERSION,
+        "input": {
+            "channels": spec.in_channels,
+            "height": spec.image_size,
+            "width": spec.image_size,
+            "layout": "NCHW",
+            "dtype": "float32",
+        },
         "normalization": NORMALIZATION,
-        "classes": info.class_names, "dataset": info.dataset, "extras": info.extras,
+        "classes": info.class_names,
+        "dataset": info.dataset,
+        "extras": info.extras,
         "network": {**asdict(spec), "auxiliary": False},
         "bits": "1 bit per 1-bit conv weight, 8 per byte, bit i of byte k = weight 8k+i of the flattened "
-                "kernel, 1 = +1; kernel = beta[out] * (±1); inputs of 1-bit convs are sign(x), sign(0) = +1",
+        "kernel, 1 = +1; kernel = beta[out] * (±1); inputs of 1-bit convs are sign(x), sign(0) = +1",
         "source": source,
     }
 
@@ -156,8 +164,12 @@ def manifest(info: ModelInfo, source: str = "") -> dict:
 def write_packed(path: Path, info: ModelInfo, child: EvalNetwork, source: str = "") -> None:
     """Write the deployable model atomically (temp file + rename)."""
     path = Path(path)
-    metadata = {"format": FORMAT, "version": str(VERSION), "manifest": json.dumps(manifest(info, source)),
-                "genotype": json.dumps(genotypes.to_dict(info.genotype))}
+    metadata = {
+        "format": FORMAT,
+        "version": str(VERSION),
+        "manifest": json.dumps(manifest(info, source)),
+        "genotype": json.dumps(genotypes.to_dict(info.genotype)),
+    }
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         save_file(packed_tensors(child), str(tmp), metadata=metadata)
@@ -176,14 +188,21 @@ def load_packed(path: Path, device: torch.device | str = "cpu") -> tuple[ModelIn
     try:
         for name, module in list(net.named_modules()):
             if isinstance(module, BinaryConv2d):
-                _replace(net, name, PackedBinaryConv2d(module, tensors[f"{name}.bits"], tensors[f"{name}.beta"],
-                                                           tensors.get(f"{name}.bias")))
+                _replace(
+                    net,
+                    name,
+                    PackedBinaryConv2d(
+                        module, tensors[f"{name}.bits"], tensors[f"{name}.beta"], tensors.get(f"{name}.bias")
+                    ),
+                )
             elif isinstance(module, nn.BatchNorm2d):
                 _replace(net, name, FoldedBatchNorm2d(tensors[f"{name}.scale"], tensors[f"{name}.shift"]))
         net.load_state_dict(tensors, strict=True, assign=True)
     except (KeyError, ValueError, RuntimeError):
-        raise UserError(f"{path}: its tensors do not fit its genotype/network (edited file?)",
-                        "export it again with `cpnas export <checkpoint> model.cpnas`") from None
+        raise UserError(
+            f"{path}: its tensors do not fit its genotype/network (edited file?)",
+            "export it again with `cpnas export <checkpoint> model.cpnas`",
+        ) from None
     return info, net.to(device).eval()
 
 
@@ -197,13 +216,19 @@ def read_packed(path: Path) -> tuple[ModelInfo, dict[str, torch.Tensor]]:
     fix = "pass a model.cpnas written by `cpnas export <checkpoint> model.cpnas`"
     metadata, tensors = read_safetensors(path, FORMAT, "packed model", "a cpnas packed model", fix)
     if metadata.get("version") != str(VERSION):
-        raise UserError(f"{path} has packed-model version {metadata.get('version')}, this cpnas reads {VERSION}",
-                        "upgrade cpnas or export again")
+        raise UserError(
+            f"{path} has packed-model version {metadata.get('version')}, this cpnas reads {VERSION}",
+            "upgrade cpnas or export again",
+        )
     try:
         data = json.loads(metadata["manifest"])
-        info = ModelInfo(genotype=genotypes.from_dict(json.loads(metadata["genotype"]), where=f"{path} genotype"),
-                         spec=NetworkSpec(**data["network"]), class_names=data["classes"], dataset=data["dataset"],
-                         extras=data.get("extras", {}))
+        info = ModelInfo(
+            genotype=genotypes.from_dict(json.loads(metadata["genotype"]), where=f"{path} genotype"),
+            spec=NetworkSpec(**data["network"]),
+            class_names=data["classes"],
+            dataset=data["dataset"],
+            extras=data.get("extras", {}),
+        )
     except (KeyError, TypeError, json.JSONDecodeError):
         raise UserError(f"{path} has a damaged manifest", fix) from None
     return info, tensors
@@ -217,9 +242,14 @@ def file_figures(path: Path, memory_bits: int) -> dict:
     size = path.stat().st_size
     with path.open("rb") as f:
         header = 8 + int.from_bytes(f.read(8), "little")
-    return {"file_bytes": size, "header_bytes": header, "data_bytes": size - header,
-            "profile_memory_bits": memory_bits, "profile_bytes": memory_bits / 8,
-            "data_minus_profile_bytes": size - header - memory_bits / 8}
+    return {
+        "file_bytes": size,
+        "header_bytes": header,
+        "data_bytes": size - header,
+        "profile_memory_bits": memory_bits,
+        "profile_bytes": memory_bits / 8,
+        "data_minus_profile_bytes": size - header - memory_bits / 8,
+    }
 
 
 def pack_checkpoint(checkpoint: Path, output: Path) -> dict:

@@ -54,8 +54,12 @@ class Layer:
         return self.params_1bit + BITS_PER_FLOAT * self.params_32bit
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "output_shape": list(self.output_shape),
-                "input_precision": self.input_precision, "memory_bits": self.memory_bits}
+        return {
+            **asdict(self),
+            "output_shape": list(self.output_shape),
+            "input_precision": self.input_precision,
+            "memory_bits": self.memory_bits,
+        }
 
 
 @dataclass(frozen=True)
@@ -103,23 +107,40 @@ class Profile:
 
     def against(self, baseline: "Profile") -> dict:
         """Memory saving and speedup (ratios of memory and of OPs) with respect to `baseline`."""
-        return {"network": baseline.network, "memory_mbit": baseline.memory_mbit, "ops": baseline.ops,
-                "memory_saving": baseline.memory_bits / self.memory_bits, "speedup": baseline.ops / self.ops}
+        return {
+            "network": baseline.network,
+            "memory_mbit": baseline.memory_mbit,
+            "ops": baseline.ops,
+            "memory_saving": baseline.memory_bits / self.memory_bits,
+            "speedup": baseline.ops / self.ops,
+        }
 
     def summary(self) -> dict:
-        return {"network": self.network, "input_shape": list(self.input_shape), "params": self.params,
-                "params_1bit": self.params_1bit, "params_32bit": self.params_32bit,
-                "memory_bits": self.memory_bits, "memory_mbit": self.memory_mbit,
-                "bops": self.bops, "flops": self.flops, "ops": self.ops}
+        return {
+            "network": self.network,
+            "input_shape": list(self.input_shape),
+            "params": self.params,
+            "params_1bit": self.params_1bit,
+            "params_32bit": self.params_32bit,
+            "memory_bits": self.memory_bits,
+            "memory_mbit": self.memory_mbit,
+            "bops": self.bops,
+            "flops": self.flops,
+            "ops": self.ops,
+        }
 
 
-def profile_module(model: nn.Module, input_shape: tuple[int, ...], network: str,
-                   blocks: dict[str, str] | None = None) -> Profile:
+def profile_module(
+    model: nn.Module, input_shape: tuple[int, ...], network: str, blocks: dict[str, str] | None = None
+) -> Profile:
     """Count `model` (built on any device) for one input of `input_shape` (C, H, W).
 
     `blocks` maps module-path prefixes to readable labels; each row takes its longest match."""
-    unknown = [n for n, m in model.named_modules()
-               if not isinstance(m, COUNTED) and next(m.parameters(recurse=False), None) is not None]
+    unknown = [
+        n
+        for n, m in model.named_modules()
+        if not isinstance(m, COUNTED) and next(m.parameters(recurse=False), None) is not None
+    ]
     if unknown:
         raise ValueError(f"cannot count the parameters of {unknown[:3]}")  # rather than undercount silently
     layers: list[Layer] = []
@@ -139,7 +160,6 @@ def profile_module(model: nn.Module, input_shape: tuple[int, ...], network: str,
     return Profile(network, tuple(input_shape), layers)
 
 
-
 def _count(module: nn.Module, name: str, block: str, out: tuple[int, ...]) -> Layer:
     row = dict(name=name, block=block, output_shape=out)
     bias = module.bias.numel() if getattr(module, "bias", None) is not None else 0
@@ -148,16 +168,29 @@ def _count(module: nn.Module, name: str, block: str, out: tuple[int, ...]) -> La
         macs = _numel(out) * (module.in_channels // module.groups) * kh * kw
         binary = isinstance(module, BinaryConv2d)
         weights = module.weight.numel()
-        return Layer(**row, kind=_conv_kind(module), binary=binary,
-                     params_1bit=weights if binary else 0,
-                     params_32bit=bias + (module.out_channels if binary else weights),
-                     bops=macs if binary else 0, flops=0 if binary else macs)
+        return Layer(
+            **row,
+            kind=_conv_kind(module),
+            binary=binary,
+            params_1bit=weights if binary else 0,
+            params_32bit=bias + (module.out_channels if binary else weights),
+            bops=macs if binary else 0,
+            flops=0 if binary else macs,
+        )
     if isinstance(module, nn.Linear):
         macs = _numel(out) * module.in_features
-        return Layer(**row, kind="linear", binary=False, params_1bit=0,
-                     params_32bit=module.weight.numel() + bias, bops=0, flops=macs)
-    return Layer(**row, kind="batchnorm", binary=False, params_1bit=0,
-                 params_32bit=2 * module.num_features, bops=0, flops=0)
+        return Layer(
+            **row,
+            kind="linear",
+            binary=False,
+            params_1bit=0,
+            params_32bit=module.weight.numel() + bias,
+            bops=0,
+            flops=macs,
+        )
+    return Layer(
+        **row, kind="batchnorm", binary=False, params_1bit=0, params_32bit=2 * module.num_features, bops=0, flops=0
+    )
 
 
 def _conv_kind(conv: nn.Conv2d) -> str:
@@ -219,6 +252,10 @@ def report(profile: Profile, full_precision: Profile, reference: Profile) -> dic
     """The JSON of `cpnas profile --json`: totals, the savings of Table 3 (against `reference`, WRN-22)
     and against the same network in full precision, and every layer."""
     against = {"full_precision": profile.against(full_precision), "wrn22": profile.against(reference)}
-    return {**profile.summary(), "memory_saving": against["wrn22"]["memory_saving"],
-            "speedup": against["wrn22"]["speedup"], "against": against,
-            "layers": [layer.to_dict() for layer in profile.layers]}
+    return {
+        **profile.summary(),
+        "memory_saving": against["wrn22"]["memory_saving"],
+        "speedup": against["wrn22"]["speedup"],
+        "against": against,
+        "layers": [layer.to_dict() for layer in profile.layers],
+    }

@@ -80,8 +80,10 @@ def profile_reference(name: str, binary: bool = False, binary_shortcuts: bool = 
     if name not in REFERENCES:
         raise UserError(f"unknown reference {name!r}", f"use one of: {', '.join(REFERENCES)}")
     net = WideResNet22(binary, binary_shortcuts=binary_shortcuts).to("meta")
-    blocks = {f"blocks.{i}": f"stage {i // WRN22_BLOCKS + 1} block {i % WRN22_BLOCKS + 1}"
-              for i in range(len(WRN22_WIDTHS) * WRN22_BLOCKS)}
+    blocks = {
+        f"blocks.{i}": f"stage {i // WRN22_BLOCKS + 1} block {i % WRN22_BLOCKS + 1}"
+        for i in range(len(WRN22_WIDTHS) * WRN22_BLOCKS)
+    }
     blocks.update(stem="stem", head="head", classifier="classifier")
     label = "WRN-22 (1-bit)" if binary else "WRN-22"
     if binary and not binary_shortcuts:

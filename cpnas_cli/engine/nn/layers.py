@@ -43,7 +43,8 @@ class DilatedConv(torch.autograd.Function):
         spread = spread_kernel(weight, dilation)
         mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], False]
         grad_x, grad_spread, _ = torch.ops.aten.convolution_backward(
-            grad, x, spread, None, stride, padding, (1, 1), False, (0, 0), groups, mask)
+            grad, x, spread, None, stride, padding, (1, 1), False, (0, 0), groups, mask
+        )
         grad_w = None if grad_spread is None else grad_spread[:, :, :: dilation[0], :: dilation[1]]
         return grad_x, grad_w, None, None, None, None
 
@@ -70,7 +71,12 @@ class BatchNorm2d(nn.BatchNorm2d):
 
     def forward(self, x):
         batch_stats = self.training or self.running_mean is None
-        if batch_stats and torch.is_grad_enabled() and x.device.type == "cpu" and not x.is_contiguous() \
-                and x.is_contiguous(memory_format=torch.channels_last):
+        if (
+            batch_stats
+            and torch.is_grad_enabled()
+            and x.device.type == "cpu"
+            and not x.is_contiguous()
+            and x.is_contiguous(memory_format=torch.channels_last)
+        ):
             return super().forward(x.contiguous()).contiguous(memory_format=torch.channels_last)
         return super().forward(x)

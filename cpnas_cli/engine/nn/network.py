@@ -55,9 +55,14 @@ class AuxiliaryHead(nn.Module):
     def __init__(self, channels: int, classes: int):
         super().__init__()
         self.features = nn.Sequential(
-            nn.ReLU(), nn.AdaptiveAvgPool2d(2),
-            nn.Conv2d(channels, 128, 1, bias=False), nn.BatchNorm2d(128), nn.ReLU(),
-            nn.Conv2d(128, 768, 2, bias=False), nn.BatchNorm2d(768), nn.ReLU(),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(2),
+            nn.Conv2d(channels, 128, 1, bias=False),
+            nn.BatchNorm2d(128),
+            nn.ReLU(),
+            nn.Conv2d(128, 768, 2, bias=False),
+            nn.BatchNorm2d(768),
+            nn.ReLU(),
         )
         self.linear = nn.Linear(768, classes)
 
@@ -71,10 +76,21 @@ class EvalNetwork(nn.Module):
     forward returns (logits, aux_logits or None, features) where features are the last cell's
     output: the f_C of Eq. 3's centre term."""
 
-    def __init__(self, genotype: Genotype, in_channels: int, classes: int, channels: int, cells: int,
-                 style: Style, auxiliary: bool = False, imagenet_stem: bool = False,
-                 reductions: list[int] | None = None, stem_multiplier: int = 3, drop_path: float = 0.0,
-                 stem_stride: int = 1):
+    def __init__(
+        self,
+        genotype: Genotype,
+        in_channels: int,
+        classes: int,
+        channels: int,
+        cells: int,
+        style: Style,
+        auxiliary: bool = False,
+        imagenet_stem: bool = False,
+        reductions: list[int] | None = None,
+        stem_multiplier: int = 3,
+        drop_path: float = 0.0,
+        stem_stride: int = 1,
+    ):
         super().__init__()
         self.reductions = reduction_cells(cells, reductions)
         c_stem = channels if imagenet_stem else stem_multiplier * channels
@@ -86,8 +102,9 @@ class EvalNetwork(nn.Module):
             reduce = i in self.reductions
             if reduce:
                 c *= 2
-            cell = Cell(genotype.reduce if reduce else genotype.normal, c_pp, c_p, c, reduce, reduce_prev,
-                        style, drop_path)
+            cell = Cell(
+                genotype.reduce if reduce else genotype.normal, c_pp, c_p, c, reduce, reduce_prev, style, drop_path
+            )
             self.cells.append(cell)
             reduce_prev = reduce
             c_pp, c_p = c_p, cell.out_channels
@@ -126,6 +143,16 @@ class NetworkSpec:
 
     def build(self, genotype: Genotype, binary: bool, drop_path: float = 0.0) -> EvalNetwork:
         style = Style.of(self, binary, affine=True, running_stats=True)
-        return EvalNetwork(genotype, self.in_channels, self.classes, self.channels, self.cells, style,
-                           auxiliary=self.auxiliary, imagenet_stem=self.imagenet_stem,
-                           reductions=self.reductions, drop_path=drop_path, stem_stride=self.stem_stride)
+        return EvalNetwork(
+            genotype,
+            self.in_channels,
+            self.classes,
+            self.channels,
+            self.cells,
+            style,
+            auxiliary=self.auxiliary,
+            imagenet_stem=self.imagenet_stem,
+            reductions=self.reductions,
+            drop_path=drop_path,
+            stem_stride=self.stem_stride,
+        )

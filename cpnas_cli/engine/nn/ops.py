@@ -35,8 +35,14 @@ class Style:
     def of(cls, settings, binary: bool, **batchnorm) -> "Style":
         """The style a search or train config (or a NetworkSpec) names: quantizer, Parent activation,
         shortcut, group width."""
-        return cls(binary=binary, quantizer=settings.quantizer, parent_activation=settings.parent_activation,
-                   shortcut=settings.shortcut, group_width=settings.group_width, **batchnorm)
+        return cls(
+            binary=binary,
+            quantizer=settings.quantizer,
+            parent_activation=settings.parent_activation,
+            shortcut=settings.shortcut,
+            group_width=settings.group_width,
+            **batchnorm,
+        )
 
     def spatial_groups(self, c: int) -> int:
         """Groups of the k x k conv of a separable or dilated op over c channels."""
@@ -142,8 +148,12 @@ def sep_conv(c: int, kernel: int, stride: int, style: Style) -> nn.Sequential:
     """Two stacked depth-wise (or grouped, `group_width`) + point-wise convs, the first carrying the stride."""
     pad, groups = kernel // 2, style.spatial_groups(c)
     if style.shortcut:
-        return nn.Sequential(style.unit(c, kernel, stride, pad, groups=groups), style.unit(c, 1, block_input=False),
-                             style.unit(c, kernel, 1, pad, groups=groups), style.unit(c, 1, block_input=False))
+        return nn.Sequential(
+            style.unit(c, kernel, stride, pad, groups=groups),
+            style.unit(c, 1, block_input=False),
+            style.unit(c, kernel, 1, pad, groups=groups),
+            style.unit(c, 1, block_input=False),
+        )
     return nn.Sequential(
         style.conv(c, c, kernel, stride, pad, groups=groups),
         style.conv(c, c, 1, block_input=False),
@@ -159,8 +169,9 @@ def dil_conv(c: int, kernel: int, stride: int, style: Style) -> nn.Sequential:
     pad = kernel - 1  # dilation 2 keeps the size with padding = dilation * (kernel - 1) / 2
     groups = style.spatial_groups(c)
     if style.shortcut:
-        return nn.Sequential(style.unit(c, kernel, stride, pad, dilation=2, groups=groups),
-                             style.unit(c, 1, block_input=False))
+        return nn.Sequential(
+            style.unit(c, kernel, stride, pad, dilation=2, groups=groups), style.unit(c, 1, block_input=False)
+        )
     return nn.Sequential(
         style.conv(c, c, kernel, stride, pad, dilation=2, groups=groups),
         style.conv(c, c, 1, block_input=False),

@@ -35,11 +35,15 @@ def load_checkpoint(folder: Path) -> tuple[dict[str, torch.Tensor], dict]:
     """(tensors, state); a missing or damaged checkpoint is a UserError."""
     state_file = folder / STATE
     if not state_file.is_file():
-        raise UserError(f"no checkpoint in {folder}", "the run was interrupted before its first checkpoint: start it again")
+        raise UserError(
+            f"no checkpoint in {folder}", "the run was interrupted before its first checkpoint: start it again"
+        )
     try:
         state = json.loads(state_file.read_text())
         tensors = load_file(str(folder / state["weights"]))
     except (json.JSONDecodeError, KeyError, FileNotFoundError, SafetensorError, OSError) as err:
-        raise UserError(f"checkpoint in {folder} is damaged ({type(err).__name__})",
-                        "start the run again; the checkpoint cannot be resumed") from None
+        raise UserError(
+            f"checkpoint in {folder} is damaged ({type(err).__name__})",
+            "start the run again; the checkpoint cannot be resumed",
+        ) from None
     return tensors, state

@@ -16,11 +16,13 @@ def optimizer_tensors(prefix: str, module: nn.Module, optimizer: torch.optim.Opt
     return tensors
 
 
-def load_optimizer_tensors(prefix: str, module: nn.Module, optimizer: torch.optim.Optimizer,
-                           tensors: dict[str, torch.Tensor]) -> None:
+def load_optimizer_tensors(
+    prefix: str, module: nn.Module, optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]
+) -> None:
     for name, p in module.named_parameters():
         start = f"{prefix}/{name}/"
-        state = {k[len(start):]: v for k, v in tensors.items() if k.startswith(start)}
+        state = {k[len(start) :]: v for k, v in tensors.items() if k.startswith(start)}
         if state:  # buffers take the parameter's memory layout; scalars (Adam's step) stay as saved
-            optimizer.state[p] = {k: torch.empty_like(p).copy_(v) if v.shape == p.shape else v.clone()
-                                  for k, v in state.items()}
+            optimizer.state[p] = {
+                k: torch.empty_like(p).copy_(v) if v.shape == p.shape else v.clone() for k, v in state.items()
+            }

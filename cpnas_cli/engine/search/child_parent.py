@@ -27,16 +27,26 @@ class ChildParent:
         for role in ROLES:
             torch.manual_seed(seed)  # same initial weights for Child and Parent
             style = Style.of(cfg, binary=role == "child")
-            net = SearchNetwork(in_channels, classes, cfg.channels, cfg.cells, cfg.ops, style,
-                                nodes=cfg.nodes, reductions=cfg.reductions, stem_stride=cfg.stem_stride)
+            net = SearchNetwork(
+                in_channels,
+                classes,
+                cfg.channels,
+                cfg.cells,
+                cfg.ops,
+                style,
+                nodes=cfg.nodes,
+                reductions=cfg.reductions,
+                stem_stride=cfg.stem_stride,
+            )
             self.nets[role] = net.to(device, memory_format=torch.channels_last)
         self.optimizers = {role: self._optimizer(net) for role, net in self.nets.items()}
 
     def _optimizer(self, net: nn.Module) -> torch.optim.Optimizer:
         if self.cfg.optimizer == "adam":
             return torch.optim.Adam(net.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
-        return torch.optim.SGD(net.parameters(), lr=self.cfg.lr, momentum=self.cfg.momentum,
-                               weight_decay=self.cfg.weight_decay)
+        return torch.optim.SGD(
+            net.parameters(), lr=self.cfg.lr, momentum=self.cfg.momentum, weight_decay=self.cfg.weight_decay
+        )
 
     def train_batch(self, x: torch.Tensor, y: torch.Tensor, arch: Architecture, lr: float) -> dict[str, dict]:
         """One SGD step of each network on (x, y); per role: summed loss, correct count, seconds."""
@@ -54,8 +64,11 @@ class ChildParent:
             params = [p for p in net.parameters() if p.grad is not None]
             nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
             optimizer.step()
-            out[role] = {"loss": loss.item() * len(y), "correct": (logits.argmax(1) == y).sum().item(),
-                         "seconds": time.perf_counter() - start}
+            out[role] = {
+                "loss": loss.item() * len(y),
+                "correct": (logits.argmax(1) == y).sum().item(),
+                "seconds": time.perf_counter() - start,
+            }
         return out
 
     @torch.no_grad()
@@ -98,11 +111,12 @@ class ChildParent:
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         for role, net in self.nets.items():
             prefix = f"{role}/"
-            net.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+            net.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
             optimizer = self.optimizers[role]
             for name, p in net.named_parameters():
                 prefix = f"{role}.optimizer/{name}/"
-                state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+                state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
                 if state:  # buffers take the parameter's memory layout; scalars (Adam's step) stay as saved
-                    optimizer.state[p] = {k: torch.empty_like(p).copy_(v) if v.shape == p.shape else v.clone()
-                                          for k, v in state.items()}
+                    optimizer.state[p] = {
+                        k: torch.empty_like(p).copy_(v) if v.shape == p.shape else v.clone() for k, v in state.items()
+                    }

@@ -19,7 +19,8 @@ class SearchData:
         self.seed, self.device = config.seed, device
         self.dataset = datasets.load_dataset(d.dataset, d.data_dir, d.image_size)
         self.train_idx, self.val_idx = datasets.search_split(
-            len(self.dataset.train_labels), d.train_fraction, d.val_fraction, config.seed)
+            len(self.dataset.train_labels), d.train_fraction, d.val_fraction, config.seed
+        )
         self.augment = datasets.Augment(crop_padding=config.search.crop_padding, flip=config.search.flip)
 
     @property
@@ -40,9 +41,16 @@ class SearchData:
         order = order[:count]
         total = datasets.num_batches(count, batch_size, drop_last=False)
         batches = datasets.batches(
-            self.dataset.train_images, self.dataset.train_labels, order, batch_size, shuffle_generator=None,
-            device=self.device, aug=self.augment, aug_seed=datasets.derive_seed(self.seed, "augment", key),
-            start_batch=start_batch)
+            self.dataset.train_images,
+            self.dataset.train_labels,
+            order,
+            batch_size,
+            shuffle_generator=None,
+            device=self.device,
+            aug=self.augment,
+            aug_seed=datasets.derive_seed(self.seed, "augment", key),
+            start_batch=start_batch,
+        )
         return _channels_last(batches), total
 
     def arch_batches(self, key, count: int, batch_size: int, start_batch: int = 0):
@@ -51,15 +59,30 @@ class SearchData:
         g = torch.Generator().manual_seed(datasets.derive_seed(self.seed, "arch-order", key))
         passes = math.ceil(count * batch_size / len(self.val_idx))
         order = torch.cat([self.val_idx[torch.randperm(len(self.val_idx), generator=g)] for _ in range(passes)])
-        return _channels_last(datasets.batches(
-            self.dataset.train_images, self.dataset.train_labels, order[: count * batch_size], batch_size,
-            shuffle_generator=None, device=self.device, start_batch=start_batch))
+        return _channels_last(
+            datasets.batches(
+                self.dataset.train_images,
+                self.dataset.train_labels,
+                order[: count * batch_size],
+                batch_size,
+                shuffle_generator=None,
+                device=self.device,
+                start_batch=start_batch,
+            )
+        )
 
     def val_batches(self, batch_size: int):
         """The search-validation split in a fixed order, no augmentation."""
-        return _channels_last(datasets.batches(
-            self.dataset.train_images, self.dataset.train_labels, self.val_idx, batch_size,
-            shuffle_generator=None, device=self.device))
+        return _channels_last(
+            datasets.batches(
+                self.dataset.train_images,
+                self.dataset.train_labels,
+                self.val_idx,
+                batch_size,
+                shuffle_generator=None,
+                device=self.device,
+            )
+        )
 
 
 def _channels_last(batches):

@@ -43,7 +43,7 @@ class MixedEdge(nn.Module):
         mixed = sum(w * op(part) for w, (name, op) in zip(weights, self.ops.items()) if name != "zero")
         if self.k == 1:
             return mixed
-        return channel_shuffle(torch.cat([mixed, self.bypass(x[:, part.shape[1]:])], dim=1), self.k)
+        return channel_shuffle(torch.cat([mixed, self.bypass(x[:, part.shape[1] :])], dim=1), self.k)
 
 
 class MixedCell(nn.Module):
@@ -53,7 +53,8 @@ class MixedCell(nn.Module):
         self.edge_list = cell_edges(nodes)
         self.pre0, self.pre1 = preprocess(c_pp, c_p, c, reduce_prev, style)
         self.edges = nn.ModuleList(
-            MixedEdge(ops, c, 2 if reduce and src < 2 else 1, style, k) for src, _ in self.edge_list)
+            MixedEdge(ops, c, 2 if reduce and src < 2 else 1, style, k) for src, _ in self.edge_list
+        )
 
     def forward(self, s0, s1, alpha: torch.Tensor, beta: torch.Tensor | None):
         weights = F.softmax(alpha, dim=-1)
@@ -61,7 +62,7 @@ class MixedCell(nn.Module):
         start = 0
         for dst in range(2, 2 + self.nodes):
             count = dst  # node dst has an edge from each earlier node
-            scale = F.softmax(beta[start:start + count], dim=0) if beta is not None else None
+            scale = F.softmax(beta[start : start + count], dim=0) if beta is not None else None
             total = 0
             for i in range(count):
                 out = self.edges[start + i](states[i], weights[start + i])
@@ -74,8 +75,20 @@ class MixedCell(nn.Module):
 class MixedSupernet(nn.Module):
     """Stem, `cells` mixed cells (reduction cells double the channels), classifier."""
 
-    def __init__(self, in_channels, classes, channels, cells, ops, style: Style, nodes=4,
-                 reductions=None, stem_stride=1, stem_multiplier=3, k: int = 1):
+    def __init__(
+        self,
+        in_channels,
+        classes,
+        channels,
+        cells,
+        ops,
+        style: Style,
+        nodes=4,
+        reductions=None,
+        stem_stride=1,
+        stem_multiplier=3,
+        k: int = 1,
+    ):
         super().__init__()
         self.ops = list(ops)
         self.reductions = reduction_cells(cells, reductions)

@@ -96,8 +96,14 @@ class Search:
         The log's size before them is saved too: a resume cuts the log back to it and writes the
         pending events again, so the log holds every event exactly once whenever the process died."""
         self.saves += 1
-        state = {"n": self.n, "elapsed": self.elapsed, "saves": self.saves, "strategy": self.strategy.state(),
-                 "events_offset": self.log.size(), "pending_events": events}
+        state = {
+            "n": self.n,
+            "elapsed": self.elapsed,
+            "saves": self.saves,
+            "strategy": self.strategy.state(),
+            "events_offset": self.log.size(),
+            "pending_events": events,
+        }
         save_checkpoint(self.run_dir.checkpoint, self.strategy.tensors(), state, tag=f"{self.saves:07d}")
         self.log.write(events)
         for event in events:
@@ -110,6 +116,13 @@ class Search:
 
     def _meta(self) -> dict:
         s = self.config.search
-        return {"strategy": s.strategy, "beta_p": s.beta_p, "dataset": self.config.data.dataset,
-                "seed": self.config.seed, "run": str(self.run_dir.path), "rounds": s.rounds,
-                "ops": list(s.ops), "keep": s.genotype}
+        return {
+            "strategy": s.strategy,
+            "beta_p": s.beta_p,
+            "dataset": self.config.data.dataset,
+            "seed": self.config.seed,
+            "run": str(self.run_dir.path),
+            "rounds": s.rounds,
+            "ops": list(s.ops),
+            "keep": s.genotype,
+        }

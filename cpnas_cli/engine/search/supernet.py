@@ -51,8 +51,19 @@ class SearchCell(nn.Module):
 class SearchNetwork(nn.Module):
     """Stem, `cells` search cells (reduction ones double the channels), classifier."""
 
-    def __init__(self, in_channels, classes, channels, cells, ops, style: Style,
-                 nodes=4, reductions=None, stem_stride=1, stem_multiplier=3):
+    def __init__(
+        self,
+        in_channels,
+        classes,
+        channels,
+        cells,
+        ops,
+        style: Style,
+        nodes=4,
+        reductions=None,
+        stem_stride=1,
+        stem_multiplier=3,
+    ):
         super().__init__()
         self.reductions = reduction_cells(cells, reductions)
         c_stem = stem_multiplier * channels

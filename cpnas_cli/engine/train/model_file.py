@@ -38,10 +38,12 @@ def save_model(path: Path, info: ModelInfo, child: torch.nn.Module, parent: torc
     if parent is not None:
         tensors.update({f"parent/{k}": v for k, v in parent.state_dict().items()})
     metadata = {
-        "format": FORMAT, "version": str(VERSION),
+        "format": FORMAT,
+        "version": str(VERSION),
         "genotype": json.dumps(genotypes.to_dict(info.genotype)),
         "network": json.dumps(asdict(info.spec)),
-        "classes": json.dumps(info.class_names), "dataset": info.dataset,
+        "classes": json.dumps(info.class_names),
+        "dataset": info.dataset,
         "extras": json.dumps(info.extras),
     }
     path = Path(path)
@@ -72,8 +74,10 @@ def read_model(path: Path) -> tuple[ModelInfo, dict[str, torch.Tensor]]:
     fix = "pass a best.safetensors or last.safetensors written by `cpnas train`"
     metadata, tensors = read_safetensors(path, FORMAT, "checkpoint", "a cpnas model checkpoint", fix)
     if metadata.get("version") != str(VERSION):
-        raise UserError(f"{path} has model format version {metadata.get('version')}, this cpnas reads {VERSION}",
-                        "upgrade cpnas or retrain")
+        raise UserError(
+            f"{path} has model format version {metadata.get('version')}, this cpnas reads {VERSION}",
+            "upgrade cpnas or retrain",
+        )
     try:
         info = ModelInfo(
             genotype=genotypes.from_dict(json.loads(metadata["genotype"]), where=f"{path} genotype"),
@@ -92,7 +96,7 @@ def load_model(path: Path, device: torch.device | str = "cpu") -> tuple[ModelInf
     info, tensors = read_model(path)
     nets = []
     for role, binary in (("child", True), ("parent", False)):
-        state = {k[len(role) + 1:]: v for k, v in tensors.items() if k.startswith(f"{role}/")}
+        state = {k[len(role) + 1 :]: v for k, v in tensors.items() if k.startswith(f"{role}/")}
         if not state:
             nets.append(None)
             continue
@@ -100,8 +104,10 @@ def load_model(path: Path, device: torch.device | str = "cpu") -> tuple[ModelInf
         try:
             net.load_state_dict(state)
         except RuntimeError:
-            raise UserError(f"{path}: the {role} weights do not fit its genotype/network (edited file?)",
-                            "use the checkpoint as `cpnas train` wrote it") from None
+            raise UserError(
+                f"{path}: the {role} weights do not fit its genotype/network (edited file?)",
+                "use the checkpoint as `cpnas train` wrote it",
+            ) from None
         nets.append(net.to(device).eval())
     if nets[0] is None:
         raise UserError(f"{path} holds no Child weights", "pass a checkpoint written by `cpnas train`")

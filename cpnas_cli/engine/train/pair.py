@@ -26,8 +26,9 @@ from .model_file import load_model
 
 
 class TrainingPair:
-    def __init__(self, cfg: TrainConfig, spec: NetworkSpec, genotype: genotypes.Genotype,
-                 device: torch.device, seed: int):
+    def __init__(
+        self, cfg: TrainConfig, spec: NetworkSpec, genotype: genotypes.Genotype, device: torch.device, seed: int
+    ):
         self.cfg, self.device = cfg, device
         self.weights = CPLossWeights(cfg.kernel_weight, cfg.center_weight, cfg.auxiliary_weight, cfg.label_smoothing)
         self.child = self._build(spec, genotype, True, seed)
@@ -50,10 +51,14 @@ class TrainingPair:
             return self._build(spec, genotype, False, seed)
         info, _, parent = load_model(Path(self.cfg.parent), self.device)
         if parent is None:
-            raise UserError(f"{self.cfg.parent} holds no Parent weights", "train.parent needs a model file written with a Parent")
+            raise UserError(
+                f"{self.cfg.parent} holds no Parent weights", "train.parent needs a model file written with a Parent"
+            )
         if _structure(info.genotype) != _structure(genotype) or info.spec != spec:
-            raise UserError(f"the Parent in {self.cfg.parent} is from another genotype or network",
-                            "use a model file trained from this genotype with the same network settings")
+            raise UserError(
+                f"the Parent in {self.cfg.parent} is from another genotype or network",
+                "use a model file trained from this genotype with the same network settings",
+            )
         parent.requires_grad_(False)
         return parent.to(memory_format=torch.channels_last).eval()
 
@@ -63,8 +68,10 @@ class TrainingPair:
         cfg = self.cfg
         latent = {id(m.weight) for m in net.modules() if isinstance(m, BinaryConv2d)}
         binary_decay = cfg.weight_decay if cfg.binary_weight_decay is None else cfg.binary_weight_decay
-        groups = [{"params": [p for p in net.parameters() if id(p) in latent], "weight_decay": binary_decay},
-                  {"params": [p for p in net.parameters() if id(p) not in latent], "weight_decay": cfg.weight_decay}]
+        groups = [
+            {"params": [p for p in net.parameters() if id(p) in latent], "weight_decay": binary_decay},
+            {"params": [p for p in net.parameters() if id(p) not in latent], "weight_decay": cfg.weight_decay},
+        ]
         groups = [g for g in groups if g["params"]]
         if cfg.optimizer == "adam":
             return torch.optim.Adam(groups, lr=cfg.lr)
@@ -99,14 +106,21 @@ class TrainingPair:
         logits, aux, features = self.child(x)
         ce, total = classification_loss(logits, aux, y, self.weights)
         kernel = self._term(self.weights.kernel, lambda: kernel_loss(self.pairs)) if self.pairs else None
-        center = (self._term(self.weights.center, lambda: center_loss(features, parent_features, y))
-                  if parent_features is not None else None)
+        center = (
+            self._term(self.weights.center, lambda: center_loss(features, parent_features, y))
+            if parent_features is not None
+            else None
+        )
         loss = cp_loss(total, kernel, center, self.weights)
         self._step("child", loss, lr)
-        out.update(loss=loss.item() * len(y), loss_ce=ce.item() * len(y), correct_child=_correct(logits, y),
-                   loss_kernel=None if kernel is None else kernel.item() * len(y),
-                   loss_center=None if center is None else center.item() * len(y),
-                   seconds=time.perf_counter() - start)
+        out.update(
+            loss=loss.item() * len(y),
+            loss_ce=ce.item() * len(y),
+            correct_child=_correct(logits, y),
+            loss_kernel=None if kernel is None else kernel.item() * len(y),
+            loss_center=None if center is None else center.item() * len(y),
+            seconds=time.perf_counter() - start,
+        )
         return out
 
     @staticmethod
@@ -158,14 +172,15 @@ class TrainingPair:
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         for role, net in self.nets.items():
             prefix = f"{role}/"
-            net.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+            net.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
             optimizer = self.optimizers[role]
             for name, p in net.named_parameters():
                 prefix = f"{role}.optimizer/{name}/"
-                state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+                state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
                 if state:  # buffers take the parameter's device and layout; scalars (Adam's step) stay as saved
-                    optimizer.state[p] = {k: torch.empty_like(p).copy_(v) if v.shape == p.shape else v.clone()
-                                          for k, v in state.items()}
+                    optimizer.state[p] = {
+                        k: torch.empty_like(p).copy_(v) if v.shape == p.shape else v.clone() for k, v in state.items()
+                    }
 
 
 def _correct(logits: torch.Tensor, y: torch.Tensor) -> int:
@@ -174,5 +189,7 @@ def _correct(logits: torch.Tensor, y: torch.Tensor) -> int:
 
 def _structure(genotype: genotypes.Genotype) -> tuple:
     """The genotype's ops, inputs and concats, without search indicators or metadata."""
-    return tuple((tuple((e.op, e.source) for node in cell.nodes for e in node), cell.concat)
-                 for cell in (genotype.normal, genotype.reduce))
+    return tuple(
+        (tuple((e.op, e.source) for node in cell.nodes for e in node), cell.concat)
+        for cell in (genotype.normal, genotype.reduce)
+    )

@@ -49,11 +49,20 @@ def cosine_lr(cfg: TrainConfig, step: int, total: int) -> float:
 def network_spec(cfg: TrainConfig, data: datasets.Dataset) -> NetworkSpec:
     """The evaluation network for this config and dataset: C from the size unless channels is set."""
     return NetworkSpec(
-        in_channels=data.in_channels, classes=data.num_classes, channels=cfg.channels or cfg.sizes[SIZES.index(cfg.size)],
-        cells=cfg.cells, image_size=data.image_size, auxiliary=cfg.auxiliary_weight > 0,
-        imagenet_stem=cfg.imagenet_stem, reductions=cfg.reductions, quantizer=cfg.quantizer,
-        parent_activation=cfg.parent_activation, stem_stride=cfg.stem_stride,
-        shortcut=cfg.shortcut, group_width=cfg.group_width)
+        in_channels=data.in_channels,
+        classes=data.num_classes,
+        channels=cfg.channels or cfg.sizes[SIZES.index(cfg.size)],
+        cells=cfg.cells,
+        image_size=data.image_size,
+        auxiliary=cfg.auxiliary_weight > 0,
+        imagenet_stem=cfg.imagenet_stem,
+        reductions=cfg.reductions,
+        quantizer=cfg.quantizer,
+        parent_activation=cfg.parent_activation,
+        stem_stride=cfg.stem_stride,
+        shortcut=cfg.shortcut,
+        group_width=cfg.group_width,
+    )
 
 
 @dataclass
@@ -98,8 +107,10 @@ class Trainer:
         self.n_train = min(self.cfg.train_images or len(self.data.train_labels), len(self.data.train_labels))
         self.batches_per_epoch = datasets.num_batches(self.n_train, self.cfg.batch_size, drop_last=True)
         if self.batches_per_epoch == 0:
-            raise UserError(f"train.batch_size {self.cfg.batch_size} exceeds the {self.n_train} training images",
-                            "use a smaller --batch-size")
+            raise UserError(
+                f"train.batch_size {self.cfg.batch_size} exceeds the {self.n_train} training images",
+                "use a smaller --batch-size",
+            )
         self.epoch, self.partial, self.elapsed, self.best = 0, Partial(), 0.0, None
         self.epochs = self.cfg.epochs  # the plan: lowered by a time budget (budget.py)
         self.last: dict = {}
@@ -107,9 +118,21 @@ class Trainer:
     def begin(self, run: RunDir) -> None:
         self.run_dir, self.log = run, EventWriter(run.events)
         genotypes.save(self.genotype, run.genotype)
-        self.log.write([{"kind": "header", "schema": SCHEMA, "run": "train", "t": round(time.time(), 3),
-                         "config": to_dict(self.config), "genotype": genotypes.to_dict(self.genotype),
-                         "epochs": self.cfg.epochs, "network": asdict(self.spec), "classes": self.data.classes}])
+        self.log.write(
+            [
+                {
+                    "kind": "header",
+                    "schema": SCHEMA,
+                    "run": "train",
+                    "t": round(time.time(), 3),
+                    "config": to_dict(self.config),
+                    "genotype": genotypes.to_dict(self.genotype),
+                    "epochs": self.cfg.epochs,
+                    "network": asdict(self.spec),
+                    "classes": self.data.classes,
+                }
+            ]
+        )
         self._emit("status", state="started", total=self.cfg.epochs, device=str(self.device))
 
     def restore(self, run: RunDir) -> None:
@@ -122,8 +145,10 @@ class Trainer:
         try:
             self.pair.load_state_tensors(tensors)
         except RuntimeError:
-            raise UserError(f"the checkpoint in {run.checkpoint} does not fit this run's genotype and network",
-                            "start the run again") from None
+            raise UserError(
+                f"the checkpoint in {run.checkpoint} does not fit this run's genotype and network",
+                "start the run again",
+            ) from None
         self.epoch, self.elapsed, self.best = state["epoch"], state["elapsed"], state["best"]
         self.epochs = state["epochs"]
         self.last = state["last"]
@@ -151,16 +176,28 @@ class Trainer:
         except Exception as err:
             self._emit("status", state="failed", error=f"{type(err).__name__}: {err}", epoch=self.epoch)
             raise
-        return self._emit("status", state="finished", elapsed=round(self.elapsed, 1), best_acc_child=self.best,
-                          **{k: self.last.get(k) for k in ("test_acc_child", "test_acc_parent")})
+        return self._emit(
+            "status",
+            state="finished",
+            elapsed=round(self.elapsed, 1),
+            best_acc_child=self.best,
+            **{k: self.last.get(k) for k in ("test_acc_child", "test_acc_parent")},
+        )
 
     def _epoch(self) -> None:
         self.started = time.perf_counter()
         lr = self._train()
         eval_start = time.perf_counter()
-        acc = self.pair.evaluate(datasets.batches(self.data.test_images, self.data.test_labels,
-                                                  torch.arange(len(self.data.test_labels)), self.cfg.eval_batch_size,
-                                                  shuffle_generator=None, device=self.device))
+        acc = self.pair.evaluate(
+            datasets.batches(
+                self.data.test_images,
+                self.data.test_labels,
+                torch.arange(len(self.data.test_labels)),
+                self.cfg.eval_batch_size,
+                shuffle_generator=None,
+                device=self.device,
+            )
+        )
         p = self.partial
         seconds = p.wall + time.perf_counter() - self.started
         self.elapsed += time.perf_counter() - self.started
@@ -169,15 +206,26 @@ class Trainer:
         self.epoch += 1
         self.epochs = epochs_that_fit(self.epoch, self.elapsed, self.cfg.minutes, self.epochs)
         event = self._event(
-            "epoch", epoch=self.epoch, epochs=self.epochs, loss=p.mean("loss"), loss_ce=p.mean("loss_ce"),
-            loss_kernel=p.mean("loss_kernel", digits=6), loss_center=p.mean("loss_center", digits=6),
+            "epoch",
+            epoch=self.epoch,
+            epochs=self.epochs,
+            loss=p.mean("loss"),
+            loss_ce=p.mean("loss_ce"),
+            loss_kernel=p.mean("loss_kernel", digits=6),
+            loss_center=p.mean("loss_center", digits=6),
             loss_parent=p.mean("loss_parent"),
-            train_acc_child=p.mean("correct_child", 100, 2), train_acc_parent=p.mean("correct_parent", 100, 2),
+            train_acc_child=p.mean("correct_child", 100, 2),
+            train_acc_parent=p.mean("correct_parent", 100, 2),
             test_acc_child=round(acc["child"], 2),
             test_acc_parent=None if acc["parent"] is None else round(acc["parent"], 2),
-            lr=lr, images=p.seen, images_per_s=round(p.seen / max(p.seconds, 1e-9), 1),
-            seconds=round(seconds, 3), eval_seconds=round(time.perf_counter() - eval_start, 3),
-            elapsed=round(self.elapsed, 1), best=is_best)
+            lr=lr,
+            images=p.seen,
+            images_per_s=round(p.seen / max(p.seconds, 1e-9), 1),
+            seconds=round(seconds, 3),
+            eval_seconds=round(time.perf_counter() - eval_start, 3),
+            elapsed=round(self.elapsed, 1),
+            best=is_best,
+        )
         self.last = {k: event[k] for k in ("epoch", "test_acc_child", "test_acc_parent")}
         self._write_models(is_best)
         self.partial = Partial()
@@ -189,12 +237,21 @@ class Trainer:
         """The rest of the current epoch's batches; returns the epoch's first learning rate."""
         e, nb = self.epoch, self.batches_per_epoch
         self.pair.set_drop_path(self.cfg.drop_path * e / self.epochs)  # DARTS: ramped linearly
-        order = torch.randperm(self.n_train,
-                               generator=torch.Generator().manual_seed(datasets.derive_seed(self.config.seed, "order", e)))
+        order = torch.randperm(
+            self.n_train, generator=torch.Generator().manual_seed(datasets.derive_seed(self.config.seed, "order", e))
+        )
         batches = datasets.batches(
-            self.data.train_images, self.data.train_labels, order, self.cfg.batch_size, shuffle_generator=None,
-            device=self.device, aug=self.augment, aug_seed=datasets.derive_seed(self.config.seed, "augment", e),
-            start_batch=self.partial.batch, drop_last=True)
+            self.data.train_images,
+            self.data.train_labels,
+            order,
+            self.cfg.batch_size,
+            shuffle_generator=None,
+            device=self.device,
+            aug=self.augment,
+            aug_seed=datasets.derive_seed(self.config.seed, "augment", e),
+            start_batch=self.partial.batch,
+            drop_last=True,
+        )
         for x, y in batches:
             if self.stop is not None and self.stop.is_set():
                 self._interrupt()
@@ -209,9 +266,19 @@ class Trainer:
 
     def _write_models(self, is_best: bool) -> None:
         """last.safetensors every epoch, best.safetensors when the Child's test accuracy is the best."""
-        info = ModelInfo(self.genotype, self.spec, self.data.classes, self.config.data.dataset, extras={
-            **self.last, "epochs": self.epochs, "data_dir": self.config.data.data_dir,
-            "run": str(self.run_dir.path), "seed": self.config.seed})
+        info = ModelInfo(
+            self.genotype,
+            self.spec,
+            self.data.classes,
+            self.config.data.dataset,
+            extras={
+                **self.last,
+                "epochs": self.epochs,
+                "data_dir": self.config.data.data_dir,
+                "run": str(self.run_dir.path),
+                "seed": self.config.seed,
+            },
+        )
         parent = self.pair.parent if self.pair.joint else None
         save_model(self.run_dir.path / "last.safetensors", info, self.pair.child, parent)
         if is_best:
@@ -220,10 +287,19 @@ class Trainer:
     def _checkpoint(self, pending: list[dict]) -> None:
         """Save the state; `pending` are the events of this step, written to the log right after
         (a resume cuts the log back to its size then and writes them again: every event once)."""
-        state = {"epoch": self.epoch, "epochs": self.epochs, "partial": asdict(self.partial), "elapsed": self.elapsed, "best": self.best,
-                 "last": self.last, "events_offset": self.log.size(), "pending_events": pending}
-        save_checkpoint(self.run_dir.checkpoint, self.pair.state_tensors(), state,
-                        tag=f"{self.epoch:05d}-{self.partial.batch:06d}")
+        state = {
+            "epoch": self.epoch,
+            "epochs": self.epochs,
+            "partial": asdict(self.partial),
+            "elapsed": self.elapsed,
+            "best": self.best,
+            "last": self.last,
+            "events_offset": self.log.size(),
+            "pending_events": pending,
+        }
+        save_checkpoint(
+            self.run_dir.checkpoint, self.pair.state_tensors(), state, tag=f"{self.epoch:05d}-{self.partial.batch:06d}"
+        )
 
     def _interrupt(self):
         now = time.perf_counter()

@@ -8,7 +8,8 @@ from .dcp.strategy import DCPStrategy
 from .pc_darts import PCDartsStrategy
 from .random import RandomStrategy
 
-STRATEGIES: dict[str, type[Strategy]] = {s.name: s for s in (CPStrategy, BNASStrategy, RandomStrategy, ABanditStrategy,
-                                                            PCDartsStrategy, DCPStrategy)}
+STRATEGIES: dict[str, type[Strategy]] = {
+    s.name: s for s in (CPStrategy, BNASStrategy, RandomStrategy, ABanditStrategy, PCDartsStrategy, DCPStrategy)
+}
 
 __all__ = ["STRATEGIES", "StepContext", "StopRequested", "Strategy"]

@@ -59,8 +59,11 @@ class ABanditStrategy(SamplingStrategy):
         else:
             self.bandit.record(arch, a, self.cfg.bandit_lambda)
             position = dict(K=k, round=index // k + 1, index=index % k + 1)
-        events = [self.sample_event(ctx, n, arch, trained, 100 * a, **position, phase=phase,
-                                    reward=round(a, 6), trials=self.bandit.trials)]
+        events = [
+            self.sample_event(
+                ctx, n, arch, trained, 100 * a, **position, phase=phase, reward=round(a, 6), trials=self.bandit.trials
+            )
+        ]
         if phase == "warmup" and index < k - 1:
             return events  # the bounds need every op drawn once
         events.append(self._ranking(k, ctx))
@@ -72,12 +75,19 @@ class ABanditStrategy(SamplingStrategy):
         """The bandit after a trial. `indicator` is the UCB (Eq. 4.12, what pruning ranks by);
         `p` the sampling probabilities of the next trial (Eq. 4.10)."""
         b = self.bandit
-        return ctx.event("ranking", K=k, trials=b.trials, indicator=rounded(b.bounds(upper_bound)),
-                         lcb=rounded(b.bounds(lower_bound)), p=rounded(b.probabilities()),
-                         m={c: [{op: round(m[op], 6) for op in ops} for ops, m in zip(edges, b.m[c])]
-                            for c, edges in b.remaining.items()},
-                         pulls={c: [{op: n[op] for op in ops} for ops, n in zip(edges, b.n[c])]
-                                for c, edges in b.remaining.items()})
+        return ctx.event(
+            "ranking",
+            K=k,
+            trials=b.trials,
+            indicator=rounded(b.bounds(upper_bound)),
+            lcb=rounded(b.bounds(lower_bound)),
+            p=rounded(b.probabilities()),
+            m={
+                c: [{op: round(m[op], 6) for op in ops} for ops, m in zip(edges, b.m[c])]
+                for c, edges in b.remaining.items()
+            },
+            pulls={c: [{op: n[op] for op in ops} for ops, n in zip(edges, b.n[c])] for c, edges in b.remaining.items()},
+        )
 
     def _prune(self, k: int, ctx: StepContext) -> list[dict]:
         removals = self.bandit.prune(random.Random(f"cpnas-abandit-prune:{self.config.seed}:{k}"))
@@ -96,6 +106,10 @@ class ABanditStrategy(SamplingStrategy):
 
     def genotype(self, meta: dict):
         reward = self.cfg.bandit_reward
-        meta = {**meta, "beta_p": self.cfg.beta_p if reward == "cp" else None,
-                "bandit_reward": reward, "bandit_lambda": self.cfg.bandit_lambda}
+        meta = {
+            **meta,
+            "beta_p": self.cfg.beta_p if reward == "cp" else None,
+            "bandit_reward": reward,
+            "bandit_lambda": self.cfg.bandit_lambda,
+        }
         return derive(self.bandit.ledger(), self.cfg.nodes, self.cfg.genotype, meta=meta)

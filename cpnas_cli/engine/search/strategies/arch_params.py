@@ -19,10 +19,13 @@ class ArchParams(nn.Module):
         super().__init__()
         g = torch.Generator().manual_seed(derive_seed(seed, "arch-init", name))
         self.alpha = nn.ParameterDict(
-            {cell: nn.Parameter(INIT_SCALE * torch.randn(edges, ops, generator=g)) for cell in CELL_TYPES})
-        self.beta = nn.ParameterDict(
-            {cell: nn.Parameter(INIT_SCALE * torch.randn(edges, generator=g)) for cell in CELL_TYPES}
-        ) if edge_norm else None
+            {cell: nn.Parameter(INIT_SCALE * torch.randn(edges, ops, generator=g)) for cell in CELL_TYPES}
+        )
+        self.beta = (
+            nn.ParameterDict({cell: nn.Parameter(INIT_SCALE * torch.randn(edges, generator=g)) for cell in CELL_TYPES})
+            if edge_norm
+            else None
+        )
 
     def alphas(self) -> dict[str, torch.Tensor]:
         return dict(self.alpha.items())

@@ -51,8 +51,10 @@ class CPStrategy(SamplingStrategy):
         removals = self.ledger.prune(random.Random(f"cpnas-prune:{self.config.seed}:{k}"))
         self.model.prune(removals)
         removed = {cell: [r.op for r in removals if r.cell == cell] for cell in CELL_TYPES}
-        return [ctx.event("ranking", K=k, mean_z=rounded(means), indicator=rounded(ranking)),
-                ctx.event("prune", K=k, removed=removed)]
+        return [
+            ctx.event("ranking", K=k, mean_z=rounded(means), indicator=rounded(ranking)),
+            ctx.event("prune", K=k, removed=removed),
+        ]
 
     def state(self) -> dict:
         return {"ledger": self.ledger.to_dict(), **super().state()}

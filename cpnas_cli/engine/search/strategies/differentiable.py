@@ -36,8 +36,11 @@ class Phase:
 def phase_plan(epochs: float, phase_epochs: float, roles: tuple[str, ...]) -> list[Phase]:
     """The steps of a search: per phase index, each role in turn."""
     count = math.ceil(epochs / phase_epochs - 1e-9)
-    return [Phase(role, i * phase_epochs, min(phase_epochs, epochs - i * phase_epochs))
-            for i in range(count) for role in roles]
+    return [
+        Phase(role, i * phase_epochs, min(phase_epochs, epochs - i * phase_epochs))
+        for i in range(count)
+        for role in roles
+    ]
 
 
 def cosine(base: float, floor: float, progress: float, epochs: float) -> float:
@@ -108,8 +111,18 @@ class DifferentiableStrategy(Strategy):
     def supernet(self, style: Style) -> MixedSupernet:
         c = self.cfg
         torch.manual_seed(self.config.seed)  # the same initial weights for every network of a run
-        net = MixedSupernet(self.data.in_channels, self.data.num_classes, c.channels, c.cells, c.ops, style,
-                            nodes=c.nodes, reductions=c.reductions, stem_stride=c.stem_stride, k=c.pc_k)
+        net = MixedSupernet(
+            self.data.in_channels,
+            self.data.num_classes,
+            c.channels,
+            c.cells,
+            c.ops,
+            style,
+            nodes=c.nodes,
+            reductions=c.reductions,
+            stem_stride=c.stem_stride,
+            k=c.pc_k,
+        )
         return net.to(self.device, memory_format=torch.channels_last)
 
     @property
@@ -154,12 +167,23 @@ class DifferentiableStrategy(Strategy):
             ctx.progress(n=n + 1, batch=self.partial.batch, batches=count, unit="phase")
         p, self.partial = self.partial, Partial()
         end = phase.start + phase.length
-        fields = dict(step=n + 1, total=self.total, role=phase.role, epoch=round(end, 4), images=p.seen,
-                      arch_steps=p.arch_steps, lr=round(self.weight_lr(phase.role, end), 6), **p.means())
+        fields = dict(
+            step=n + 1,
+            total=self.total,
+            role=phase.role,
+            epoch=round(end, 4),
+            images=p.seen,
+            arch_steps=p.arch_steps,
+            lr=round(self.weight_lr(phase.role, end), 6),
+            **p.means(),
+        )
         fields.update(self.phase_event(phase, ctx))
         seconds = time.perf_counter() - started
-        fields.update(seconds=round(seconds, 3), images_per_s=round(p.seen / max(seconds, 1e-9), 1),
-                      elapsed=round(ctx.elapsed(), 1))
+        fields.update(
+            seconds=round(seconds, 3),
+            images_per_s=round(p.seen / max(seconds, 1e-9), 1),
+            elapsed=round(ctx.elapsed(), 1),
+        )
         return [ctx.event("alpha", **fields)]
 
     # --- helpers for subclasses ------------------------------------------------------------
@@ -189,10 +213,14 @@ class DifferentiableStrategy(Strategy):
         """Softmax weights per op per edge, edge weights, and the genotype they would give now."""
         alpha, beta = arch.as_lists()
         ops, nodes = list(self.cfg.ops), self.cfg.nodes
-        summary = {"weights": _rounded(darts_rule.op_weights(alpha, ops)),
-                   "genotype": to_dict(darts_rule.derive(alpha, ops, nodes, beta, self.cfg.genotype))}
+        summary = {
+            "weights": _rounded(darts_rule.op_weights(alpha, ops)),
+            "genotype": to_dict(darts_rule.derive(alpha, ops, nodes, beta, self.cfg.genotype)),
+        }
         if beta is not None:
-            summary["edge_weights"] = {c: [round(w, 6) for w in ws] for c, ws in darts_rule.edge_weights(beta, nodes).items()}
+            summary["edge_weights"] = {
+                c: [round(w, 6) for w in ws] for c, ws in darts_rule.edge_weights(beta, nodes).items()
+            }
         return summary
 
     # --- checkpoints ------------------------------------------------------------------------
@@ -209,7 +237,7 @@ class DifferentiableStrategy(Strategy):
     def restore(self, tensors, state) -> None:
         for name, part in self.parts.items():
             prefix = f"{name}/"
-            part.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+            part.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
         for name, (optimizer, module) in self.optims.items():
             load_optimizer_tensors(f"{name}.optimizer", module, optimizer, tensors)
         self.partial = Partial(**state["partial"])

@@ -65,8 +65,9 @@ class SamplingStrategy(Strategy):
         """Train both networks on `arch` for the rest of step n, then measure them."""
         started = time.perf_counter()
         lr = cosine_lr(self.cfg, n, self.total)
-        batches, count = self.data.train_batches(n, self.cfg.epochs_per_sample, self.cfg.batch_size,
-                                                 start_batch=self.partial.batch)
+        batches, count = self.data.train_batches(
+            n, self.cfg.epochs_per_sample, self.cfg.batch_size, start_batch=self.partial.batch
+        )
         for x, y in batches:
             ctx.poll()
             self.partial.add(len(y), self.model.train_batch(x, y, arch, lr))
@@ -75,20 +76,39 @@ class SamplingStrategy(Strategy):
         acc = self.model.evaluate(self.data.val_batches(self.cfg.eval_batch_size), arch)
         p, self.partial = self.partial, Partial()
         loss, train_acc = p.mean(p.loss), p.mean(p.correct, 100)
-        return Trained(acc, dict(
-            loss_child=loss["child"], loss_parent=loss["parent"],
-            train_acc_child=train_acc["child"], train_acc_parent=train_acc["parent"],
-            lr=lr, images=p.seen, seconds=round(time.perf_counter() - started, 3),
-            child_seconds=round(p.seconds["child"], 3), parent_seconds=round(p.seconds["parent"], 3),
-            eval_seconds=round(time.perf_counter() - eval_start, 3),
-            images_per_s=round(p.seen / max(sum(p.seconds.values()), 1e-9), 1)))
+        return Trained(
+            acc,
+            dict(
+                loss_child=loss["child"],
+                loss_parent=loss["parent"],
+                train_acc_child=train_acc["child"],
+                train_acc_parent=train_acc["parent"],
+                lr=lr,
+                images=p.seen,
+                seconds=round(time.perf_counter() - started, 3),
+                child_seconds=round(p.seconds["child"], 3),
+                parent_seconds=round(p.seconds["parent"], 3),
+                eval_seconds=round(time.perf_counter() - eval_start, 3),
+                images_per_s=round(p.seen / max(sum(p.seconds.values()), 1e-9), 1),
+            ),
+        )
 
-    def sample_event(self, ctx: StepContext, n: int, arch: Architecture, trained: Trained, z: float,
-                     **position) -> dict:
+    def sample_event(
+        self, ctx: StepContext, n: int, arch: Architecture, trained: Trained, z: float, **position
+    ) -> dict:
         """The `sample` event of step n; `position` is where it sits in the plan (K, round, index, ...)."""
-        return ctx.event("sample", n=n + 1, total=self.total, **position, arch=arch,
-                         acc_child=round(trained.acc["child"], 4), acc_parent=round(trained.acc["parent"], 4),
-                         z=round(z, 4), **trained.stats, elapsed=round(ctx.elapsed(), 1))
+        return ctx.event(
+            "sample",
+            n=n + 1,
+            total=self.total,
+            **position,
+            arch=arch,
+            acc_child=round(trained.acc["child"], 4),
+            acc_parent=round(trained.acc["parent"], 4),
+            z=round(z, 4),
+            **trained.stats,
+            elapsed=round(ctx.elapsed(), 1),
+        )
 
     def tensors(self):
         return self.model.state_tensors()
@@ -102,4 +122,6 @@ class SamplingStrategy(Strategy):
 
 def rounded(values: dict, digits: int = 6) -> dict:
     """{cell: [{op: value}]} with every value rounded, for an event."""
-    return {cell: [{op: round(v, digits) for op, v in edge.items()} for edge in edges] for cell, edges in values.items()}
+    return {
+        cell: [{op: round(v, digits) for op, v in edge.items()} for edge in edges] for cell, edges in values.items()
+    }

@@ -19,9 +19,17 @@ class ScaledBinaryConv2d(BinaryConv2d):
     """A BinaryConv2d whose per-channel scale beta is learned instead of recomputed."""
 
     def __init__(self, conv: BinaryConv2d):
-        super().__init__(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
-                         padding=conv.padding, dilation=conv.dilation, groups=conv.groups,
-                         bias=conv.bias is not None, quantizer=conv.quantizer)
+        super().__init__(
+            conv.in_channels,
+            conv.out_channels,
+            conv.kernel_size,
+            stride=conv.stride,
+            padding=conv.padding,
+            dilation=conv.dilation,
+            groups=conv.groups,
+            bias=conv.bias is not None,
+            quantizer=conv.quantizer,
+        )
         self.weight = conv.weight
         self.scale = nn.Parameter(channel_scale(conv.weight.detach()).flatten().clone())
 
@@ -56,6 +64,10 @@ def reconstruction_error(net: nn.Module) -> torch.Tensor:
     for conv in net.modules():
         if isinstance(conv, BinaryConv2d):
             b = hard_sign(conv.weight.detach())
-            scale = conv.scale.view(-1, 1, 1, 1) if isinstance(conv, ScaledBinaryConv2d) else channel_scale(conv.weight.detach())
+            scale = (
+                conv.scale.view(-1, 1, 1, 1)
+                if isinstance(conv, ScaledBinaryConv2d)
+                else channel_scale(conv.weight.detach())
+            )
             total = total + (conv.weight - scale * b).pow(2).sum()
     return total

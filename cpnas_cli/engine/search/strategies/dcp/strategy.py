@@ -43,20 +43,29 @@ class DCPStrategy(DifferentiableStrategy):
     def __init__(self, config, data, device):
         super().__init__(config, data, device)
         c = self.cfg
-        self.nets = {"parent": self.supernet(Style.of(c, binary=False)),
-                     "child": self.supernet(Style.of(c, binary=True))}
+        self.nets = {
+            "parent": self.supernet(Style.of(c, binary=False)),
+            "child": self.supernet(Style.of(c, binary=True)),
+        }
         if c.dcp_scales == "learned":
             learn_scales(self.nets["child"])
         shape = (len(cell_edges(c.nodes)), len(c.ops))
         self.archs = {role: ArchParams(*shape, edge_norm=False, seed=config.seed).to(device) for role in self.roles}
-        self.tracking = {role: BackTracking(shape, c.dcp_psi_init, c.dcp_psi_lr, c.dcp_tau).to(device) for role in self.roles}
-        self.w_opts = {"parent": weight_optimizer(self.nets["parent"].parameters(), c),
-                       "child": torch.optim.Adam(self.nets["child"].parameters(), lr=c.dcp_child_lr)}
+        self.tracking = {
+            role: BackTracking(shape, c.dcp_psi_init, c.dcp_psi_lr, c.dcp_tau).to(device) for role in self.roles
+        }
+        self.w_opts = {
+            "parent": weight_optimizer(self.nets["parent"].parameters(), c),
+            "child": torch.optim.Adam(self.nets["child"].parameters(), lr=c.dcp_child_lr),
+        }
         self.a_opts = {role: arch_optimizer(self.archs[role].parameters(), c) for role in self.roles}
         for role in self.roles:
-            self.parts.update({role: self.nets[role], f"{role}.arch": self.archs[role], f"{role}.psi": self.tracking[role]})
-            self.optims.update({role: (self.w_opts[role], self.nets[role]),
-                                f"{role}.arch": (self.a_opts[role], self.archs[role])})
+            self.parts.update(
+                {role: self.nets[role], f"{role}.arch": self.archs[role], f"{role}.psi": self.tracking[role]}
+            )
+            self.optims.update(
+                {role: (self.w_opts[role], self.nets[role]), f"{role}.arch": (self.a_opts[role], self.archs[role])}
+            )
 
     def weight_lr(self, role: str, progress: float) -> float:
         """The Parent's follow diff_lr, the Child's dcp_child_lr, on the same cosine."""
@@ -132,9 +141,14 @@ class DCPStrategy(DifferentiableStrategy):
     def phase_event(self, phase, ctx) -> dict:
         acc = {role: self.accuracy(self.nets[role], self.archs[role].alphas()) for role in self.roles}
         child = self.arch_summary(self.archs["child"])
-        return {"acc_child": acc["child"], "acc_parent": acc["parent"], "gap": round(acc["parent"] - acc["child"], 4),
-                **child, "weights_parent": self.arch_summary(self.archs["parent"])["weights"],
-                "psi": {role: round(self.tracking[role].largest_psi(), 8) for role in self.roles}}
+        return {
+            "acc_child": acc["child"],
+            "acc_parent": acc["parent"],
+            "gap": round(acc["parent"] - acc["child"], 4),
+            **child,
+            "weights_parent": self.arch_summary(self.archs["parent"])["weights"],
+            "psi": {role: round(self.tracking[role].largest_psi(), 8) for role in self.roles},
+        }
 
     def genotype(self, meta: dict):
         alpha, _ = self.archs["child"].as_lists()
