@@ -5,7 +5,6 @@ unit and resumed without redoing it."""
 import csv
 import io
 import json
-import signal
 
 import pytest
 from PIL import Image
@@ -17,9 +16,8 @@ from cpnas_cli.engine.ablation.plot import MEAN, chart_png
 from cpnas_cli.engine.ablation.results import COLUMNS, read_results, write_tables
 from cpnas_cli.errors import UserError
 from cpnas_cli.events import read_all
-from tests.test_cli import assert_one_line_error
-from tests.test_search import TINY as SEARCH_TINY
-from tests.test_search import run_cli, start_cli, wait_for
+from tests.cli import assert_one_line_error, press_ctrl_c, run_cli, set_flags, start_cli, wait_for
+from tests.tiny_runs import TINY_SEARCH
 
 runner = CliRunner()
 
@@ -196,7 +194,8 @@ def test_bad_input_is_one_line(args, pattern):
     assert_one_line_error(runner.invoke(app, ["ablate", *args]), pattern)
 
 
-TINY = SEARCH_TINY + [
+TINY = [
+    *TINY_SEARCH,
     "train.channels=4",
     "train.cells=3",
     "train.epochs=2",
@@ -217,6 +216,7 @@ def unit_files(folder, unit: str) -> dict:
     return {p: (folder / p).read_bytes() for p in paths}
 
 
+@pytest.mark.e2e
 def test_interrupted_ablation_resumes_without_redoing_finished_units(tmp_path):
     folder = tmp_path / "ablation"
     proc = start_cli(
@@ -230,13 +230,12 @@ def test_interrupted_ablation_resumes_without_redoing_finished_units(tmp_path):
             "cpu",
             "--run-dir",
             str(folder),
-            *[x for s in TINY for x in ("--set", s)],
+            *set_flags(TINY),
         ]
     )
     results = folder / "results.json"
     wait_for(lambda: results.exists() and len(json.loads(results.read_text())["units"]) == 1, seconds=300)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=300)
+    out, err = press_ctrl_c(proc, timeout=300)
     assert proc.returncode == 130, err
     assert f"cpnas ablate --resume {folder}" in out.replace("\n", "")
     first = json.loads(results.read_text())["units"][0]

@@ -8,21 +8,14 @@ from typer.testing import CliRunner
 
 from cpnas_cli.cli.app import app
 from cpnas_cli.space import genotype as g
-from tests.test_genotype import DARTS_V2
+from tests.cli import assert_one_line_error
+from tests.genotypes import DARTS_V2
 
 runner = CliRunner()
 
 
 def invoke(*args):
     return runner.invoke(app, list(args))
-
-
-def assert_one_line_error(result, pattern):
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.output
-    assert pattern in lines[0], lines[0]
 
 
 @pytest.mark.parametrize(

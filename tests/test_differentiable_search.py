@@ -4,18 +4,18 @@ search gives."""
 
 import contextlib
 import json
-import random
 import threading
 import time
 
 import pytest
 
-from cpnas_cli.config import dump_yaml, load_config, load_run_config
+from cpnas_cli.config import load_run_config
 from cpnas_cli.engine.run.interrupt import Interrupted
 from cpnas_cli.engine.search.runner import Search
 from cpnas_cli.events import read_all
-from cpnas_cli.runs import new_run_dir
-from tests.test_search import run_cli, start_cli, structure, wait_for
+from cpnas_cli.runs import RunDir
+from tests.cli import kill_at_a_random_moment, run_cli, set_flags, start_cli
+from tests.tiny_runs import run_in_library, structure
 
 TINY = [
     "data.train_fraction=0.03",
@@ -34,14 +34,11 @@ TINY = [
 ]
 STRATEGIES = ["pc-darts", "dcp"]
 
+pytestmark = pytest.mark.e2e
+
 
 def args(run_dir, strategy):
-    return [
-        "search",
-        "--run-dir",
-        str(run_dir),
-        *[x for s in [*TINY, f"search.strategy={strategy}"] for x in ("--set", s)],
-    ]
+    return ["search", "--run-dir", str(run_dir), *set_flags([*TINY, f"search.strategy={strategy}"])]
 
 
 def alphas(run_dir) -> list[str]:
@@ -90,10 +87,7 @@ def test_sigkill_at_a_random_moment_then_resume_gives_the_same_search(reference,
     strategy, ref_dir, ref_seconds = reference
     run_dir = tmp_path / "killed"
     proc = start_cli(args(run_dir, strategy))
-    wait_for(lambda: (run_dir / "config.yaml").exists())
-    time.sleep(random.uniform(0.0, ref_seconds))
-    proc.kill()
-    proc.wait()
+    kill_at_a_random_moment(proc, run_dir, within=ref_seconds)
     result = run_cli(["search", "--resume", str(run_dir)], timeout=600)
     assert result.returncode == 0, result.stderr
     assert structure(run_dir) == structure(ref_dir)
@@ -103,20 +97,15 @@ def test_sigkill_at_a_random_moment_then_resume_gives_the_same_search(reference,
 def search_in_process(run_dir, strategy, stop_at=None):
     """A tiny search through the library; `stop_at` = (step, batch): Ctrl-C's flag is raised
     when that batch of that step is done, as a user's Ctrl-C would be."""
-    config = load_config("quick", sets=[*TINY, f"search.strategy={strategy}"])
-    run = new_run_dir("t", run_dir)
-    run.config.write_text(dump_yaml(config))
     stop = threading.Event()
 
     def report(event):
         if event["kind"] == "progress" and (event["n"], event["batch"]) == stop_at:
             stop.set()
 
-    search = Search(config, report, stop)
-    search.begin(run)
     with contextlib.suppress(Interrupted):
-        search.run()
-    return run
+        run_in_library(lambda config: Search(config, report, stop), run_dir, [*TINY, f"search.strategy={strategy}"])
+    return RunDir(run_dir)
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)

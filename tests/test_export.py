@@ -23,7 +23,7 @@ from cpnas_cli.engine.nn.network import NetworkSpec
 from cpnas_cli.engine.train.model_file import ModelInfo, load_model, save_model
 from cpnas_cli.space import genotype as g
 from cpnas_cli.space.picture import to_dot, to_svg
-from tests.test_cli import assert_one_line_error
+from tests.cli import assert_one_line_error
 
 runner = CliRunner()
 

@@ -8,6 +8,7 @@ from cpnas_cli.bookkeeping.cp_rule import derive
 from cpnas_cli.bookkeeping.ledger import Ledger, Removal
 from cpnas_cli.errors import UserError
 from cpnas_cli.space import genotype as g
+from tests.genotypes import DARTS_V2
 
 # nodes = 2: edges (0,2) (1,2) (0,3) (1,3) (2,3)
 SURVIVORS = {
@@ -113,15 +114,6 @@ def test_json_round_trip(tmp_path):
     assert data["normal"]["nodes"][0][0] == {"op": "sep_conv_3x3", "input": 0, "indicator": 0.9}
     again = g.load(path)
     assert again == genotype and again.meta == {"beta_p": 2.0}
-
-
-DARTS_V2 = (
-    "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), "
-    "('sep_conv_3x3', 1), ('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), "
-    "('dil_conv_3x3', 2)], normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), "
-    "('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 1), ('max_pool_3x3', 0), "
-    "('skip_connect', 2), ('skip_connect', 2), ('max_pool_3x3', 1)], reduce_concat=[2, 3, 4, 5])"
-)
 
 
 def test_darts_string_round_trip():

@@ -14,8 +14,8 @@ from cpnas_cli.engine.nn.binary import BinaryConv2d
 from cpnas_cli.engine.nn.network import NetworkSpec
 from cpnas_cli.engine.train.model_file import ModelInfo, save_model
 from cpnas_cli.space import genotype as g
-from tests.test_cli import assert_one_line_error
-from tests.test_genotype import DARTS_V2
+from tests.cli import assert_one_line_error
+from tests.genotypes import DARTS_V2
 
 runner = CliRunner()
 
@@ -119,15 +119,8 @@ def test_the_1bit_network_does_the_same_macs_as_bops_except_stem_and_classifier(
 # --- the command -----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def genotype_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("profile") / "genotype.txt"
-    path.write_text(DARTS_V2 + "\n")
-    return path
-
-
-def test_json_has_the_totals_savings_and_layers(genotype_file):
-    result = invoke("profile", genotype_file, "--channels", 8, "--dataset", "embedded", "--json")
+def test_json_has_the_totals_savings_and_layers(darts_v2_file):
+    result = invoke("profile", darts_v2_file, "--channels", 8, "--dataset", "embedded", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     for key in (
@@ -153,13 +146,13 @@ def test_json_has_the_totals_savings_and_layers(genotype_file):
     assert data["layers"][0]["block"] == "stem" and data["layers"][0]["input_precision"] == "32-bit"
 
 
-def test_size_picks_the_papers_channels(genotype_file):
-    data = json.loads(invoke("profile", genotype_file, "--size", "medium", "--json").stdout)
+def test_size_picks_the_papers_channels(darts_v2_file):
+    data = json.loads(invoke("profile", darts_v2_file, "--size", "medium", "--json").stdout)
     assert data["network"].startswith("CP-NAS C=72, 10 cells")
     assert data["layers"][0]["output_shape"] == [3 * 72, 32, 32]  # CIFAR-10 stem: 3C channels
 
 
-def test_reference_tables_render(genotype_file):
+def test_reference_tables_render(darts_v2_file):
     result = invoke("profile", "--reference", "wrn22", "--binary")
     assert result.exit_code == 0, result.output
     assert "WRN-22 (1-bit)" in result.stdout and "memory saving" in result.stdout
@@ -196,11 +189,11 @@ def test_a_checkpoint_profiles_its_own_network(embedded_checkpoint):
         (["MISSING"], "not found"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(args, pattern, genotype_file, embedded_checkpoint, tmp_path):
+def test_bad_input_is_one_line_and_exit_2(args, pattern, darts_v2_file, embedded_checkpoint, tmp_path):
     broken = tmp_path / "broken.safetensors"
     broken.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
     names = {
-        "GENOTYPE": genotype_file,
+        "GENOTYPE": darts_v2_file,
         "CHECKPOINT": embedded_checkpoint,
         "BROKEN": broken,
         "MISSING": tmp_path / "nothing.json",

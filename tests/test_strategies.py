@@ -5,7 +5,6 @@ genotype, with their event logs checked against what each method prescribes."""
 import json
 import math
 import random
-import time
 
 import pytest
 
@@ -13,15 +12,14 @@ from cpnas_cli.bookkeeping.bandit import Bandit, bandit_plan, lower_bound, sampl
 from cpnas_cli.bookkeeping.cp_rule import derive
 from cpnas_cli.bookkeeping.ledger import Removal
 from cpnas_cli.config import STRATEGIES as CONFIG_STRATEGIES
-from cpnas_cli.config import dump_yaml, load_config
 from cpnas_cli.engine.search.runner import Search
 from cpnas_cli.engine.search.strategies import STRATEGIES
 from cpnas_cli.engine.search.strategies.random import random_score
 from cpnas_cli.events import read_all
-from cpnas_cli.runs import new_run_dir
-from tests.test_search import TINY, run_cli, samples, start_cli, structure, tiny_args, wait_for
+from tests.cli import kill_at_a_random_moment, run_cli, start_cli
+from tests.tiny_runs import TINY_SEARCH, run_in_library, samples, structure, tiny_args
 
-OPS = ["zero", "skip", "max_pool_3x3", "sep_conv_3x3"]  # TINY's ops
+OPS = ["zero", "skip", "max_pool_3x3", "sep_conv_3x3"]  # TINY_SEARCH's ops
 
 
 # --- ABanditNAS bookkeeping, by hand ---------------------------------------------------------
@@ -179,49 +177,32 @@ def test_every_configurable_strategy_is_implemented():
 # --- end to end ------------------------------------------------------------------------------
 
 
-def search(tmp_path, sets, name="run"):
-    run = new_run_dir("ref", tmp_path / name)
-    config = load_config("quick", sets=TINY + sets)
-    run.config.write_text(dump_yaml(config))
-    started = time.perf_counter()
-    engine = Search(config)
-    engine.begin(run)
-    engine.run()
-    return run.path, time.perf_counter() - started
+@pytest.fixture
+def bnas(tiny_search):
+    return tiny_search("search.strategy=bnas")
 
 
-def reference_run(tmp_path_factory, strategy):
-    return search(tmp_path_factory.mktemp(strategy), [f"search.strategy={strategy}"])
+@pytest.fixture
+def random_run(tiny_search):
+    return tiny_search("search.strategy=random")
 
 
-@pytest.fixture(scope="module")
-def bnas(tmp_path_factory):
-    return reference_run(tmp_path_factory, "bnas")
-
-
-@pytest.fixture(scope="module")
-def random_run(tmp_path_factory):
-    return reference_run(tmp_path_factory, "random")
-
-
-@pytest.fixture(scope="module")
-def abandit(tmp_path_factory):
-    return reference_run(tmp_path_factory, "abandit")
+@pytest.fixture
+def abandit(tiny_search):
+    return tiny_search("search.strategy=abandit")
 
 
 def events_of(reference, kind):
     return [e for e in read_all(reference[0] / "events.jsonl") if e["kind"] == kind]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("strategy, fixture", [("bnas", "bnas"), ("random", "random_run"), ("abandit", "abandit")])
 def test_sigkill_then_resume_gives_the_same_genotype(strategy, fixture, request, tmp_path):
     ref_dir, ref_seconds = request.getfixturevalue(fixture)
     run_dir = tmp_path / "killed"
-    proc = start_cli(tiny_args(run_dir) + ["--strategy", strategy])
-    wait_for(lambda: (run_dir / "config.yaml").exists())
-    time.sleep(random.uniform(0.0, ref_seconds))  # a random moment of the run
-    proc.kill()
-    proc.wait()
+    proc = start_cli([*tiny_args(run_dir), "--strategy", strategy])
+    kill_at_a_random_moment(proc, run_dir, within=ref_seconds)  # a random moment of the run
     result = run_cli(["search", "--resume", str(run_dir)], timeout=600)
     assert result.returncode == 0, result.stderr
     assert structure(run_dir) == structure(ref_dir)
@@ -229,6 +210,7 @@ def test_sigkill_then_resume_gives_the_same_genotype(strategy, fixture, request,
     assert json.loads((run_dir / "genotype.json").read_text())["meta"]["strategy"] == strategy
 
 
+@pytest.mark.e2e
 def test_bnas_scores_by_the_child_alone(bnas):
     runs = events_of(bnas, "sample")
     assert len(runs) == 4 + 3 + 2
@@ -237,8 +219,9 @@ def test_bnas_scores_by_the_child_alone(bnas):
     assert json.loads((bnas[0] / "genotype.json").read_text())["meta"]["beta_p"] == 0.0
 
 
+@pytest.mark.e2e
 def test_random_prunes_the_same_whatever_the_networks_learn(random_run, tmp_path):
-    other, _ = search(tmp_path, ["search.strategy=random", "search.lr=0.3"])
+    other = run_in_library(Search, tmp_path / "run", [*TINY_SEARCH, "search.strategy=random", "search.lr=0.3"])[0].path
     ref = random_run[0]
     prunes = lambda d: [e["removed"] for e in read_all(d / "events.jsonl") if e["kind"] == "prune"]  # noqa: E731
     accs = lambda d: [s[2:4] for s in samples(d)]  # noqa: E731
@@ -247,6 +230,7 @@ def test_random_prunes_the_same_whatever_the_networks_learn(random_run, tmp_path
     assert [s["z"] for s in events_of(random_run, "sample")] == [round(random_score(5, n), 4) for n in range(9)]
 
 
+@pytest.mark.e2e
 def test_abandit_follows_the_bandit_procedure(abandit):
     """Replay the log: warm-up covers every op once, every later trial updates m by Eq. 4.11,
     the rankings carry Eqs. 4.9, 4.10 and 4.12, and the op of lowest UCB goes every K*T trials."""

@@ -3,8 +3,6 @@ event log, exact resume after SIGKILL or Ctrl-C, `cpnas evaluate` tables and JSO
 bad checkpoint or genotype ending in one line and exit code 2."""
 
 import json
-import random
-import signal
 import time
 from pathlib import Path
 
@@ -15,17 +13,16 @@ from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 from cpnas_cli.cli.app import app
-from cpnas_cli.config import dump_yaml, load_config
+from cpnas_cli.config import load_config
 from cpnas_cli.data import Augment
 from cpnas_cli.engine.search.data import SearchData
 from cpnas_cli.engine.train.model_file import load_model
 from cpnas_cli.engine.train.trainer import Trainer
 from cpnas_cli.events import read_all
-from cpnas_cli.runs import new_run_dir
 from cpnas_cli.space import genotype as g
-from tests.test_cli import assert_one_line_error
-from tests.test_genotype import DARTS_V2
-from tests.test_search import run_cli, start_cli, wait_for
+from tests.cli import assert_one_line_error, kill_at_a_random_moment, press_ctrl_c, run_cli, set_flags, start_cli
+from tests.genotypes import DARTS_V2, DARTS_V2_VARIANT
+from tests.tiny_runs import run_in_library
 
 TINY = [
     "train.channels=4",
@@ -41,16 +38,8 @@ TINY = [
     "device=cpu",
     "seed=3",
 ]
-OTHER = DARTS_V2.replace(
-    "('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0)",
-    "('max_pool_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0)",
-)
 TIMING = {"t", "seconds", "eval_seconds", "elapsed", "images_per_s"}
 runner = CliRunner()
-
-
-def sets(items):
-    return [x for s in items for x in ("--set", s)]
 
 
 def epochs(run_dir: Path) -> list[dict]:
@@ -66,26 +55,20 @@ def tensors(path: Path) -> dict:
     return load_file(str(path))
 
 
-@pytest.fixture(scope="module")
-def genotype_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("genotype") / "darts.txt"
-    path.write_text(DARTS_V2)
-    return path
+def train_darts_v2(run_dir: Path, overrides: list[str]):
+    """A tiny training of DARTS_V2 through the library: (the RunDir, run()'s summary, seconds)."""
+    return run_in_library(lambda config: Trainer(config, g.from_darts(DARTS_V2)), run_dir, overrides)
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    """One uninterrupted tiny training through the library, timed."""
-    run = new_run_dir("ref", tmp_path_factory.mktemp("ref") / "run")
-    config = load_config("quick", sets=TINY)
-    run.config.write_text(dump_yaml(config))
-    started = time.perf_counter()
-    trainer = Trainer(config, g.from_darts(DARTS_V2))
-    trainer.begin(run)
-    trainer.run()
-    return run.path, time.perf_counter() - started
+    """One uninterrupted tiny training through the library, timed: a real training end to end, so the
+    tests that take it are marked e2e."""
+    run, _, seconds = train_darts_v2(tmp_path_factory.mktemp("ref") / "run", TINY)
+    return run.path, seconds
 
 
+@pytest.mark.e2e
 def test_training_writes_the_run_directory_and_the_event_log(reference):
     run_dir, _ = reference
     events = read_all(run_dir / "events.jsonl")
@@ -129,40 +112,30 @@ def test_training_writes_the_run_directory_and_the_event_log(reference):
     assert info.extras["test_acc_child"] == rows[-1]["test_acc_child"]
 
 
+@pytest.mark.e2e
 def test_cp_loss_off_trains_the_same_parent_and_only_measures_the_terms(reference, tmp_path):
-    run = new_run_dir("off", tmp_path / "off")
-    config = load_config("quick", sets=TINY + ["train.kernel_weight=0", "train.center_weight=0"])
-    run.config.write_text(dump_yaml(config))
-    trainer = Trainer(config, g.from_darts(DARTS_V2))
-    trainer.begin(run)
-    trainer.run()
+    run, _, _ = train_darts_v2(tmp_path / "off", [*TINY, "train.kernel_weight=0", "train.center_weight=0"])
     off, on = epochs(run.path)[-1], epochs(reference[0])[-1]
     assert off["loss_kernel"] > 0 and off["loss_center"] > 0  # still measured for the ablation
     assert off["test_acc_parent"] == on["test_acc_parent"]  # the Parent does not depend on the Child's loss
     assert off["test_acc_child"] != on["test_acc_child"]
 
 
+@pytest.mark.e2e
 def test_a_spent_time_budget_ends_the_run_after_its_first_epoch(tmp_path):
-    run = new_run_dir("budget", tmp_path / "budget")
-    config = load_config("quick", sets=TINY + ["train.minutes=0.001"])  # 60 ms: less than any epoch
-    run.config.write_text(dump_yaml(config))
-    trainer = Trainer(config, g.from_darts(DARTS_V2))
-    trainer.begin(run)
-    summary = trainer.run()
+    run, summary, _ = train_darts_v2(tmp_path / "budget", [*TINY, "train.minutes=0.001"])  # 60 ms: less than any epoch
     events = read_all(run.path / "events.jsonl")
     assert events[0]["epochs"] == 4  # the most epochs the config allows
     assert [(e["epoch"], e["epochs"]) for e in events if e["kind"] == "epoch"] == [(1, 1)]
     assert summary["state"] == "finished" and load_model(run.path / "last.safetensors")[0].extras["epochs"] == 1
 
 
-def test_sigkill_at_a_random_moment_then_resume_gives_the_same_training(reference, genotype_file, tmp_path):
+@pytest.mark.e2e
+def test_sigkill_at_a_random_moment_then_resume_gives_the_same_training(reference, darts_v2_file, tmp_path):
     ref_dir, ref_seconds = reference
     run_dir = tmp_path / "killed"
-    proc = start_cli(["train", str(genotype_file), "--run-dir", str(run_dir), *sets(TINY)])
-    wait_for(lambda: (run_dir / "config.yaml").exists())  # the run exists (imports take long on a busy machine)
-    time.sleep(random.uniform(0.0, 0.8 * ref_seconds))  # then a random moment of the training
-    proc.kill()
-    proc.wait()
+    proc = start_cli(["train", str(darts_v2_file), "--run-dir", str(run_dir), *set_flags(TINY)])
+    kill_at_a_random_moment(proc, run_dir, within=0.8 * ref_seconds)  # a random moment of the training
     result = run_cli(["train", "--resume", str(run_dir)], timeout=600)
     assert result.returncode == 0, result.stderr
     assert epochs(run_dir) == epochs(ref_dir)
@@ -171,16 +144,16 @@ def test_sigkill_at_a_random_moment_then_resume_gives_the_same_training(referenc
         assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
 
 
-def test_ctrl_c_checkpoints_prints_the_resume_command_and_resumes_exactly(reference, genotype_file, tmp_path):
+@pytest.mark.e2e
+def test_ctrl_c_checkpoints_prints_the_resume_command_and_resumes_exactly(reference, darts_v2_file, tmp_path):
     ref_dir, _ = reference
     run_dir = tmp_path / "interrupted"
-    proc = start_cli(["train", str(genotype_file), "--run-dir", str(run_dir), *sets(TINY)])
+    proc = start_cli(["train", str(darts_v2_file), "--run-dir", str(run_dir), *set_flags(TINY)])
     events = run_dir / "events.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline and not (events.exists() and '"kind":"epoch"' in events.read_text()):
         time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+    out, err = press_ctrl_c(proc, timeout=120)
     assert proc.returncode == 130, err
     assert f"cpnas train --resume {run_dir}" in out.replace("\n", "")
     assert [e.get("state") for e in read_all(events) if e["kind"] == "status"][-1] == "interrupted"
@@ -198,6 +171,7 @@ def test_ctrl_c_checkpoints_prints_the_resume_command_and_resumes_exactly(refere
     assert again.returncode == 0 and "already finished" in again.stdout
 
 
+@pytest.mark.e2e
 def test_evaluate_prints_tables_and_json_that_match_training(reference):
     ref_dir, _ = reference
     best = ref_dir / "best.safetensors"
@@ -225,6 +199,7 @@ def _rewrite(source: Path, target: Path, **metadata):
     save_file(data, str(target), metadata=meta)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "case, pattern",
     [
@@ -241,7 +216,7 @@ def test_evaluate_refuses_bad_checkpoints_with_one_line(reference, tmp_path, cas
     if case == "truncated":
         path.write_bytes(best.read_bytes()[: best.stat().st_size // 2])
     elif case == "other-genotype":
-        _rewrite(best, path, genotype=json.dumps(g.to_dict(g.from_darts(OTHER))))
+        _rewrite(best, path, genotype=json.dumps(g.to_dict(g.from_darts(DARTS_V2_VARIANT))))
     elif case == "resume-checkpoint":
         path = next((reference[0] / "checkpoint").glob("weights-*.safetensors"))
     elif case == "text":
@@ -249,6 +224,7 @@ def test_evaluate_refuses_bad_checkpoints_with_one_line(reference, tmp_path, cas
     assert_one_line_error(runner.invoke(app, ["evaluate", str(path)]), pattern)
 
 
+@pytest.mark.e2e
 def test_evaluate_refuses_a_dataset_the_model_was_not_trained_on(reference, tmp_path):
     folder = tmp_path / "folder"
     for split in ("train", "test"):
@@ -281,7 +257,7 @@ def test_train_refuses_bad_genotype_files(tmp_path, content, pattern):
     path = tmp_path / "genotype.json"
     if content is not None:
         path.write_text(content)
-    result = runner.invoke(app, ["train", str(path), "--run-dir", str(tmp_path / "run"), *sets(TINY)])
+    result = runner.invoke(app, ["train", str(path), "--run-dir", str(tmp_path / "run"), *set_flags(TINY)])
     assert_one_line_error(result, pattern)
     assert not (tmp_path / "run").exists()
 
@@ -300,8 +276,8 @@ def test_train_refuses_bad_genotype_files(tmp_path, content, pattern):
         (["--resume", "{tmp}"], "not a cpnas run directory"),
     ],
 )
-def test_train_bad_input(genotype_file, tmp_path, args, pattern):
-    args = [a.format(g=genotype_file, tmp=tmp_path) for a in args]
+def test_train_bad_input(darts_v2_file, tmp_path, args, pattern):
+    args = [a.format(g=darts_v2_file, tmp=tmp_path) for a in args]
     assert_one_line_error(
         runner.invoke(
             app, ["train", *args, "--run-dir", str(tmp_path / "run")] if "--resume" not in args else ["train", *args]
@@ -310,22 +286,24 @@ def test_train_bad_input(genotype_file, tmp_path, args, pattern):
     )
 
 
+@pytest.mark.e2e
 def test_resume_refuses_flags_that_would_change_the_run(reference):
     result = runner.invoke(app, ["train", "--resume", str(reference[0]), "--epochs", "9"])
     assert_one_line_error(result, "cannot change it")
 
 
-def test_a_frozen_parent_from_a_model_file_supervises_a_new_child(reference, tmp_path, genotype_file):
+@pytest.mark.e2e
+def test_a_frozen_parent_from_a_model_file_supervises_a_new_child(reference, tmp_path, darts_v2_file):
     best = reference[0] / "best.safetensors"
     run_dir = tmp_path / "frozen"
     result = runner.invoke(
         app,
         [
             "train",
-            str(genotype_file),
+            str(darts_v2_file),
             "--run-dir",
             str(run_dir),
-            *sets(TINY + ["train.epochs=1", f"train.parent={best}"]),
+            *set_flags([*TINY, "train.epochs=1", f"train.parent={best}"]),
         ],
     )
     assert result.exit_code == 0, result.output
@@ -334,9 +312,9 @@ def test_a_frozen_parent_from_a_model_file_supervises_a_new_child(reference, tmp
     assert row["loss_parent"] is None and row["loss_kernel"] > 0
     assert load_model(run_dir / "last.safetensors")[2] is None  # not ours to save
     other = tmp_path / "other.txt"
-    other.write_text(OTHER)
+    other.write_text(DARTS_V2_VARIANT)
     result = runner.invoke(
-        app, ["train", str(other), "--run-dir", str(tmp_path / "x"), *sets(TINY + [f"train.parent={best}"])]
+        app, ["train", str(other), "--run-dir", str(tmp_path / "x"), *set_flags([*TINY, f"train.parent={best}"])]
     )
     assert_one_line_error(result, "from another genotype")
 

@@ -2,7 +2,6 @@
 line, the reader's handling of torn, bad, rewritten and too-new logs, torch-freedom, and a tiny
 real search followed to its genotype."""
 
-import asyncio
 import json
 import subprocess
 import sys
@@ -10,24 +9,17 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from cpnas_cli.cli.app import app as cli
 from cpnas_cli.events import SCHEMA, EventReader, EventWriter, header
-from cpnas_cli.space.cells import cell_edges
 from cpnas_cli.tui.app import HelpScreen, WatchApp
 from cpnas_cli.tui.panel import short
 from cpnas_cli.tui.state import RunState
-from tests.test_search import ENV, tiny_args
-
-OPS = ["zero", "skip", "sep_conv_3x3"]
-EDGES = [list(e) for e in cell_edges(4)]
-CELLS = ["normal", "reduce"]
-POLL = 0.02
-
-
-def search_header(rounds: int = 1) -> dict:
-    return header("search", {"search": {"rounds": rounds}}, CELLS, EDGES, OPS)
+from tests.cli import ENV
+from tests.dashboard import CELLS, EDGES, POLL, drive, started_log, text_of, until
+from tests.tiny_runs import tiny_args
 
 
 def sample(n: int, arch_op: str, acc_child: float, acc_parent: float, k: int = 3) -> dict:
@@ -63,40 +55,9 @@ def per_edge(values: dict) -> dict:
     return {c: [dict(values) for _ in EDGES] for c in CELLS}
 
 
-def started_log(path: Path, *events: dict) -> EventWriter:
-    log = EventWriter(path)
-    log.write([search_header(), {"kind": "status", "t": time.time(), "state": "started", "total": 5}, *events])
-    return log
-
-
 def append_raw(path: Path, text: str) -> None:
     with open(path, "a", encoding="utf-8") as f:
         f.write(text)
-
-
-def text_of(pilot, selector: str) -> str:
-    return pilot.app.board.query_one(selector).render().plain
-
-
-async def until(pilot, condition, timeout: float = 10.0) -> None:
-    """Let the reader thread and the app run until `condition()` holds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "the dashboard did not get there in time"
-        await pilot.pause(0.02)
-    await pilot.pause()  # and let it lay the screen out
-
-
-def drive(path: Path, scenario, size=(80, 24), app: WatchApp | None = None):
-    """Run `scenario(pilot)` against a dashboard following `path`."""
-    app = app or WatchApp(path, interval=POLL)
-
-    async def main():
-        async with app.run_test(size=size) as pilot:
-            await scenario(pilot)
-
-    asyncio.run(main())
-    return app
 
 
 def row(text: str, edge: str = "0→2") -> str:
@@ -415,6 +376,7 @@ def test_the_dashboard_imports_no_torch(tmp_path):
     assert result.stdout.strip() == "False"
 
 
+@pytest.mark.e2e
 def test_it_follows_a_real_search_to_its_genotype(tmp_path):
     run = tmp_path / "run"  # the dashboard starts first and waits for it
     app = WatchApp(run, interval=0.1)

@@ -3,9 +3,8 @@ genotype, the phase panel and, for dcp, the Child/Parent gap, driven through Tex
 
 import time
 
-from cpnas_cli.events import EventWriter, header
 from cpnas_cli.tui.alpha_panels import ranked
-from tests.test_watch import CELLS, EDGES, OPS, drive, text_of, until
+from tests.dashboard import CELLS, EDGES, drive, started_log, text_of, until
 
 # node 2 of each cell: edge 0->2 prefers sep_conv_3x3, 1->2 prefers skip (zero leads on 1->2)
 WEIGHTS = [{"zero": 0.2, "skip": 0.3, "sep_conv_3x3": 0.5}, {"zero": 0.5, "skip": 0.3, "sep_conv_3x3": 0.2}]
@@ -36,7 +35,7 @@ def alpha(step: int, role: str = "search", **fields) -> dict:
         "train_acc": 55.0,
         "arch_loss": 1.3,
         "acc_child": 60.0 + step,
-        "weights": {c: WEIGHTS for c in CELLS},
+        "weights": dict.fromkeys(CELLS, WEIGHTS),
         "genotype": GENOTYPE,
         "seconds": 30.0,
         "images_per_s": 100.0,
@@ -45,16 +44,8 @@ def alpha(step: int, role: str = "search", **fields) -> dict:
     }
 
 
-def started(path, strategy: str, *events) -> EventWriter:
-    log = EventWriter(path)
-    log.write(
-        [
-            header("search", {"search": {"strategy": strategy}}, CELLS, EDGES, OPS),
-            {"kind": "status", "t": time.time(), "state": "started", "total": 4},
-            *events,
-        ]
-    )
-    return log
+def started(path, strategy: str, *events):
+    return started_log(path, *events, search={"strategy": strategy}, total=4)
 
 
 def edge_row(text: str, edge: str) -> str:
@@ -102,7 +93,7 @@ def test_at_80x24_the_weights_and_the_accuracy_fit(tmp_path):
 
 
 def test_dcp_shows_the_child_parent_gap_and_where_their_architectures_differ(tmp_path):
-    parent = {c: [{"zero": 0.1, "skip": 0.6, "sep_conv_3x3": 0.3}] + WEIGHTS[1:] for c in CELLS}
+    parent = {c: [{"zero": 0.1, "skip": 0.6, "sep_conv_3x3": 0.3}, *WEIGHTS[1:]] for c in CELLS}
     started(
         tmp_path / "events.jsonl",
         "dcp",
