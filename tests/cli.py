@@ -62,7 +62,7 @@ def kill_at_a_random_moment(proc, run_dir: Path, within: float) -> None:
     test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0]
     print(
         f"kill -9 replay: seed={seed} after {delay:.3f}s of {within:.3f}s; "
-        f"replay with {KILL_SEED}={seed} python -m pytest -s '{test}'",
+        f"replay with {KILL_SEED}={seed} OMP_NUM_THREADS=1 python -m pytest -s '{test}'",
         flush=True,
     )
     time.sleep(delay)
