@@ -15,7 +15,7 @@ from cpnas_cli.engine.search.runner import Search
 from cpnas_cli.events import read_all
 from cpnas_cli.runs import RunDir
 from tests.cli import kill_at_a_random_moment, run_cli, set_flags, start_cli
-from tests.tiny_runs import run_in_library, structure
+from tests.tiny_runs import run_in_library, run_states, structure
 
 TINY = [
     "data.train_fraction=0.03",
@@ -119,5 +119,5 @@ def test_ctrl_c_inside_a_phase_resumes_from_that_batch_to_the_same_search(strate
     resumed.run()
     assert structure(cut.path) == structure(whole.path)
     assert alphas(cut.path) == alphas(whole.path)
-    states = [e.get("state") for e in read_all(cut.events) if e["kind"] == "status"]
+    states = run_states(cut.events)
     assert states == ["started", "interrupted", "resumed", "finished"]

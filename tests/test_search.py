@@ -5,7 +5,7 @@ import pytest
 
 from cpnas_cli.events import read_all
 from tests.cli import kill_at_a_random_moment, press_ctrl_c, run_cli, start_cli, wait_for
-from tests.tiny_runs import samples, structure, tiny_args
+from tests.tiny_runs import run_states, samples, structure, tiny_args
 
 pytestmark = pytest.mark.e2e
 
@@ -48,11 +48,11 @@ def test_ctrl_c_checkpoints_and_prints_the_resume_command(tiny_search, tmp_path)
     out, err = press_ctrl_c(proc, timeout=120)
     assert proc.returncode == 130, err
     assert f"cpnas search --resume {run_dir}" in out.replace("\n", "")
-    states = [e.get("state") for e in read_all(events) if e["kind"] == "status"]
+    states = run_states(events)
     assert states[-1] == "interrupted"
     result = run_cli(["search", "--resume", str(run_dir)], timeout=600)
     assert result.returncode == 0, result.stderr
     assert structure(run_dir) == structure(ref_dir)
     assert samples(run_dir) == samples(ref_dir)
-    states = [e.get("state") for e in read_all(events) if e["kind"] == "status"]
+    states = run_states(events)
     assert states == ["started", "interrupted", "resumed", "finished"]

@@ -22,7 +22,7 @@ from cpnas_cli.events import read_all
 from cpnas_cli.space import genotype as g
 from tests.cli import assert_one_line_error, kill_at_a_random_moment, press_ctrl_c, run_cli, set_flags, start_cli
 from tests.genotypes import DARTS_V2, DARTS_V2_VARIANT
-from tests.tiny_runs import run_in_library
+from tests.tiny_runs import run_in_library, run_states
 
 TINY = [
     "train.channels=4",
@@ -156,7 +156,7 @@ def test_ctrl_c_checkpoints_prints_the_resume_command_and_resumes_exactly(refere
     out, err = press_ctrl_c(proc, timeout=120)
     assert proc.returncode == 130, err
     assert f"cpnas train --resume {run_dir}" in out.replace("\n", "")
-    assert [e.get("state") for e in read_all(events) if e["kind"] == "status"][-1] == "interrupted"
+    assert run_states(events)[-1] == "interrupted"
     result = run_cli(["train", "--resume", str(run_dir)], timeout=600)
     assert result.returncode == 0, result.stderr
     assert "Child (1-bit)" in result.stdout
@@ -165,7 +165,7 @@ def test_ctrl_c_checkpoints_prints_the_resume_command_and_resumes_exactly(refere
         tensors(run_dir / "last.safetensors")["child/classifier.linear.weight"],
         tensors(ref_dir / "last.safetensors")["child/classifier.linear.weight"],
     )
-    states = [e.get("state") for e in read_all(events) if e["kind"] == "status"]
+    states = run_states(events)
     assert states == ["started", "interrupted", "resumed", "finished"]
     again = run_cli(["train", "--resume", str(run_dir)], timeout=120)
     assert again.returncode == 0 and "already finished" in again.stdout

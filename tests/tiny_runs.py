@@ -54,3 +54,8 @@ def samples(run_dir: Path) -> list[tuple]:
         for e in read_all(run_dir / "events.jsonl")
         if e["kind"] == "sample"
     ]
+
+
+def run_states(events: Path) -> list:
+    """The state of every status event in a run's log, in order: started, interrupted, resumed, ..."""
+    return [e.get("state") for e in read_all(events) if e["kind"] == "status"]
