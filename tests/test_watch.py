@@ -27,7 +27,7 @@ POLL = 0.02
 
 
 def search_header(rounds: int = 1) -> dict:
-    return header("search", {"search": {"rounds": rounds}}, CELLS, EDGES, OPS)
+    return header("search", {"search": {"rounds": rounds}}, cells=CELLS, edges=EDGES, ops=OPS)
 
 
 def sample(n: int, arch_op: str, acc_child: float, acc_parent: float, k: int = 3) -> dict:
@@ -355,7 +355,7 @@ def test_a_training_run_shows_loss_and_accuracy_per_epoch(tmp_path):
     log = EventWriter(path)
     # a time budget: the header holds the most epochs (20), each epoch the current plan (4)
     log.write(
-        [{**header("train", {}, [], [], []), "epochs": 20}, {"kind": "status", "t": time.time(), "state": "started"}]
+        [header("train", {}, epochs=20), {"kind": "status", "t": time.time(), "state": "started"}]
     )
     for epoch, (loss, child) in enumerate([(2.0, 30.0), (1.5, 50.0)], 1):
         log.emit(

@@ -49,7 +49,7 @@ def started(path, strategy: str, *events) -> EventWriter:
     log = EventWriter(path)
     log.write(
         [
-            header("search", {"search": {"strategy": strategy}}, CELLS, EDGES, OPS),
+            header("search", {"search": {"strategy": strategy}}, cells=CELLS, edges=EDGES, ops=OPS),
             {"kind": "status", "t": time.time(), "state": "started", "total": 4},
             *events,
         ]
