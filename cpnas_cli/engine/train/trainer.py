@@ -10,7 +10,7 @@ epoch, the augmentation of a batch and the drop-path masks (the global generator
 per batch). A checkpoint therefore holds no generator state: weights, optimizer state, the
 position and the sums of a part-done epoch are enough to continue exactly where an uninterrupted
 run would be, after Ctrl-C between batches or a kill at any moment. With a time budget
-(`train.minutes`) the number of epochs is planned from measured epoch times (budget.py): the plan
+(`train.minutes`) the number of epochs is planned from measured epoch times (bookkeeping/budget.py): the plan
 is in the checkpoint, but a resumed run measures its own epochs, so it is not bit-identical.
 """
 
@@ -105,7 +105,7 @@ class Trainer(RunLoop):
                 "use a smaller --batch-size",
             )
         self.epoch, self.partial, self.elapsed, self.best = 0, EpochSums(), 0.0, None
-        self.epochs = self.cfg.epochs  # the plan: lowered by a time budget (budget.py)
+        self.epochs = self.cfg.epochs  # the plan: lowered by a time budget (bookkeeping/budget.py)
         self.last: dict = {}
 
     def begin(self, run: RunDir) -> None:

@@ -1,6 +1,6 @@
 """What a search strategy is, and what the search runner offers it while it works.
 
-The runner (engine/search.py) owns everything strategies share: data, the run directory, the
+The runner (engine/search/runner.py) owns everything strategies share: data, the run directory, the
 event log, checkpoints, Ctrl-C, resume and writing the genotype. A strategy owns its networks
 and its method. It divides its work into `total` steps (a sample of CP-NAS, an epoch of a
 differentiable search) and must be able to stop between two batches of a step and carry on
