@@ -1,4 +1,4 @@
-"""The CPU fast paths of engine/layers.py and FactorizedReduce against torch's own kernels, as JSON.
+"""The CPU fast paths of engine/nn/layers.py and FactorizedReduce against torch's own kernels, as JSON.
 
     python benchmarks/layers.py [--batch 128] [--repeats 20]
 

@@ -17,7 +17,8 @@ import yaml
 from .errors import UserError
 from .space.cells import OPS
 
-STRATEGIES = ("cp", "bnas", "random", "abandit", "pc-darts", "dcp")  # engine/strategies/ implements each
+STRATEGIES = ("cp", "bnas", "random", "abandit", "pc-darts", "dcp")  # engine/search/strategies/ implements each
+STRATEGY_KEY, BETA_P_KEY = "search.strategy", "search.beta_p"  # the keys flags and ablations set
 PRESET_DIRS = (Path(__file__).parent / "presets", Path(__file__).parent.parent / "presets")
 
 
@@ -250,7 +251,7 @@ def validate(config: Config) -> None:
     checks = (
         [
             (s.rounds >= 1, "search.rounds (T)", "must be at least 1", "use --rounds 1 or more"),
-            (s.beta_p >= 0, "search.beta_p", "must not be negative", "use --beta-p 0 (Child accuracy only) or more"),
+            (s.beta_p >= 0, BETA_P_KEY, "must not be negative", "use --beta-p 0 (Child accuracy only) or more"),
             (s.epochs_per_sample > 0, "search.epochs_per_sample", "must be positive", "use e.g. --epochs-per-sample 1"),
             (
                 s.batch_size >= 1 and s.eval_batch_size >= 1,
@@ -287,7 +288,7 @@ def validate(config: Config) -> None:
                 "use relu or identity",
             ),
             (s.genotype in ("darts", "all"), "search.genotype", f"is {s.genotype!r}", "use darts or all"),
-            (s.strategy in STRATEGIES, "search.strategy", f"is {s.strategy!r}", f"use one of {', '.join(STRATEGIES)}"),
+            (s.strategy in STRATEGIES, STRATEGY_KEY, f"is {s.strategy!r}", f"use one of {', '.join(STRATEGIES)}"),
             (0 < s.bandit_lambda <= 1, "search.bandit_lambda", "must be in (0, 1]", "use e.g. 0.7 (the book's value)"),
             (s.bandit_reward in ("child", "cp"), "search.bandit_reward", f"is {s.bandit_reward!r}", "use child or cp"),
             (s.stem_stride in (1, 2), "search.stem_stride", f"is {s.stem_stride}", "use 1 or 2"),

@@ -45,9 +45,9 @@ class EventWriter:
         self.path = Path(path)
 
     def emit(self, kind: str, **fields) -> dict:
-        event = {"kind": kind, "t": round(time.time(), 3), **fields}
-        self.write([event])
-        return event
+        line = event(kind, **fields)
+        self.write([line])
+        return line
 
     def write(self, events: list[dict]) -> None:
         if not events:
@@ -67,17 +67,15 @@ class EventWriter:
             f.truncate(size)
 
 
-def header(run: str, config: dict, cells: list[str], edges: list, ops: list[str]) -> dict:
-    return {
-        "kind": "header",
-        "schema": SCHEMA,
-        "run": run,
-        "t": round(time.time(), 3),
-        "config": config,
-        "cells": cells,
-        "edges": edges,
-        "ops": ops,
-    }
+def event(kind: str, **fields) -> dict:
+    """One line of the log: its kind, the time, then its fields."""
+    return {"kind": kind, "t": round(time.time(), 3), **fields}
+
+
+def header(run: str, config: dict, **fields) -> dict:
+    """The first line: the schema, which command's run (search | train), the resolved config, and
+    what readers need to name things (search: cells, edges, ops; train: genotype, network, classes)."""
+    return {"kind": "header", "schema": SCHEMA, "run": run, "t": round(time.time(), 3), "config": config, **fields}
 
 
 @dataclass

@@ -21,7 +21,7 @@ def started_log(path: Path, *events: dict, search: dict | None = None, total: in
     log = EventWriter(path)
     log.write(
         [
-            header("search", {"search": search or {"rounds": 1}}, CELLS, EDGES, OPS),
+            header("search", {"search": search or {"rounds": 1}}, cells=CELLS, edges=EDGES, ops=OPS),
             {"kind": "status", "t": time.time(), "state": "started", "total": total},
             *events,
         ]

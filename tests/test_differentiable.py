@@ -10,6 +10,7 @@ import torch.nn as nn
 
 from cpnas_cli.bookkeeping import darts_rule
 from cpnas_cli.config import load_config
+from cpnas_cli.engine.nn.backbone import CellSlot
 from cpnas_cli.engine.nn.ops import Style
 from cpnas_cli.engine.search.data import SearchData
 from cpnas_cli.engine.search.mixed_supernet import MixedCell, MixedEdge, MixedSupernet, channel_shuffle
@@ -112,7 +113,7 @@ def test_ops_are_built_one_kth_wide():
 
 
 def test_edge_normalisation_weights_each_nodes_inputs_by_softmax_beta():
-    cell = MixedCell(["skip"], 2, 1, 1, 1, False, False, PARENT, k=1)
+    cell = MixedCell(["skip"], 2, CellSlot(0, False, False, 1, 1, 1, 2), PARENT, k=1)
     cell.pre0, cell.pre1 = nn.Identity(), nn.Identity()
     s0, s1 = torch.full((1, 1, 1, 1), 4.0), torch.full((1, 1, 1, 1), 8.0)
     beta = torch.tensor([0.0, math.log(3), 0.0, 0.0, math.log(2)])

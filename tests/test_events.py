@@ -11,7 +11,7 @@ def test_reader_returns_only_new_complete_events(tmp_path):
     log = EventWriter(tmp_path / "events.jsonl")
     reader = EventReader(log.path)
     assert reader.read() == ([], False)  # no file yet: nothing, no error
-    log.write([header("search", {}, ["normal"], [[0, 2]], ["skip"])])
+    log.write([header("search", {}, cells=["normal"], edges=[[0, 2]], ops=["skip"])])
     log.emit("sample", n=1)
     events, reset = reader.read()
     assert [e["kind"] for e in events] == ["header", "sample"] and not reset

@@ -1,4 +1,4 @@
-"""The CPU fast paths of engine/layers.py compute what torch's own layers compute."""
+"""The CPU fast paths of engine/nn/layers.py compute what torch's own layers compute."""
 
 import pytest
 import torch

@@ -315,9 +315,7 @@ def test_a_training_run_shows_loss_and_accuracy_per_epoch(tmp_path):
     path = tmp_path / "events.jsonl"
     log = EventWriter(path)
     # a time budget: the header holds the most epochs (20), each epoch the current plan (4)
-    log.write(
-        [{**header("train", {}, [], [], []), "epochs": 20}, {"kind": "status", "t": time.time(), "state": "started"}]
-    )
+    log.write([header("train", {}, epochs=20), {"kind": "status", "t": time.time(), "state": "started"}])
     for epoch, (loss, child) in enumerate([(2.0, 30.0), (1.5, 50.0)], 1):
         log.emit(
             "epoch",

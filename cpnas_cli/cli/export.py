@@ -7,10 +7,12 @@ from typing import Annotated, Optional
 import typer
 
 from cpnas_cli.errors import UserError
-from cpnas_cli.runs import RunDir, atomic_write_text
+from cpnas_cli.runs import atomic_write_text
 from cpnas_cli.space import genotype as genotypes
 
 from ._options import console, guard
+from ._packed_view import file_line
+from ._sources import source_genotype
 
 EXAMPLES = """
 Examples:
@@ -24,24 +26,6 @@ Examples:
   cpnas export runs/<train-id>/best.safetensors model.cpnas  # packed 1-bit weights, folded BN
 """
 PICTURES = (".svg", ".dot", ".gv")
-
-
-def source_genotype(source: Path) -> genotypes.Genotype:
-    """The genotype of a search run directory, of a genotype file, or of a trained or packed model."""
-    if source.suffix in (".safetensors", ".cpnas"):
-        from cpnas_cli.engine.deploy.packing import read_packed
-        from cpnas_cli.engine.train.model_file import read_model
-
-        return (read_packed(source) if source.suffix == ".cpnas" else read_model(source))[0].genotype
-    if source.is_dir():
-        run = RunDir(source)
-        if not run.genotype.is_file():
-            raise UserError(
-                f"{source} has no genotype.json (search not finished?)",
-                f"finish it with: cpnas search --resume {source}",
-            )
-        return genotypes.load(run.genotype)
-    return genotypes.load(source)
 
 
 @guard
@@ -89,8 +73,6 @@ def export(
 def export_packed(checkpoint: Path, output: Path) -> None:
     """Pack a trained Child and report the file's size beside the profile's memory figure."""
     from cpnas_cli.engine.deploy.packing import pack_checkpoint
-
-    from .profile import file_line
 
     if checkpoint.suffix != ".safetensors":
         raise UserError(

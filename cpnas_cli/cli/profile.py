@@ -15,7 +15,8 @@ from cpnas_cli.errors import UserError
 from cpnas_cli.space.genotype import Genotype
 
 from ._options import console, guard
-from .export import source_genotype
+from ._packed_view import file_line
+from ._sources import source_genotype
 
 if TYPE_CHECKING:  # the engine (torch) is imported when a command runs, keeping --help fast
     from cpnas_cli.engine.nn.network import NetworkSpec
@@ -281,16 +282,6 @@ def totals_table(this, full, wrn22) -> Table:
     table.add_row("memory saving", "", *(f"{this.against(p)['memory_saving']:.2f}x" for p in columns[1:]))
     table.add_row("speedup", "", *(f"{this.against(p)['speedup']:.2f}x" for p in columns[1:]))
     return table
-
-
-def file_line(figures: dict) -> str:
-    """A packed file's size beside the profile's memory figure (shared with `cpnas export`)."""
-    return (
-        f"File: {figures['file_bytes']:,} bytes = {figures['header_bytes']:,} header (names, shapes, manifest, "
-        f"genotype) + {figures['data_bytes']:,} data. Profile memory: {figures['profile_memory_bits'] / 1e6:.4f} "
-        f"Mbit = {figures['profile_bytes']:,.1f} bytes; data - profile = {figures['data_minus_profile_bytes']:,.1f} "
-        f"bytes (bit tensors padded to whole bytes)"
-    )
 
 
 def _count(n: int) -> str:

@@ -7,12 +7,12 @@ import typer
 from cpnas_cli import config as configs
 from cpnas_cli.errors import UserError
 from cpnas_cli.events import read_all
-from cpnas_cli.runs import existing_run, new_run_dir
 from cpnas_cli.space import genotype as genotypes
 from cpnas_cli.space.cells import OPS
 
 from ._cell_tree import cell_tree
 from ._options import DataDir, Dataset, Device, Preset, Resume, RunDirOpt, Seed, Sets, console, guard
+from ._run import open_run, resume_hint, run_config
 from ._search_view import SearchProgress, survivors_table
 
 EXAMPLES = """
@@ -79,14 +79,14 @@ def search(
 ):
     """Search a 1-bit cell with CP-NAS (Alg. 1): the Child and Parent train every sampled
     architecture, Eq. 1 scores it, Eq. 2 ranks the ops, the worst op on every edge goes, K -> 1."""
-    from cpnas_cli.engine.run.interrupt import Interrupted, graceful_interrupt
+    from cpnas_cli.engine.run.interrupt import graceful_interrupt
     from cpnas_cli.engine.search.runner import Search
 
     flags = {
         "data.dataset": dataset,
         "data.data_dir": str(data_dir) if data_dir else None,
-        "search.strategy": strategy,
-        "search.beta_p": beta_p,
+        configs.STRATEGY_KEY: strategy,
+        configs.BETA_P_KEY: beta_p,
         "search.rounds": rounds,
         "search.ops": parse_ops(ops) if ops else None,
         "search.channels": channels,
@@ -95,46 +95,21 @@ def search(
         "search.epochs_per_sample": epochs_per_sample,
         "seed": seed,
     }
-    if resume is not None:
-        run = existing_run(resume)
-        given = (
-            [k for k, v in flags.items() if v is not None]
-            + (["--set"] if sets else [])
-            + (["--run-dir"] if run_dir else [])
-        )
-        if given:
-            raise UserError(
-                f"--resume continues a run with its own config; {', '.join(given)} cannot change it",
-                "drop those flags (only --device may change on resume)",
-            )
-        if run.genotype.is_file():
-            console.print(f"Run {run.path} already finished; its genotype is {run.genotype}")
-            return
-        config = configs.load_run_config(run.config)
-        config.device = device or config.device
-    else:
-        flags["device"] = device
-        config = configs.load_config(preset, flags, sets or [])
+    run, config = run_config(preset, flags, sets, device, resume, run_dir)
+    if run is not None and run.genotype.is_file():
+        console.print(f"Run {run.path} already finished; its genotype is {run.genotype}")
+        return
 
     with graceful_interrupt() as stop:
         engine = Search(config, stop=stop)  # loads data and builds the networks: fails before writing
-        if resume is not None:
-            engine.restore(run)
-        else:
-            run = new_run_dir(config.name, run_dir)
-            run.config.write_text(configs.dump_yaml(config))
-            engine.begin(run)
+        run = open_run(engine, config, run, config.name, run_dir)
         console.print(
             f"[bold]cpnas search[/] {run.path}  ({config.search.strategy}, {config.data.dataset}, {budget(config.search)}, "
             f"device {engine.device})"
         )
-        try:
-            with SearchProgress(console, engine.total, engine.n) as view:
-                engine.report = view
-                genotype_path = engine.run()
-        except (Interrupted, KeyboardInterrupt):
-            console.print(f"\n[yellow]Interrupted.[/] Resume with:  cpnas search --resume {run.path}")
-            raise typer.Exit(130) from None
+        with resume_hint("search", run), SearchProgress(console, engine.total, engine.n) as view:
+            engine.report = view
+            genotype_path = engine.run()
     console.print(survivors_table(read_all(run.events)))
     console.print(cell_tree(genotypes.load(genotype_path)))
     console.print(f"Genotype: [bold]{genotype_path}[/]   (export: cpnas export {run.path} genotype.json)")

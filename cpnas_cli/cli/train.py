@@ -8,12 +8,12 @@ import typer
 from cpnas_cli import config as configs
 from cpnas_cli.errors import UserError
 from cpnas_cli.events import read_all
-from cpnas_cli.runs import existing_run, new_run_dir
 from cpnas_cli.space import genotype as genotypes
 
 from ._options import DataDir, Dataset, Device, Preset, Resume, RunDirOpt, Seed, Sets, console, guard
+from ._run import open_run, resume_hint, run_config
+from ._sources import source_genotype
 from ._train_view import TrainProgress, summary_table
-from .export import source_genotype
 
 EXAMPLES = """
 Examples:
@@ -60,7 +60,7 @@ def train(
 ):
     """Train the found cells stacked into the evaluation network (Sec. 3.1): the 1-bit Child under
     the kernel-level Child-Parent loss (Eqs. 3-4), supervised by its full-precision Parent."""
-    from cpnas_cli.engine.run.interrupt import Interrupted, graceful_interrupt
+    from cpnas_cli.engine.run.interrupt import graceful_interrupt
     from cpnas_cli.engine.train.trainer import Trainer
 
     flags = {
@@ -73,39 +73,14 @@ def train(
         "data.data_dir": str(data_dir) if data_dir else None,
         "seed": seed,
     }
-    if resume is not None:
-        run = existing_run(resume)
-        given = (
-            [k for k, v in flags.items() if v is not None]
-            + (["--set"] if sets else [])
-            + (["--run-dir"] if run_dir else [])
-            + (["GENOTYPE"] if genotype else [])
-        )
-        if given:
-            raise UserError(
-                f"--resume continues a run with its own config; {', '.join(given)} cannot change it",
-                "drop those (only --device may change on resume)",
-            )
-        config = configs.load_run_config(run.config)
-        config.device = device or config.device
-        cell = genotypes.load(run.genotype)
-    else:
-        if genotype is None:
-            raise UserError(
-                "no genotype given", "pass a genotype.json, a DARTS genotype file or a search run directory"
-            )
-        cell = source_genotype(genotype)
-        flags["device"] = device
-        config = configs.load_config(preset, flags, sets or [])
+    if resume is None and genotype is None:
+        raise UserError("no genotype given", "pass a genotype.json, a DARTS genotype file or a search run directory")
+    run, config = run_config(preset, flags, sets, device, resume, run_dir, ("GENOTYPE",) if genotype else ())
+    cell = genotypes.load(run.genotype) if run is not None else source_genotype(genotype)
 
     with graceful_interrupt() as stop:
         engine = Trainer(config, cell, stop=stop)  # loads data and builds the networks: fails before writing
-        if resume is not None:
-            engine.restore(run)
-        else:
-            run = new_run_dir(f"train-{config.name}", run_dir)
-            run.config.write_text(configs.dump_yaml(config))
-            engine.begin(run)
+        run = open_run(engine, config, run, f"train-{config.name}", run_dir)
         t = config.train
         console.print(
             f"[bold]cpnas train[/] {run.path}  ({config.data.dataset}, C={engine.spec.channels}, "
@@ -115,13 +90,9 @@ def train(
         if engine.finished:
             console.print(f"Run {run.path} already finished.")
         else:
-            try:
-                with TrainProgress(console, engine.epochs, engine.epoch) as view:
-                    engine.report = view
-                    engine.run()
-            except (Interrupted, KeyboardInterrupt):
-                console.print(f"\n[yellow]Interrupted.[/] Resume with:  cpnas train --resume {run.path}")
-                raise typer.Exit(130) from None
+            with resume_hint("train", run), TrainProgress(console, engine.epochs, engine.epoch) as view:
+                engine.report = view
+                engine.run()
     console.print(summary_table(read_all(run.events)))
     console.print(
         f"Model: [bold]{run.path / 'best.safetensors'}[/]   (evaluate: cpnas evaluate {run.path / 'best.safetensors'})"

@@ -9,7 +9,7 @@ import math
 import re
 from dataclasses import asdict, dataclass
 
-from cpnas_cli.config import STRATEGIES
+from cpnas_cli.config import BETA_P_KEY, STRATEGIES, STRATEGY_KEY
 from cpnas_cli.errors import UserError
 
 AXES = ("beta_p", "strategy")
@@ -27,9 +27,9 @@ class Setting:
         return re.sub(r"[^A-Za-z0-9._]+", "-", self.label).strip("-")
 
     def overrides(self) -> dict:
-        keys = {"search.strategy": self.strategy}
+        keys = {STRATEGY_KEY: self.strategy}
         if self.beta_p is not None:
-            keys["search.beta_p"] = self.beta_p
+            keys[BETA_P_KEY] = self.beta_p
         return keys
 
 

@@ -6,6 +6,9 @@ cells differ. The stem and the classifier stay full precision in every network, 
 convention of the binary-network literature (and visible in `cpnas profile`).
 """
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch.nn as nn
 
 from .ops import Style, conv_bn, reduce_input
@@ -17,6 +20,33 @@ def reduction_cells(cells: int, at: list[int] | None = None) -> list[int]:
     if any(i < 0 or i >= cells for i in chosen):
         raise ValueError(f"reduction cell indices {chosen} outside 0..{cells - 1}")
     return chosen
+
+
+@dataclass(frozen=True)
+class CellSlot:
+    """One cell's place in the stack: whether it (and the cell before it) reduces, and its channels."""
+
+    index: int
+    reduce: bool
+    reduce_prev: bool
+    c_pp: int  # channels of the input from two cells back (or the stem)
+    c_p: int  # channels of the input from the previous cell (or the stem)
+    c: int  # channels of each intermediate node
+    c_out: int  # channels of the cell's output (the concatenated nodes)
+
+
+def cell_plan(
+    cells: int, channels: int, stem_channels: int, reductions: list[int], width: Callable[[bool], int]
+) -> list[CellSlot]:
+    """Every cell's slot: C doubles at each reduction cell, and a cell's output is width(reduce)
+    x C channels (the number of nodes it concatenates)."""
+    plan, c_pp, c_p, c, reduce_prev = [], stem_channels, stem_channels, channels, False
+    for i in range(cells):
+        reduce = i in reductions
+        c = 2 * c if reduce else c
+        plan.append(CellSlot(i, reduce, reduce_prev, c_pp, c_p, c, width(reduce) * c))
+        c_pp, c_p, reduce_prev = c_p, width(reduce) * c, reduce
+    return plan
 
 
 def stem(in_channels: int, out_channels: int, stride: int = 1, imagenet: bool = False) -> nn.Sequential:
@@ -38,10 +68,11 @@ def stem(in_channels: int, out_channels: int, stride: int = 1, imagenet: bool = 
     )
 
 
-def preprocess(c_prev_prev: int, c_prev: int, c: int, reduce_prev: bool, style: Style):
+def preprocess(slot: CellSlot, style: Style):
     """The fixed 1x1 blocks that bring a cell's two inputs to C channels at the same resolution."""
-    pre0 = reduce_input(c_prev_prev, c, style) if reduce_prev else conv_bn(c_prev_prev, c, style)
-    return pre0, conv_bn(c_prev, c, style)
+    c = slot.c
+    pre0 = reduce_input(slot.c_pp, c, style) if slot.reduce_prev else conv_bn(slot.c_pp, c, style)
+    return pre0, conv_bn(slot.c_p, c, style)
 
 
 class Classifier(nn.Module):

@@ -14,23 +14,22 @@ import torch.nn as nn
 from cpnas_cli.space.genotype import Cell as CellGenotype
 from cpnas_cli.space.genotype import Genotype
 
-from .backbone import Classifier, preprocess, reduction_cells, stem
+from .backbone import CellSlot, Classifier, cell_plan, preprocess, reduction_cells, stem
 from .ops import Style, build_op
 
 
 class Cell(nn.Module):
-    def __init__(self, genotype: CellGenotype, c_pp, c_p, c, reduce, reduce_prev, style: Style, drop_path=0.0):
+    def __init__(self, genotype: CellGenotype, slot: CellSlot, style: Style, drop_path=0.0):
         super().__init__()
-        self.reduce = reduce
-        self.pre0, self.pre1 = preprocess(c_pp, c_p, c, reduce_prev, style)
+        self.reduce = slot.reduce
+        self.pre0, self.pre1 = preprocess(slot, style)
         self.inputs = [[e.source for e in node] for node in genotype.nodes]
         self.ops = nn.ModuleList(
-            nn.ModuleList(build_op(e.op, c, 2 if reduce and e.source < 2 else 1, style) for e in node)
+            nn.ModuleList(build_op(e.op, slot.c, 2 if slot.reduce and e.source < 2 else 1, style) for e in node)
             for node in genotype.nodes
         )
         self.concat = list(genotype.concat)
         self.drop_path = drop_path
-        self.out_channels = len(self.concat) * c
 
     def forward(self, s0, s1):
         states = [self.pre0(s0), self.pre1(s1)]
@@ -95,23 +94,18 @@ class EvalNetwork(nn.Module):
         self.reductions = reduction_cells(cells, reductions)
         c_stem = channels if imagenet_stem else stem_multiplier * channels
         self.stem = stem(in_channels, c_stem, stride=stem_stride, imagenet=imagenet_stem)
-        c_pp, c_p, c = c_stem, c_stem, channels
-        self.cells = nn.ModuleList()
-        reduce_prev, aux_channels = False, None
-        for i in range(cells):
-            reduce = i in self.reductions
-            if reduce:
-                c *= 2
-            cell = Cell(
-                genotype.reduce if reduce else genotype.normal, c_pp, c_p, c, reduce, reduce_prev, style, drop_path
-            )
-            self.cells.append(cell)
-            reduce_prev = reduce
-            c_pp, c_p = c_p, cell.out_channels
-            if reduce and i == self.reductions[-1]:
-                aux_channels, self.aux_index = c_p, i
+
+        def kind(reduce: bool) -> CellGenotype:
+            return genotype.cell("reduce" if reduce else "normal")
+
+        plan = cell_plan(cells, channels, c_stem, self.reductions, lambda reduce: len(kind(reduce).concat))
+        self.cells = nn.ModuleList(Cell(kind(slot.reduce), slot, style, drop_path) for slot in plan)
+        aux_channels = None
+        if self.reductions:  # the tower reads the last reduction cell's output
+            self.aux_index = self.reductions[-1]
+            aux_channels = plan[self.aux_index].c_out
         self.auxiliary = AuxiliaryHead(aux_channels, classes) if auxiliary and aux_channels else None
-        self.classifier = Classifier(c_p, classes)
+        self.classifier = Classifier(plan[-1].c_out, classes)
 
     def forward(self, x):
         s0 = s1 = self.stem(x)

@@ -1,28 +1,57 @@
-"""An optimizer's state as flat named tensors (for safetensors checkpoints) and back.
+"""A network's weights and its optimizer's state as flat named tensors (safetensors checkpoints) and back.
 
-Keys are `<prefix>/<parameter name>/<state key>`, so a state saved from one process loads into an
-optimizer built afresh over the same module in another, which is what an exact resume needs.
+Keys are `<name>/<state_dict key>` for weights and buffers and `<name>.optimizer/<parameter
+name>/<state key>` for the optimizer, so a state saved from one process loads into networks and
+optimizers built afresh in another, which is what an exact resume needs.
 """
 
 import torch
 import torch.nn as nn
 
 
-def optimizer_tensors(prefix: str, module: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+def module_tensors(name: str, module: nn.Module) -> dict[str, torch.Tensor]:
+    return {f"{name}/{k}": v for k, v in module.state_dict().items()}
+
+
+def load_module_tensors(name: str, module: nn.Module, tensors: dict[str, torch.Tensor]) -> None:
+    prefix = f"{name}/"
+    module.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
+
+
+def optimizer_tensors(name: str, module: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
     tensors = {}
-    for name, p in module.named_parameters():
+    for param_name, p in module.named_parameters():
         for key, value in optimizer.state.get(p, {}).items():
-            tensors[f"{prefix}/{name}/{key}"] = torch.as_tensor(value)
+            tensors[f"{name}.optimizer/{param_name}/{key}"] = torch.as_tensor(value)
     return tensors
 
 
 def load_optimizer_tensors(
-    prefix: str, module: nn.Module, optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]
+    name: str, module: nn.Module, optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]
 ) -> None:
-    for name, p in module.named_parameters():
-        start = f"{prefix}/{name}/"
+    for param_name, p in module.named_parameters():
+        start = f"{name}.optimizer/{param_name}/"
         state = {k[len(start) :]: v for k, v in tensors.items() if k.startswith(start)}
-        if state:  # buffers take the parameter's memory layout; scalars (Adam's step) stay as saved
+        if state:  # buffers take the parameter's device and layout; scalars (Adam's step) stay as saved
             optimizer.state[p] = {
                 k: torch.empty_like(p).copy_(v) if v.shape == p.shape else v.clone() for k, v in state.items()
             }
+
+
+def trained_tensors(
+    nets: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer]
+) -> dict[str, torch.Tensor]:
+    """Weights and optimizer state of every network, by role (child, parent, ...)."""
+    tensors = {}
+    for role, net in nets.items():
+        tensors.update(module_tensors(role, net))
+        tensors.update(optimizer_tensors(role, net, optimizers[role]))
+    return tensors
+
+
+def load_trained_tensors(
+    nets: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer], tensors: dict[str, torch.Tensor]
+) -> None:
+    for role, net in nets.items():
+        load_module_tensors(role, net, tensors)
+        load_optimizer_tensors(role, net, optimizers[role], tensors)

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from cpnas_cli.config import SearchConfig
 from cpnas_cli.engine.nn.ops import Style
+from cpnas_cli.engine.run.tensors import load_trained_tensors, trained_tensors
 
 from .supernet import Architecture, SearchNetwork
 
@@ -98,25 +99,8 @@ class ChildParent:
             self.optimizers[role] = new
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        """Weights, buffers and optimizer state of both networks, flat, for a safetensors checkpoint."""
-        tensors = {}
-        for role, net in self.nets.items():
-            tensors.update({f"{role}/{k}": v for k, v in net.state_dict().items()})
-            optimizer = self.optimizers[role]
-            for name, p in net.named_parameters():
-                for key, value in optimizer.state.get(p, {}).items():
-                    tensors[f"{role}.optimizer/{name}/{key}"] = torch.as_tensor(value)
-        return tensors
+        """Weights, buffers and optimizer state of the trained networks, flat, for a safetensors checkpoint."""
+        return trained_tensors(self.nets, self.optimizers)
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        for role, net in self.nets.items():
-            prefix = f"{role}/"
-            net.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
-            optimizer = self.optimizers[role]
-            for name, p in net.named_parameters():
-                prefix = f"{role}.optimizer/{name}/"
-                state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-                if state:  # buffers take the parameter's memory layout; scalars (Adam's step) stay as saved
-                    optimizer.state[p] = {
-                        k: torch.empty_like(p).copy_(v) if v.shape == p.shape else v.clone() for k, v in state.items()
-                    }
+        load_trained_tensors(self.nets, self.optimizers, tensors)

@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cpnas_cli.engine.nn.backbone import Classifier, preprocess, reduction_cells, stem
+from cpnas_cli.engine.nn.backbone import CellSlot, Classifier, cell_plan, preprocess, reduction_cells, stem
 from cpnas_cli.engine.nn.ops import Style, build_op
 from cpnas_cli.space.cells import cell_edges
 
@@ -47,13 +47,13 @@ class MixedEdge(nn.Module):
 
 
 class MixedCell(nn.Module):
-    def __init__(self, ops, nodes, c_pp, c_p, c, reduce, reduce_prev, style: Style, k: int):
+    def __init__(self, ops, nodes, slot: CellSlot, style: Style, k: int):
         super().__init__()
-        self.reduce, self.nodes = reduce, nodes
+        self.reduce, self.nodes = slot.reduce, nodes
         self.edge_list = cell_edges(nodes)
-        self.pre0, self.pre1 = preprocess(c_pp, c_p, c, reduce_prev, style)
+        self.pre0, self.pre1 = preprocess(slot, style)
         self.edges = nn.ModuleList(
-            MixedEdge(ops, c, 2 if reduce and src < 2 else 1, style, k) for src, _ in self.edge_list
+            MixedEdge(ops, slot.c, 2 if slot.reduce and src < 2 else 1, style, k) for src, _ in self.edge_list
         )
 
     def forward(self, s0, s1, alpha: torch.Tensor, beta: torch.Tensor | None):
@@ -94,18 +94,14 @@ class MixedSupernet(nn.Module):
         self.reductions = reduction_cells(cells, reductions)
         c_stem = stem_multiplier * channels
         self.stem = stem(in_channels, c_stem, stride=stem_stride)
-        c_pp, c_p, c = c_stem, c_stem, channels
-        self.cells = nn.ModuleList()
-        reduce_prev = False
-        for i in range(cells):
-            reduce = i in self.reductions
-            c = 2 * c if reduce else c
-            if c % k:
-                raise ValueError(f"{c} channels in cell {i} are not divisible by the partial-channel K = {k}")
-            self.cells.append(MixedCell(ops, nodes, c_pp, c_p, c, reduce, reduce_prev, style, k))
-            reduce_prev = reduce
-            c_pp, c_p = c_p, nodes * c
-        self.classifier = Classifier(c_p, classes)
+        plan = cell_plan(cells, channels, c_stem, self.reductions, lambda reduce: nodes)
+        for slot in plan:
+            if slot.c % k:
+                raise ValueError(
+                    f"{slot.c} channels in cell {slot.index} are not divisible by the partial-channel K = {k}"
+                )
+        self.cells = nn.ModuleList(MixedCell(ops, nodes, slot, style, k) for slot in plan)
+        self.classifier = Classifier(plan[-1].c_out, classes)
 
     def forward(self, x, alpha: Logits, beta: Logits | None = None):
         s0 = s1 = self.stem(x)

@@ -10,7 +10,7 @@ one the Parent. `prune` deletes an op's module, freeing its weights.
 import torch
 import torch.nn as nn
 
-from cpnas_cli.engine.nn.backbone import Classifier, preprocess, reduction_cells, stem
+from cpnas_cli.engine.nn.backbone import CellSlot, Classifier, cell_plan, preprocess, reduction_cells, stem
 from cpnas_cli.engine.nn.ops import Style, build_op
 from cpnas_cli.space.cells import CELL_TYPES, cell_edges
 
@@ -18,11 +18,11 @@ Architecture = dict[str, list[str]]  # cell type -> op name per edge, in space.c
 
 
 class SearchCell(nn.Module):
-    def __init__(self, ops, nodes, c_pp, c_p, c, reduce, reduce_prev, style: Style):
+    def __init__(self, ops, nodes, slot: CellSlot, style: Style):
         super().__init__()
-        self.reduce = reduce
+        self.reduce, reduce, c = slot.reduce, slot.reduce, slot.c
         self.edges_list = cell_edges(nodes)
-        self.pre0, self.pre1 = preprocess(c_pp, c_p, c, reduce_prev, style)
+        self.pre0, self.pre1 = preprocess(slot, style)
         self.edges = nn.ModuleList(
             nn.ModuleDict({op: build_op(op, c, 2 if reduce and src < 2 else 1, style) for op in ops})
             for src, _ in self.edges_list
@@ -68,17 +68,9 @@ class SearchNetwork(nn.Module):
         self.reductions = reduction_cells(cells, reductions)
         c_stem = stem_multiplier * channels
         self.stem = stem(in_channels, c_stem, stride=stem_stride)
-        c_pp, c_p, c = c_stem, c_stem, channels
-        self.cells = nn.ModuleList()
-        reduce_prev = False
-        for i in range(cells):
-            reduce = i in self.reductions
-            if reduce:
-                c *= 2
-            self.cells.append(SearchCell(ops, nodes, c_pp, c_p, c, reduce, reduce_prev, style))
-            reduce_prev = reduce
-            c_pp, c_p = c_p, nodes * c
-        self.classifier = Classifier(c_p, classes)
+        plan = cell_plan(cells, channels, c_stem, self.reductions, lambda reduce: nodes)
+        self.cells = nn.ModuleList(SearchCell(ops, nodes, slot, style) for slot in plan)
+        self.classifier = Classifier(plan[-1].c_out, classes)
 
     def forward(self, x, arch: Architecture):
         s0 = s1 = self.stem(x)

@@ -18,6 +18,7 @@ import torch.nn as nn
 from cpnas_cli.config import TrainConfig
 from cpnas_cli.engine.nn.binary import BinaryConv2d
 from cpnas_cli.engine.nn.network import EvalNetwork, NetworkSpec
+from cpnas_cli.engine.run.tensors import load_trained_tensors, trained_tensors
 from cpnas_cli.errors import UserError
 from cpnas_cli.space import genotype as genotypes
 
@@ -159,28 +160,11 @@ class TrainingPair:
     # --- state ------------------------------------------------------------------------------
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        """Weights, buffers and optimizer state of the trained networks, flat, for safetensors."""
-        tensors = {}
-        for role, net in self.nets.items():
-            tensors.update({f"{role}/{k}": v for k, v in net.state_dict().items()})
-            optimizer = self.optimizers[role]
-            for name, p in net.named_parameters():
-                for key, value in optimizer.state.get(p, {}).items():
-                    tensors[f"{role}.optimizer/{name}/{key}"] = torch.as_tensor(value)
-        return tensors
+        """Weights, buffers and optimizer state of the trained networks, flat, for a safetensors checkpoint."""
+        return trained_tensors(self.nets, self.optimizers)
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        for role, net in self.nets.items():
-            prefix = f"{role}/"
-            net.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
-            optimizer = self.optimizers[role]
-            for name, p in net.named_parameters():
-                prefix = f"{role}.optimizer/{name}/"
-                state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-                if state:  # buffers take the parameter's device and layout; scalars (Adam's step) stay as saved
-                    optimizer.state[p] = {
-                        k: torch.empty_like(p).copy_(v) if v.shape == p.shape else v.clone() for k, v in state.items()
-                    }
+        load_trained_tensors(self.nets, self.optimizers, tensors)
 
 
 def _correct(logits: torch.Tensor, y: torch.Tensor) -> int:

@@ -10,40 +10,33 @@ epoch, the augmentation of a batch and the drop-path masks (the global generator
 per batch). A checkpoint therefore holds no generator state: weights, optimizer state, the
 position and the sums of a part-done epoch are enough to continue exactly where an uninterrupted
 run would be, after Ctrl-C between batches or a kill at any moment. With a time budget
-(`train.minutes`) the number of epochs is planned from measured epoch times (budget.py): the plan
+(`train.minutes`) the number of epochs is planned from measured epoch times (bookkeeping/budget.py): the plan
 is in the checkpoint, but a resumed run measures its own epochs, so it is not bit-identical.
 """
 
-import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 import torch
 
 from cpnas_cli import data as datasets
 from cpnas_cli.bookkeeping.budget import epochs_that_fit
+from cpnas_cli.bookkeeping.learning_rate import cosine_annealing
 from cpnas_cli.config import Config, TrainConfig, to_dict
 from cpnas_cli.engine.nn.network import NetworkSpec
-from cpnas_cli.engine.run.checkpoint import STATE, load_checkpoint, save_checkpoint
 from cpnas_cli.engine.run.device import resolve_device
 from cpnas_cli.engine.run.interrupt import Interrupted
+from cpnas_cli.engine.run.loop import Report, RunLoop
 from cpnas_cli.errors import UserError
-from cpnas_cli.events import SCHEMA, EventWriter
+from cpnas_cli.events import event, header
 from cpnas_cli.runs import RunDir
 from cpnas_cli.space import genotype as genotypes
 
 from .model_file import ModelInfo, save_model
 from .pair import TrainingPair
 
-Report = Callable[[dict], None]
 SIZES = ("small", "medium", "large")
 SUMS = ("loss", "loss_ce", "loss_kernel", "loss_center", "loss_parent", "correct_child", "correct_parent")
-
-
-def cosine_lr(cfg: TrainConfig, step: int, total: int) -> float:
-    """The learning rate at a step: cosine annealing from lr to lr_min without restart, per batch."""
-    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * step / total))
 
 
 def network_spec(cfg: TrainConfig, data: datasets.Dataset) -> NetworkSpec:
@@ -66,7 +59,7 @@ def network_spec(cfg: TrainConfig, data: datasets.Dataset) -> NetworkSpec:
 
 
 @dataclass
-class Partial:
+class EpochSums:
     """Sums over the batches of the current epoch done so far (kept across an interrupt)."""
 
     batch: int = 0
@@ -88,13 +81,13 @@ class Partial:
         return None if value is None else round(scale * value / max(self.seen, 1), digits)
 
 
-class Trainer:
+class Trainer(RunLoop):
     """One training run: construct (loads the data, builds the networks: bad input fails here,
     before anything is written), then `begin(run)` or `restore(run)`, then `run()`."""
 
     def __init__(self, config: Config, genotype: genotypes.Genotype, report: Report = lambda e: None, stop=None):
+        super().__init__(report, stop)
         self.config, self.cfg, self.genotype = config, config.train, genotype
-        self.report, self.stop = report, stop
         self.device = resolve_device(config.device)
         d = config.data
         self.data = datasets.load_dataset(d.dataset, d.data_dir, d.image_size)
@@ -111,51 +104,40 @@ class Trainer:
                 f"train.batch_size {self.cfg.batch_size} exceeds the {self.n_train} training images",
                 "use a smaller --batch-size",
             )
-        self.epoch, self.partial, self.elapsed, self.best = 0, Partial(), 0.0, None
-        self.epochs = self.cfg.epochs  # the plan: lowered by a time budget (budget.py)
+        self.epoch, self.partial, self.elapsed, self.best = 0, EpochSums(), 0.0, None
+        self.epochs = self.cfg.epochs  # the plan: lowered by a time budget (bookkeeping/budget.py)
         self.last: dict = {}
 
     def begin(self, run: RunDir) -> None:
-        self.run_dir, self.log = run, EventWriter(run.events)
         genotypes.save(self.genotype, run.genotype)
-        self.log.write(
-            [
-                {
-                    "kind": "header",
-                    "schema": SCHEMA,
-                    "run": "train",
-                    "t": round(time.time(), 3),
-                    "config": to_dict(self.config),
-                    "genotype": genotypes.to_dict(self.genotype),
-                    "epochs": self.cfg.epochs,
-                    "network": asdict(self.spec),
-                    "classes": self.data.classes,
-                }
-            ]
+        line = header(
+            "train",
+            to_dict(self.config),
+            genotype=genotypes.to_dict(self.genotype),
+            epochs=self.cfg.epochs,
+            network=asdict(self.spec),
+            classes=self.data.classes,
         )
-        self._emit("status", state="started", total=self.cfg.epochs, device=str(self.device))
+        self.start(run, line, total=self.cfg.epochs, device=str(self.device))
 
     def restore(self, run: RunDir) -> None:
         """Continue from the run's checkpoint; a run killed before its first one starts over."""
-        if not (run.checkpoint / STATE).is_file():
-            run.events.unlink(missing_ok=True)
+        if not self.resume(run, self._restore_state):
             return self.begin(run)
-        self.run_dir, self.log = run, EventWriter(run.events)
-        tensors, state = load_checkpoint(run.checkpoint)
+        self.emit("status", state="resumed", epoch=self.epoch, batch=self.partial.batch, device=str(self.device))
+
+    def _restore_state(self, tensors, state: dict) -> None:
         try:
             self.pair.load_state_tensors(tensors)
         except RuntimeError:
             raise UserError(
-                f"the checkpoint in {run.checkpoint} does not fit this run's genotype and network",
+                f"the checkpoint in {self.run_dir.checkpoint} does not fit this run's genotype and network",
                 "start the run again",
             ) from None
         self.epoch, self.elapsed, self.best = state["epoch"], state["elapsed"], state["best"]
         self.epochs = state["epochs"]
         self.last = state["last"]
-        self.partial = Partial(**state["partial"])
-        self.log.truncate(state["events_offset"])
-        self.log.write(state["pending_events"])
-        self._emit("status", state="resumed", epoch=self.epoch, batch=self.partial.batch, device=str(self.device))
+        self.partial = EpochSums(**state["partial"])
 
     @property
     def finished(self) -> bool:
@@ -165,18 +147,13 @@ class Trainer:
 
     def run(self) -> dict:
         """Train to the last epoch; returns the final summary (also the `finished` event)."""
-        try:
+
+        def epochs():
             while not self.finished:
                 self._epoch()
-        except Interrupted:
-            raise
-        except KeyboardInterrupt:  # a second Ctrl-C: no new checkpoint, the last one stands
-            self._emit("status", state="interrupted", epoch=self.epoch, batch=0)
-            raise
-        except Exception as err:
-            self._emit("status", state="failed", error=f"{type(err).__name__}: {err}", epoch=self.epoch)
-            raise
-        return self._emit(
+
+        self.guarded(epochs, lambda: {"epoch": self.epoch, "batch": 0})
+        return self.emit(
             "status",
             state="finished",
             elapsed=round(self.elapsed, 1),
@@ -205,7 +182,7 @@ class Trainer:
         self.best = max(acc["child"], self.best or 0.0)
         self.epoch += 1
         self.epochs = epochs_that_fit(self.epoch, self.elapsed, self.cfg.minutes, self.epochs)
-        event = self._event(
+        line = event(
             "epoch",
             epoch=self.epoch,
             epochs=self.epochs,
@@ -226,12 +203,10 @@ class Trainer:
             elapsed=round(self.elapsed, 1),
             best=is_best,
         )
-        self.last = {k: event[k] for k in ("epoch", "test_acc_child", "test_acc_parent")}
+        self.last = {k: line[k] for k in ("epoch", "test_acc_child", "test_acc_parent")}
         self._write_models(is_best)
-        self.partial = Partial()
-        self._checkpoint([event])
-        self.log.write([event])
-        self.report(event)
+        self.partial = EpochSums()
+        self._commit([line])
 
     def _train(self) -> float:
         """The rest of the current epoch's batches; returns the epoch's first learning rate."""
@@ -258,9 +233,13 @@ class Trainer:
             b = self.partial.batch
             torch.manual_seed(datasets.derive_seed(self.config.seed, "drop-path", e, b))
             x = x.contiguous(memory_format=torch.channels_last)
-            self.partial.add(len(y), self.pair.train_batch(x, y, cosine_lr(self.cfg, e * nb + b, self.epochs * nb)))
+            self.partial.add(len(y), self.pair.train_batch(x, y, self._lr(e * nb + b, self.epochs * nb)))
             self.report({"kind": "progress", "epoch": e + 1, "batch": self.partial.batch, "batches": nb})
-        return cosine_lr(self.cfg, e * nb, self.epochs * nb)
+        return self._lr(e * nb, self.epochs * nb)
+
+    def _lr(self, step: int, steps: int) -> float:
+        """Cosine annealing from lr to lr_min over the planned batches, per batch."""
+        return cosine_annealing(self.cfg.lr, self.cfg.lr_min, step, steps)
 
     # --- files, checkpoints and events ----------------------------------------------------
 
@@ -284,9 +263,7 @@ class Trainer:
         if is_best:
             save_model(self.run_dir.path / "best.safetensors", info, self.pair.child, parent)
 
-    def _checkpoint(self, pending: list[dict]) -> None:
-        """Save the state; `pending` are the events of this step, written to the log right after
-        (a resume cuts the log back to its size then and writes them again: every event once)."""
+    def _commit(self, events: list[dict]) -> None:
         state = {
             "epoch": self.epoch,
             "epochs": self.epochs,
@@ -294,28 +271,12 @@ class Trainer:
             "elapsed": self.elapsed,
             "best": self.best,
             "last": self.last,
-            "events_offset": self.log.size(),
-            "pending_events": pending,
         }
-        save_checkpoint(
-            self.run_dir.checkpoint, self.pair.state_tensors(), state, tag=f"{self.epoch:05d}-{self.partial.batch:06d}"
-        )
+        self.commit(self.pair.state_tensors(), state, events, tag=f"{self.epoch:05d}-{self.partial.batch:06d}")
 
     def _interrupt(self):
         now = time.perf_counter()
         self.partial.wall += now - self.started
         self.elapsed += now - self.started
-        event = self._event("status", state="interrupted", epoch=self.epoch, batch=self.partial.batch)
-        self._checkpoint([event])
-        self.log.write([event])
-        self.report(event)
+        self._commit([event("status", state="interrupted", epoch=self.epoch, batch=self.partial.batch)])
         raise Interrupted(str(self.run_dir.path))
-
-    def _event(self, kind: str, **fields) -> dict:
-        return {"kind": kind, "t": round(time.time(), 3), **fields}
-
-    def _emit(self, kind: str, **fields) -> dict:
-        event = self._event(kind, **fields)
-        self.log.write([event])
-        self.report(event)
-        return event

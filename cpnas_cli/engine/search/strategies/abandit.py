@@ -5,7 +5,7 @@ One step is one trial: draw one op per edge, train the Child and Parent on it (a
 strategy does), reward the drawn ops with the Child's validation accuracy in [0, 1] (or Eq. 1's
 z / 100 with `search.bandit_reward: cp`). K0 warm-up trials first give every op one reward; then
 T = `search.rounds` times K trials per K, each drawn from softmax(-LCB), and after them the op
-with the lowest UCB leaves every edge (engine/bandit.py). The original's adversarial training,
+with the lowest UCB leaves every edge (bookkeeping/bandit.py). The original's adversarial training,
 Gabor and denoising ops are not part of it; see docs/strategies.md for every choice made here.
 """
 

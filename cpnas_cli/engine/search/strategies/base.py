@@ -1,6 +1,6 @@
 """What a search strategy is, and what the search runner offers it while it works.
 
-The runner (engine/search.py) owns everything strategies share: data, the run directory, the
+The runner (engine/search/runner.py) owns everything strategies share: data, the run directory, the
 event log, checkpoints, Ctrl-C, resume and writing the genotype. A strategy owns its networks
 and its method. It divides its work into `total` steps (a sample of CP-NAS, an epoch of a
 differentiable search) and must be able to stop between two batches of a step and carry on
@@ -14,6 +14,7 @@ import torch
 
 from cpnas_cli.config import Config
 from cpnas_cli.engine.search.data import SearchData
+from cpnas_cli.events import event
 from cpnas_cli.space.genotype import Genotype
 
 
@@ -41,9 +42,7 @@ class StepContext:
         """Search time so far, across resumes, including this step."""
         return self._elapsed_before + time.perf_counter() - self._started
 
-    @staticmethod
-    def event(kind: str, **fields) -> dict:
-        return {"kind": kind, "t": round(time.time(), 3), **fields}
+    event = staticmethod(event)  # one event line (events.event), for the strategy's step
 
 
 class Strategy(ABC):

@@ -18,8 +18,14 @@ import torch
 import torch.nn as nn
 
 from cpnas_cli.bookkeeping import darts_rule
+from cpnas_cli.bookkeeping.learning_rate import cosine_annealing
 from cpnas_cli.engine.nn.ops import Style
-from cpnas_cli.engine.run.tensors import load_optimizer_tensors, optimizer_tensors
+from cpnas_cli.engine.run.tensors import (
+    load_module_tensors,
+    load_optimizer_tensors,
+    module_tensors,
+    optimizer_tensors,
+)
 from cpnas_cli.engine.search.mixed_supernet import MixedSupernet
 from cpnas_cli.space.genotype import to_dict
 
@@ -43,13 +49,8 @@ def phase_plan(epochs: float, phase_epochs: float, roles: tuple[str, ...]) -> li
     ]
 
 
-def cosine(base: float, floor: float, progress: float, epochs: float) -> float:
-    """Cosine annealing from base to floor over the search, evaluated at `progress` epochs."""
-    return floor + 0.5 * (base - floor) * (1 + math.cos(math.pi * min(progress / epochs, 1.0)))
-
-
 @dataclass
-class Partial:
+class PhaseSums:
     """Sums over the batches of the current phase so far (kept across an interrupt)."""
 
     batch: int = 0
@@ -104,7 +105,7 @@ class DifferentiableStrategy(Strategy):
         super().__init__(config, data, device)
         self.cfg = config.search
         self.plan = phase_plan(self.cfg.diff_epochs, self.cfg.diff_phase_epochs, self.roles)
-        self.partial = Partial()
+        self.partial = PhaseSums()
         self.parts: dict[str, nn.Module] = {}
         self.optims: dict[str, tuple[torch.optim.Optimizer, nn.Module]] = {}
 
@@ -132,7 +133,7 @@ class DifferentiableStrategy(Strategy):
     def schedule(self, progress: float) -> float:
         """The weights' learning rate at `progress` epochs, as a fraction of diff_lr."""
         c = self.cfg
-        return cosine(c.diff_lr, c.diff_lr_min, progress, c.diff_epochs) / c.diff_lr
+        return cosine_annealing(c.diff_lr, c.diff_lr_min, progress, c.diff_epochs) / c.diff_lr
 
     def weight_lr(self, role: str, progress: float) -> float:
         """The learning rate of `role`'s weights at `progress` epochs."""
@@ -165,7 +166,7 @@ class DifferentiableStrategy(Strategy):
             train, arch_metrics = self.iteration(phase, x, y, xa, ya, progress)
             self.partial.add(len(y), train, arch_metrics)
             ctx.progress(n=n + 1, batch=self.partial.batch, batches=count, unit="phase")
-        p, self.partial = self.partial, Partial()
+        p, self.partial = self.partial, PhaseSums()
         end = phase.start + phase.length
         fields = dict(
             step=n + 1,
@@ -226,9 +227,11 @@ class DifferentiableStrategy(Strategy):
     # --- checkpoints ------------------------------------------------------------------------
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        tensors = {f"{name}/{k}": v for name, part in self.parts.items() for k, v in part.state_dict().items()}
+        tensors = {}
+        for name, part in self.parts.items():
+            tensors.update(module_tensors(name, part))
         for name, (optimizer, module) in self.optims.items():
-            tensors.update(optimizer_tensors(f"{name}.optimizer", module, optimizer))
+            tensors.update(optimizer_tensors(name, module, optimizer))
         return tensors
 
     def state(self) -> dict:
@@ -236,11 +239,10 @@ class DifferentiableStrategy(Strategy):
 
     def restore(self, tensors, state) -> None:
         for name, part in self.parts.items():
-            prefix = f"{name}/"
-            part.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
+            load_module_tensors(name, part, tensors)
         for name, (optimizer, module) in self.optims.items():
-            load_optimizer_tensors(f"{name}.optimizer", module, optimizer, tensors)
-        self.partial = Partial(**state["partial"])
+            load_optimizer_tensors(name, module, optimizer, tensors)
+        self.partial = PhaseSums(**state["partial"])
 
 
 def _rounded(weights: dict) -> dict:

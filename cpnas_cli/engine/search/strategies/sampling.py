@@ -2,27 +2,22 @@
 architecture of the Child and Parent supernets and measures both on the search-validation split.
 
 A sampled step can stop between two batches and carry on after `restore`: the sums of the
-batches done so far (`Partial`) are part of the strategy's state, and the batches of step n are
+batches done so far (`SampleSums`) are part of the strategy's state, and the batches of step n are
 a pure function of (seed, n), so the rest of the step sees the same batches again.
 """
 
-import math
 import time
 from dataclasses import asdict, dataclass, field
 
+from cpnas_cli.bookkeeping.learning_rate import cosine_annealing
 from cpnas_cli.engine.search.child_parent import ROLES, ChildParent
 from cpnas_cli.engine.search.supernet import Architecture
 
 from .base import StepContext, Strategy
 
 
-def cosine_lr(cfg, n: int, total: int) -> float:
-    """The learning rate of step n: cosine annealing from lr to lr_min over the search."""
-    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * n / total))
-
-
 @dataclass
-class Partial:
+class SampleSums:
     """Sums over the batches of the current sample done so far (kept across an interrupt)."""
 
     batch: int = 0
@@ -59,12 +54,12 @@ class SamplingStrategy(Strategy):
         super().__init__(config, data, device)
         self.cfg = config.search
         self.model = ChildParent(self.cfg, data.in_channels, data.num_classes, device, config.seed)
-        self.partial = Partial()
+        self.partial = SampleSums()
 
     def train_sample(self, n: int, arch: Architecture, ctx: StepContext) -> Trained:
         """Train both networks on `arch` for the rest of step n, then measure them."""
         started = time.perf_counter()
-        lr = cosine_lr(self.cfg, n, self.total)
+        lr = cosine_annealing(self.cfg.lr, self.cfg.lr_min, n, self.total)
         batches, count = self.data.train_batches(
             n, self.cfg.epochs_per_sample, self.cfg.batch_size, start_batch=self.partial.batch
         )
@@ -74,7 +69,7 @@ class SamplingStrategy(Strategy):
             ctx.progress(n=n + 1, batch=self.partial.batch, batches=count)
         eval_start = time.perf_counter()
         acc = self.model.evaluate(self.data.val_batches(self.cfg.eval_batch_size), arch)
-        p, self.partial = self.partial, Partial()
+        p, self.partial = self.partial, SampleSums()
         loss, train_acc = p.mean(p.loss), p.mean(p.correct, 100)
         return Trained(
             acc,
@@ -117,7 +112,7 @@ class SamplingStrategy(Strategy):
         return {"partial": asdict(self.partial)}
 
     def restore_partial(self, state: dict) -> None:
-        self.partial = Partial(**state["partial"])
+        self.partial = SampleSums(**state["partial"])
 
 
 def rounded(values: dict, digits: int = 6) -> dict:

@@ -1,0 +1,63 @@
+"""How `cpnas search` and `cpnas train` start, resume and stop a run (a helper, not a command)."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import typer
+
+from cpnas_cli import config as configs
+from cpnas_cli.engine.run.interrupt import Interrupted
+from cpnas_cli.errors import UserError
+from cpnas_cli.runs import RunDir, existing_run, new_run_dir
+
+from ._options import console
+
+
+def run_config(
+    preset: str,
+    flags: dict,
+    sets: list[str] | None,
+    device: str | None,
+    resume: Path | None,
+    run_dir: Path | None,
+    other_inputs: tuple[str, ...] = (),
+) -> tuple[RunDir | None, configs.Config]:
+    """(None, the new run's config: preset <- flags <- --set), or (the run to resume, its own
+    config). A resume takes no flag that would change the run but --device; `other_inputs` names
+    the command's other inputs that were given (they cannot change it either)."""
+    if resume is None:
+        return None, configs.load_config(preset, {**flags, "device": device}, sets or [])
+    run = existing_run(resume)
+    given = [k for k, v in flags.items() if v is not None] + (["--set"] if sets else [])
+    given += (["--run-dir"] if run_dir else []) + list(other_inputs)
+    if given:
+        raise UserError(
+            f"--resume continues a run with its own config; {', '.join(given)} cannot change it",
+            "drop those (only --device may change on resume)",
+        )
+    config = configs.load_run_config(run.config)
+    config.device = device or config.device
+    return run, config
+
+
+def open_run(engine, config: configs.Config, run: RunDir | None, name: str, run_dir: Path | None) -> RunDir:
+    """Resume `run` in the engine, or create the new run's directory, write its config and begin."""
+    if run is not None:
+        engine.restore(run)
+        return run
+    run = new_run_dir(name, run_dir)
+    run.config.write_text(configs.dump_yaml(config))
+    engine.begin(run)
+    return run
+
+
+@contextmanager
+def resume_hint(command: str, run: RunDir) -> Iterator[None]:
+    """Ctrl-C (after the engine checkpointed, or a second one) ends with the command that resumes
+    the run and exit code 130."""
+    try:
+        yield
+    except (Interrupted, KeyboardInterrupt):
+        console.print(f"\n[yellow]Interrupted.[/] Resume with:  cpnas {command} --resume {run.path}")
+        raise typer.Exit(130) from None

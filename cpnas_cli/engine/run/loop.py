@@ -1,0 +1,78 @@
+"""What a search and a training run share: the event log, checkpoints that carry their step's
+events, exact resume, and the run's closing status.
+
+A step ends by `commit`: the checkpoint is saved with the step's events pending and the log's
+size before them, then the events are logged and reported. A resume loads the checkpoint, cuts
+the log back to that size and writes the pending events again, so the log holds every event
+exactly once whenever the process died. A run killed before its first checkpoint starts over.
+"""
+
+from collections.abc import Callable
+
+import torch
+
+from cpnas_cli.events import EventWriter, event
+from cpnas_cli.runs import RunDir
+
+from .checkpoint import STATE, load_checkpoint, save_checkpoint
+from .interrupt import Interrupted
+
+Report = Callable[[dict], None]
+
+
+class RunLoop:
+    """Base of the search runner and the trainer. Subclasses call `start` from `begin`, `resume`
+    from `restore`, `commit` after every step and `guarded` around their loop."""
+
+    def __init__(self, report: Report, stop):
+        self.report, self.stop = report, stop
+
+    def start(self, run: RunDir, header: dict, **started) -> None:
+        """A new run: the header line, then the `started` status."""
+        self.run_dir, self.log = run, EventWriter(run.events)
+        self.log.write([header])
+        self.emit("status", state="started", **started)
+
+    def resume(self, run: RunDir, restore: Callable[[dict[str, torch.Tensor], dict], None]) -> bool:
+        """Hand the checkpoint's (tensors, state) to `restore`, then cut the log back to it; False
+        (and the log removed) when the run died before its first checkpoint."""
+        if not (run.checkpoint / STATE).is_file():
+            run.events.unlink(missing_ok=True)
+            return False
+        self.run_dir = run
+        tensors, state = load_checkpoint(run.checkpoint)
+        restore(tensors, state)  # may refuse the checkpoint: nothing is written before this
+        self.log = EventWriter(run.events)
+        self.log.truncate(state["events_offset"])
+        self.log.write(state["pending_events"])
+        return True
+
+    def commit(self, tensors: dict[str, torch.Tensor], state: dict, events: list[dict], tag: str) -> None:
+        """Checkpoint with `events` pending (tag names the weights file: unique per step), then log
+        and report them."""
+        state = {**state, "events_offset": self.log.size(), "pending_events": events}
+        save_checkpoint(self.run_dir.checkpoint, tensors, state, tag=tag)
+        self.log.write(events)
+        for line in events:
+            self.report(line)
+
+    def emit(self, kind: str, **fields) -> dict:
+        line = event(kind, **fields)
+        self.log.write([line])
+        self.report(line)
+        return line
+
+    def guarded(self, loop: Callable[[], None], position: Callable[[], dict]) -> None:
+        """Run `loop`, logging how it ended if it did not finish: Ctrl-C already checkpointed
+        (Interrupted) passes through; a second Ctrl-C logs `interrupted` (the last checkpoint
+        stands); an error logs `failed`. `position` says where the run was."""
+        try:
+            loop()
+        except Interrupted:
+            raise
+        except KeyboardInterrupt:
+            self.emit("status", state="interrupted", **position())
+            raise
+        except Exception as err:
+            self.emit("status", state="failed", error=f"{type(err).__name__}: {err}", **position())
+            raise
