@@ -75,7 +75,7 @@ def test_bad_values_are_one_line_user_errors(sets, message):
 
 
 def test_unknown_preset_lists_the_known_ones():
-    with pytest.raises(UserError, match="unknown preset 'nope'.*quick"):
+    with pytest.raises(UserError, match=r"unknown preset 'nope'.*quick"):
         load_config("nope")
 
 

@@ -130,7 +130,7 @@ def test_truncated_idx_payload_names_the_file(tmp_path):
     write_fashion(tmp_path)
     path = tmp_path / "train-images-idx3-ubyte.gz"
     path.write_bytes(gzip.compress(gzip.decompress(path.read_bytes())[:-100]))
-    with pytest.raises(UserError, match="train-images-idx3-ubyte.gz.*truncated"):
+    with pytest.raises(UserError, match=r"train-images-idx3-ubyte.gz.*truncated"):
         load_dataset("fashion-mnist", str(tmp_path))
 
 
@@ -138,7 +138,7 @@ def test_truncated_gzip_stream_names_the_file(tmp_path):
     write_fashion(tmp_path)
     path = tmp_path / "t10k-labels-idx1-ubyte.gz"
     path.write_bytes(path.read_bytes()[:-10])
-    with pytest.raises(UserError, match="t10k-labels-idx1-ubyte.gz"):
+    with pytest.raises(UserError, match=r"t10k-labels-idx1-ubyte.gz"):
         load_dataset("fashion-mnist", str(tmp_path))
 
 
@@ -147,17 +147,17 @@ def test_wrong_idx_magic(tmp_path):
     # An images file where the labels file should be: magic 0x0803 instead of 0x0801.
     images = gzip.decompress((tmp_path / "t10k-images-idx3-ubyte.gz").read_bytes())
     (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(images))
-    with pytest.raises(UserError, match="t10k-labels-idx1-ubyte.gz.*magic"):
+    with pytest.raises(UserError, match=r"t10k-labels-idx1-ubyte.gz.*magic"):
         load_dataset("fashion-mnist", str(tmp_path))
 
 
 def test_idx_count_mismatch_and_bad_labels(tmp_path):
     write_fashion(tmp_path)
     (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(np.zeros(5, np.uint8))))
-    with pytest.raises(UserError, match="6 images but .* 5 labels"):
+    with pytest.raises(UserError, match=r"6 images but .* 5 labels"):
         load_dataset("fashion-mnist", str(tmp_path))
     (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(np.full(6, 10, np.uint8))))
-    with pytest.raises(UserError, match="labels outside 0..9"):
+    with pytest.raises(UserError, match=r"labels outside 0..9"):
         load_dataset("fashion-mnist", str(tmp_path))
 
 
@@ -198,7 +198,7 @@ def test_cifar10_loads_channels_first(tmp_path, protocol):
     ds = load_dataset("cifar10", str(tmp_path))
     assert ds.train_images.shape == (10, 3, 32, 32) and ds.test_images.shape == (3, 3, 32, 32)
     assert ds.classes == [n.decode() for n in CIFAR_NAMES]
-    train_labels = sum((written[f"data_batch_{i}"][1] for i in range(1, 6)), [])
+    train_labels = [label for i in range(1, 6) for label in written[f"data_batch_{i}"][1]]
     assert ds.train_labels.tolist() == train_labels
     assert ds.test_labels.tolist() == written["test_batch"][1]
     # CIFAR's row layout: 1024 red values, then green, then blue, each row-major.
@@ -247,7 +247,7 @@ def test_cifar10_bad_batches(tmp_path):
     batch = tmp_path / "cifar-10-batches-py" / "data_batch_2"
     with open(batch, "wb") as file:
         pickle.dump({b"data": np.zeros((2, 1024), np.uint8), b"labels": [0, 1]}, file)
-    with pytest.raises(UserError, match="data_batch_2.*uint8 \\[N, 3072\\]"):
+    with pytest.raises(UserError, match=r"data_batch_2.*uint8 \[N, 3072\]"):
         load_dataset("cifar10", str(tmp_path))
     batch.write_bytes(b"\x80\x02}q\x00")  # a pickle cut short
     with pytest.raises(UserError, match="data_batch_2"):
@@ -329,7 +329,7 @@ def test_folder_mismatched_classes(tmp_path):
     save(tmp_path / "train" / "dog" / "a.png", Image.new("RGB", (4, 4)))
     save(tmp_path / "val" / "cat" / "a.png", Image.new("RGB", (4, 4)))
     save(tmp_path / "val" / "cow" / "a.png", Image.new("RGB", (4, 4)))
-    with pytest.raises(UserError, match="different classes.*dog.*cow"):
+    with pytest.raises(UserError, match=r"different classes.*dog.*cow"):
         load_dataset("folder", str(tmp_path))
 
 
@@ -348,11 +348,11 @@ def test_folder_corrupt_images_are_named(tmp_path):
     save(tmp_path / "val" / "cat" / "ok.png", Image.new("RGB", (64, 64), RED))
     bad = tmp_path / "train" / "cat" / "bad.png"
     bad.write_bytes(b"this is not a png")
-    with pytest.raises(UserError, match="bad.png"):
+    with pytest.raises(UserError, match=r"bad.png"):
         load_dataset("folder", str(tmp_path))
     good = (tmp_path / "val" / "cat" / "ok.png").read_bytes()
     bad.write_bytes(good[: len(good) // 2])  # a truncated real PNG
-    with pytest.raises(UserError, match="bad.png"):
+    with pytest.raises(UserError, match=r"bad.png"):
         load_dataset("folder", str(tmp_path))
 
 
@@ -461,9 +461,9 @@ def test_augment_keeps_shape_dtype_and_is_seeded():
 def test_flip_mirrors_some_images_and_keeps_the_rest():
     batch = random_batch()
     out = augment(batch, Augment(flip=True), gen())
-    mirrored = [torch.equal(o, b.flip(2)) for o, b in zip(out, batch)]
-    kept = [torch.equal(o, b) for o, b in zip(out, batch)]
-    assert all(m or k for m, k in zip(mirrored, kept))
+    mirrored = [torch.equal(o, b.flip(2)) for o, b in zip(out, batch, strict=True)]
+    kept = [torch.equal(o, b) for o, b in zip(out, batch, strict=True)]
+    assert all(m or k for m, k in zip(mirrored, kept, strict=True))
     assert 10 < sum(mirrored) < 54  # about half of 64
 
 
@@ -473,7 +473,7 @@ def test_crop_is_a_shifted_window_of_the_zero_padded_image():
     padded = F.pad(batch, (pad,) * 4)
     offsets = []
     shifts = [(dy, dx) for dy in range(2 * pad + 1) for dx in range(2 * pad + 1)]
-    for o, p in zip(out, padded):
+    for o, p in zip(out, padded, strict=True):
         windows = [(dy, dx) for dy, dx in shifts if torch.equal(o, p[:, dy : dy + 8, dx : dx + 8])]
         assert len(windows) == 1
         offsets.append(windows[0])
@@ -484,7 +484,7 @@ def test_cutout_zeroes_exactly_one_clipped_square():
     batch, side = random_batch(h=10, w=10), 4
     out = augment(batch, Augment(cutout=side), gen())
     full_squares = 0
-    for o, b in zip(out, batch):
+    for o, b in zip(out, batch, strict=True):
         zero = o == 0.0
         assert torch.equal(zero, zero[:1].expand_as(zero))  # same square in every channel
         rows, cols = zero[0].any(1).nonzero().flatten(), zero[0].any(0).nonzero().flatten()
@@ -551,7 +551,7 @@ def test_start_batch_yields_the_exact_tail():
 
     full, tail = run(0), run(4)
     assert len(tail) == len(full) - 4 == 3
-    for (x_full, y_full), (x_tail, y_tail) in zip(full[4:], tail):
+    for (x_full, y_full), (x_tail, y_tail) in zip(full[4:], tail, strict=True):
         assert torch.equal(x_full, x_tail) and torch.equal(y_full, y_tail)
     assert not torch.equal(full[0][0], normalize(images[full[0][1]]))  # augmentation did act
 

@@ -24,7 +24,7 @@ FINAL_E = {  # e of the survivor at the last ranking (K = 2)
 def finished_ledger(lifetime_means=None) -> Ledger:
     """A finished search by hand; `lifetime_means[cell][edge]` sets the survivors' whole-search mean z."""
     remaining = {c: [[op] for op in ops] for c, ops in SURVIVORS.items()}
-    last = {c: [{op: e} for op, e in zip(SURVIVORS[c], FINAL_E[c])] for c in SURVIVORS}
+    last = {c: [{op: e} for op, e in zip(SURVIVORS[c], FINAL_E[c], strict=True)] for c in SURVIVORS}
     means = lifetime_means or {c: [50.0] * 5 for c in SURVIVORS}
     lifetime = {
         c: [

@@ -29,7 +29,7 @@ def test_dilated_depthwise_conv_equals_torch_values_and_gradients(layout, kernel
     g = torch.randn_like(y)
     grads = torch.autograd.grad(y, (x, ours.weight), g)
     expected_grads = torch.autograd.grad(expected, (x, ours.weight), g)
-    for a, b in zip(grads, expected_grads):
+    for a, b in zip(grads, expected_grads, strict=True):
         assert torch.allclose(a, b, atol=1e-4)
 
 

@@ -107,7 +107,7 @@ def test_training_writes_the_run_directory_and_the_event_log(reference):
     ]
     for name in ("best", "last", "genotype", "config", "checkpoint/state"):
         assert list(run_dir.glob(f"{name}.*")), name
-    info, child, parent = load_model(run_dir / "last.safetensors")
+    info, _child, parent = load_model(run_dir / "last.safetensors")
     assert parent is not None and info.spec.stem_stride == 2 and info.extras["epoch"] == 4
     assert info.extras["test_acc_child"] == rows[-1]["test_acc_child"]
 
@@ -195,7 +195,7 @@ def test_evaluate_prints_tables_and_json_that_match_training(reference):
 def _rewrite(source: Path, target: Path, **metadata):
     with safe_open(str(source), framework="pt") as f:
         meta = {**f.metadata(), **metadata}
-        data = {k: f.get_tensor(k) for k in f.keys()}
+        data = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict and cannot be iterated)
     save_file(data, str(target), metadata=meta)
 
 
@@ -248,7 +248,8 @@ def test_evaluate_refuses_a_dataset_the_model_was_not_trained_on(reference, tmp_
         ("not a genotype", "not valid JSON"),
         ('{"format": "something"}', "not a cpnas genotype"),
         (
-            "Genotype(normal=[('conv_9x9', 0), ('skip_connect', 1)], reduce=[('skip_connect', 0), ('skip_connect', 1)])",
+            "Genotype(normal=[('conv_9x9', 0), ('skip_connect', 1)], "
+            "reduce=[('skip_connect', 0), ('skip_connect', 1)])",
             "unknown op",
         ),
     ],
