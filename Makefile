@@ -22,4 +22,4 @@ test: $(STAMP)
 	OMP_NUM_THREADS=1 $(VENV)/bin/python -m pytest  # tiny tensors; one thread keeps runs comparable (4.5 min measured)
 
 test-fast: $(STAMP)
-	OMP_NUM_THREADS=1 $(VENV)/bin/python -m pytest -m "not e2e"  # unit tests: no CLI subprocesses, no real runs
+	OMP_NUM_THREADS=1 $(VENV)/bin/python -m pytest -m "not e2e"  # no CLI subprocesses, no real runs (42 s measured, shared 2-core machine)
