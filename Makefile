@@ -1,6 +1,7 @@
 # Two entry points for a fresh machine (Python 3.11 with pip and venv; nothing else needed):
 #   make search   installs into .venv, then runs `cpnas search` on the embedded Fashion-MNIST sample
 #   make test     installs into .venv, then runs the test suite
+#   make lint     installs into .venv, then checks formatting, lint rules and types (ruff, mypy)
 # torch is pinned to the CPU-usable build this machine's pip serves from disk.
 VENV  ?= .venv
 STAMP := $(VENV)/.installed
@@ -11,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-.PHONY: install search test
+.PHONY: install search test lint
 install: $(STAMP)
 
 search: $(STAMP)
@@ -19,3 +20,6 @@ search: $(STAMP)
 
 test: $(STAMP)
 	OMP_NUM_THREADS=1 $(VENV)/bin/python -m pytest  # tiny tensors; one thread keeps runs comparable (4.5 min measured)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff format --check . && $(VENV)/bin/ruff check . && $(VENV)/bin/mypy  # settings in pyproject.toml
