@@ -2,6 +2,7 @@
 #   make search   installs into .venv, then runs `cpnas search` on the embedded Fashion-MNIST sample
 #   make test     installs into .venv, then runs the test suite
 #   make test-fast  the same without the slow end-to-end tests (marked e2e)
+#   make lint     installs into .venv, then checks formatting, lint rules and types (ruff, mypy)
 # torch is pinned to the CPU-usable build this machine's pip serves from disk.
 VENV  ?= .venv
 STAMP := $(VENV)/.installed
@@ -12,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-.PHONY: install search test test-fast
+.PHONY: install search test test-fast lint
 install: $(STAMP)
 
 search: $(STAMP)
@@ -23,3 +24,6 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	OMP_NUM_THREADS=1 $(VENV)/bin/python -m pytest -m "not e2e"  # no CLI subprocesses, no real runs (42 s measured, shared 2-core machine)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff format --check . && $(VENV)/bin/ruff check . && $(VENV)/bin/mypy  # settings in pyproject.toml

@@ -15,6 +15,7 @@ only ever grows. Prints JSON; run it under the CPU lock:
 """
 
 import argparse
+import contextlib
 import json
 import platform
 import subprocess
@@ -54,10 +55,8 @@ def measure(preset: str, strategy: str, batches: int) -> dict:
     started = time.perf_counter()
     for n in FIRST_STEPS.get(strategy, (0,)):
         stop.clear()
-        try:
+        with contextlib.suppress(StopRequested):
             search.strategy.step(n, StepContext(report, stop, 0.0))
-        except StopRequested:
-            pass
     s = config.search
     return {
         "preset": preset,

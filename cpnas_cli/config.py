@@ -9,6 +9,7 @@ import dataclasses
 import difflib
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -155,7 +156,7 @@ def preset_names() -> list[str]:
     return sorted(names)
 
 
-def load_config(preset: str = "quick", overrides: dict | None = None, sets: list[str] = ()) -> Config:
+def load_config(preset: str = "quick", overrides: dict | None = None, sets: Sequence[str] = ()) -> Config:
     """Defaults <- preset file <- `overrides` ({"search.beta_p": 2, ...}) <- `--set key=value` strings."""
     path = preset_path(preset)
     config = Config()
@@ -248,69 +249,65 @@ def known_keys(obj=None, prefix: str = "") -> list[str]:
 def validate(config: Config) -> None:
     """Values that parse but cannot work: one UserError naming the key and the fix."""
     s, d = config.search, config.data
-    checks = (
-        [
-            (s.rounds >= 1, "search.rounds (T)", "must be at least 1", "use --rounds 1 or more"),
-            (s.beta_p >= 0, BETA_P_KEY, "must not be negative", "use --beta-p 0 (Child accuracy only) or more"),
-            (s.epochs_per_sample > 0, "search.epochs_per_sample", "must be positive", "use e.g. --epochs-per-sample 1"),
-            (
-                s.batch_size >= 1 and s.eval_batch_size >= 1,
-                "search.batch_size",
-                "must be at least 1",
-                "use e.g. --batch-size 64",
-            ),
-            (
-                s.channels >= 1 and s.cells >= 1 and s.nodes >= 1,
-                "search.channels/cells/nodes",
-                "must be at least 1",
-                "use positive sizes",
-            ),
-            (s.lr > 0 and s.lr_min >= 0, "search.lr", "must be positive", "use e.g. --set search.lr=0.025"),
-            (
-                len(s.ops) >= 2 and len(set(s.ops)) == len(s.ops),
-                "search.ops",
-                "needs at least 2 distinct ops",
-                f"choose from {', '.join(OPS)}",
-            ),
-            (
-                set(s.ops) <= set(OPS),
-                "search.ops",
-                f"has unknown ops {sorted(set(s.ops) - set(OPS))}",
-                f"choose from {', '.join(OPS)}",
-            ),
-            (s.ops != ["zero"] * len(s.ops), "search.ops", "needs a non-zero op", "add e.g. skip"),
-            (s.optimizer in ("sgd", "adam"), "search.optimizer", f"is {s.optimizer!r}", "use sgd or adam"),
-            (s.quantizer in ("ste", "approx"), "search.quantizer", f"is {s.quantizer!r}", "use ste or approx"),
-            (
-                s.parent_activation in ("relu", "identity"),
-                "search.parent_activation",
-                f"is {s.parent_activation!r}",
-                "use relu or identity",
-            ),
-            (s.genotype in ("darts", "all"), "search.genotype", f"is {s.genotype!r}", "use darts or all"),
-            (s.strategy in STRATEGIES, STRATEGY_KEY, f"is {s.strategy!r}", f"use one of {', '.join(STRATEGIES)}"),
-            (0 < s.bandit_lambda <= 1, "search.bandit_lambda", "must be in (0, 1]", "use e.g. 0.7 (the book's value)"),
-            (s.bandit_reward in ("child", "cp"), "search.bandit_reward", f"is {s.bandit_reward!r}", "use child or cp"),
-            (s.stem_stride in (1, 2), "search.stem_stride", f"is {s.stem_stride}", "use 1 or 2"),
-            (
-                s.group_width >= 1,
-                "search.group_width",
-                "must be at least 1",
-                "use 1 (depth-wise, the paper) or e.g. 16",
-            ),
-            (s.crop_padding >= 0, "search.crop_padding", "must not be negative", "use 0 to switch the random crop off"),
-        ]
-        + _differentiable_checks(s)
-        + [
-            (
-                0 < d.train_fraction and 0 < d.val_fraction and d.train_fraction + d.val_fraction <= 1,
-                "data.train_fraction/val_fraction",
-                "must be positive and sum to at most 1",
-                "e.g. 0.5 and 0.05",
-            ),
-        ]
-        + _train_checks(config.train)
-    )
+    checks = [
+        (s.rounds >= 1, "search.rounds (T)", "must be at least 1", "use --rounds 1 or more"),
+        (s.beta_p >= 0, BETA_P_KEY, "must not be negative", "use --beta-p 0 (Child accuracy only) or more"),
+        (s.epochs_per_sample > 0, "search.epochs_per_sample", "must be positive", "use e.g. --epochs-per-sample 1"),
+        (
+            s.batch_size >= 1 and s.eval_batch_size >= 1,
+            "search.batch_size",
+            "must be at least 1",
+            "use e.g. --batch-size 64",
+        ),
+        (
+            s.channels >= 1 and s.cells >= 1 and s.nodes >= 1,
+            "search.channels/cells/nodes",
+            "must be at least 1",
+            "use positive sizes",
+        ),
+        (s.lr > 0 and s.lr_min >= 0, "search.lr", "must be positive", "use e.g. --set search.lr=0.025"),
+        (
+            len(s.ops) >= 2 and len(set(s.ops)) == len(s.ops),
+            "search.ops",
+            "needs at least 2 distinct ops",
+            f"choose from {', '.join(OPS)}",
+        ),
+        (
+            set(s.ops) <= set(OPS),
+            "search.ops",
+            f"has unknown ops {sorted(set(s.ops) - set(OPS))}",
+            f"choose from {', '.join(OPS)}",
+        ),
+        (s.ops != ["zero"] * len(s.ops), "search.ops", "needs a non-zero op", "add e.g. skip"),
+        (s.optimizer in ("sgd", "adam"), "search.optimizer", f"is {s.optimizer!r}", "use sgd or adam"),
+        (s.quantizer in ("ste", "approx"), "search.quantizer", f"is {s.quantizer!r}", "use ste or approx"),
+        (
+            s.parent_activation in ("relu", "identity"),
+            "search.parent_activation",
+            f"is {s.parent_activation!r}",
+            "use relu or identity",
+        ),
+        (s.genotype in ("darts", "all"), "search.genotype", f"is {s.genotype!r}", "use darts or all"),
+        (s.strategy in STRATEGIES, STRATEGY_KEY, f"is {s.strategy!r}", f"use one of {', '.join(STRATEGIES)}"),
+        (0 < s.bandit_lambda <= 1, "search.bandit_lambda", "must be in (0, 1]", "use e.g. 0.7 (the book's value)"),
+        (s.bandit_reward in ("child", "cp"), "search.bandit_reward", f"is {s.bandit_reward!r}", "use child or cp"),
+        (s.stem_stride in (1, 2), "search.stem_stride", f"is {s.stem_stride}", "use 1 or 2"),
+        (
+            s.group_width >= 1,
+            "search.group_width",
+            "must be at least 1",
+            "use 1 (depth-wise, the paper) or e.g. 16",
+        ),
+        (s.crop_padding >= 0, "search.crop_padding", "must not be negative", "use 0 to switch the random crop off"),
+        *_differentiable_checks(s),
+        (
+            d.train_fraction > 0 and d.val_fraction > 0 and d.train_fraction + d.val_fraction <= 1,
+            "data.train_fraction/val_fraction",
+            "must be positive and sum to at most 1",
+            "e.g. 0.5 and 0.05",
+        ),
+        *_train_checks(config.train),
+    ]
     for ok, key, problem, fix in checks:
         if not ok:
             raise UserError(f"{key} {problem}", fix)

@@ -103,18 +103,12 @@ class EventReader:
 
     def read(self) -> tuple[list[dict], bool]:
         try:
-            f = open(self.path, "rb")
+            with open(self.path, "rb") as f:
+                chunk, reset = self._new_bytes(f)
         except FileNotFoundError:
             return [], False
-        with f:
-            size = os.fstat(f.fileno()).st_size
-            reset = size < self.offset or not self._same_tail(f)
-            if reset:
-                self.offset, self.line, self.tail = 0, 0, b""
-            if size == self.offset:
-                return [], reset
-            f.seek(self.offset)
-            chunk = f.read(size - self.offset)
+        if not chunk:
+            return [], reset
         complete = chunk[: chunk.rfind(b"\n") + 1]  # a torn last line waits for its newline
         self.offset += len(complete)
         self.tail = (self.tail + complete)[-TAIL:]
@@ -125,6 +119,15 @@ class EventReader:
             if event is not None:
                 events.append(event)
         return events, reset
+
+    def _new_bytes(self, f) -> tuple[bytes, bool]:
+        """The bytes past the offset, and whether the log was rewritten (which rewinds to the top)."""
+        size = os.fstat(f.fileno()).st_size
+        reset = size < self.offset or not self._same_tail(f)
+        if reset:
+            self.offset, self.line, self.tail = 0, 0, b""
+        f.seek(self.offset)
+        return f.read(size - self.offset), reset
 
     def _same_tail(self, f) -> bool:
         f.seek(self.offset - len(self.tail))

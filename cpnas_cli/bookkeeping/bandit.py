@@ -61,7 +61,7 @@ class Bandit:
     @classmethod
     def start(cls, ops: list[str], cells: list[str], edges: int) -> "Bandit":
         def zeros(value):
-            return {cell: [{op: value for op in ops} for _ in range(edges)] for cell in cells}
+            return {cell: [dict.fromkeys(ops, value) for _ in range(edges)] for cell in cells}
 
         return cls({cell: [list(ops) for _ in range(edges)] for cell in cells}, zeros(0.0), zeros(0), zeros(0.0))
 

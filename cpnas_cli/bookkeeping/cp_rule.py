@@ -36,7 +36,7 @@ def _derive_cell(ledger: Ledger, kind: str, nodes: int, keep: str) -> Cell:
     survivors = _survivors(ledger, kind, nodes)
     node_edges = []
     for dst in range(2, 2 + nodes):
-        incoming = [s for s, (_, target) in zip(survivors, cell_edges(nodes)) if target == dst]
+        incoming = [s for s, (_, target) in zip(survivors, cell_edges(nodes), strict=True) if target == dst]
         live = [(Edge(s.op, s.source, round(s.strength[0], 6)), s.strength) for s in incoming if s.op != "zero"]
         # A node short of inputs (two for DARTS, one at least) borrows from edges whose survivor
         # is zero: each lends the last non-zero op it lost.
@@ -55,7 +55,7 @@ def _strongest_first(candidates):
 
 def _survivors(ledger: Ledger, kind: str, nodes: int) -> list[_Survivor]:
     result = []
-    for edge, ((source, _), ops) in enumerate(zip(cell_edges(nodes), ledger.remaining[kind])):
+    for edge, ((source, _), ops) in enumerate(zip(cell_edges(nodes), ledger.remaining[kind], strict=True)):
         survivor = ops[0]
         strength = (ledger.last_ranking[kind][edge][survivor], ledger.lifetime_mean(kind, edge, survivor))
         removed = [r for r in ledger.removals if r.cell == kind and r.edge == edge and r.op != "zero"]

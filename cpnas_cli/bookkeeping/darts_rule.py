@@ -26,7 +26,7 @@ def softmax(values: list[float]) -> list[float]:
 
 def op_weights(alpha: Logits, ops: list[str]) -> dict[str, list[dict[str, float]]]:
     """softmax(alpha) per edge, as {cell: [{op: weight}, ...]} (the event log's form)."""
-    return {cell: [dict(zip(ops, softmax(row))) for row in rows] for cell, rows in alpha.items()}
+    return {cell: [dict(zip(ops, softmax(row), strict=True)) for row in rows] for cell, rows in alpha.items()}
 
 
 def edge_weights(beta: EdgeLogits, nodes: int) -> dict[str, list[float]]:
@@ -37,7 +37,7 @@ def edge_weights(beta: EdgeLogits, nodes: int) -> dict[str, list[float]]:
         weights = [0.0] * len(edges)
         for dst in range(2, 2 + nodes):
             incoming = [i for i, (_, target) in enumerate(edges) if target == dst]
-            for i, w in zip(incoming, softmax([logits[i] for i in incoming])):
+            for i, w in zip(incoming, softmax([logits[i] for i in incoming]), strict=True):
                 weights[i] = w
         result[cell] = weights
     return result
@@ -57,7 +57,7 @@ def derive(
     cells = {}
     for cell, per_edge in weights.items():
         scale = norms[cell] if norms else [1.0] * len(per_edge)
-        scores = [{op: w * s for op, w in edge.items()} for edge, s in zip(per_edge, scale)]
+        scores = [{op: w * s for op, w in edge.items()} for edge, s in zip(per_edge, scale, strict=True)]
         cells[cell] = _cell(scores, nodes, keep)
     return Genotype(cells["normal"], cells["reduce"], meta or {})
 
@@ -73,10 +73,7 @@ def _cell(scores: list[dict[str, float]], nodes: int, keep: str) -> Cell:
             op, score = _best_nonzero(scores[index])
             candidates.append((score, -src, Edge(op, src, round(score, 6)), _zero_wins(scores[index])))
         candidates.sort(key=lambda c: (c[0], c[1]), reverse=True)  # ties: the earlier source first
-        if keep == "darts":
-            chosen = candidates[:2]
-        else:
-            chosen = [c for c in candidates if not c[3]] or candidates[:1]
+        chosen = candidates[:2] if keep == "darts" else [c for c in candidates if not c[3]] or candidates[:1]
         node_edges.append(tuple(c[2] for c in chosen))
     return Cell(tuple(node_edges), tuple(range(2, 2 + nodes)))
 
@@ -87,6 +84,8 @@ def _best_nonzero(scores: dict[str, float]) -> tuple[str, float]:
     for op, score in scores.items():
         if op != "zero" and (best is None or score > best[1]):
             best = (op, score)
+    if best is None:
+        raise ValueError(f"an edge with only the zero op: {sorted(scores)}")
     return best
 
 

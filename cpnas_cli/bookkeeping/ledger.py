@@ -12,6 +12,7 @@ from .indicator import edge_indicator
 from .schedule import Architecture
 
 Ranking = dict[str, list[dict[str, float]]]  # cell -> edge -> op -> value
+Tallies = dict[str, list[dict[str, list[float]]]]  # cell -> edge -> op -> list of values
 
 
 @dataclass
@@ -29,10 +30,10 @@ class Removal:
 @dataclass
 class Ledger:
     remaining: dict[str, list[list[str]]]  # cell -> edge -> ops alive, in canonical order
-    scores: dict[str, list[dict[str, list[float]]]] = field(default_factory=dict)
+    scores: Tallies = field(default_factory=dict)  # every z an op got since the last pruning
     removals: list[Removal] = field(default_factory=list)
     last_ranking: Ranking = field(default_factory=dict)  # e per op at the latest pruning step
-    lifetime: Ranking = field(default_factory=dict)  # [sum, count] of every z an op ever got
+    lifetime: Tallies = field(default_factory=dict)  # [sum, count] of every z an op ever got
 
     @classmethod
     def start(cls, ops: list[str], cells: list[str], edges: int) -> "Ledger":

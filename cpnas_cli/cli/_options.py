@@ -2,7 +2,7 @@
 
 import functools
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -16,20 +16,20 @@ Preset = Annotated[
     str, typer.Option("--preset", "-p", help="Preset name (quick, fashion-mnist, cifar10, ...) or a .yaml path.")
 ]
 Dataset = Annotated[
-    Optional[str], typer.Option(help="embedded | fashion-mnist | cifar10 | folder (overrides the preset).")
+    str | None, typer.Option(help="embedded | fashion-mnist | cifar10 | folder (overrides the preset).")
 ]
 DataDir = Annotated[
-    Optional[Path], typer.Option(help="Where the dataset lives (folder: D/train/<class>/*, D/test/<class>/*).")
+    Path | None, typer.Option(help="Where the dataset lives (folder: D/train/<class>/*, D/test/<class>/*).")
 ]
-Device = Annotated[Optional[str], typer.Option(help="auto | cpu | cuda | cuda:N.")]
-Seed = Annotated[Optional[int], typer.Option(help="Random seed: same seed, same device -> same result.")]
+Device = Annotated[str | None, typer.Option(help="auto | cpu | cuda | cuda:N.")]
+Seed = Annotated[int | None, typer.Option(help="Random seed: same seed, same device -> same result.")]
 Sets = Annotated[
-    Optional[list[str]], typer.Option("--set", help="Any config key, e.g. --set search.lr=0.05 (repeatable).")
+    list[str] | None, typer.Option("--set", help="Any config key, e.g. --set search.lr=0.05 (repeatable).")
 ]
 RunDirOpt = Annotated[
-    Optional[Path], typer.Option("--run-dir", help="Run directory to create (default runs/<time>-<preset>).")
+    Path | None, typer.Option("--run-dir", help="Run directory to create (default runs/<time>-<preset>).")
 ]
-Resume = Annotated[Optional[Path], typer.Option("--resume", help="Continue an interrupted run from its directory.")]
+Resume = Annotated[Path | None, typer.Option("--resume", help="Continue an interrupted run from its directory.")]
 
 
 def guard(command):

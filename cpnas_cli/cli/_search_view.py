@@ -54,7 +54,7 @@ class SearchProgress(ProgressView):
 
 
 def _prune_line(event: dict) -> str:
-    counts = {}
+    counts: dict[str, int] = {}
     for ops in event["removed"].values():
         for op in ops:
             counts[op] = counts.get(op, 0) + 1

@@ -17,7 +17,7 @@ def _pct(value) -> str:
 
 
 def _clock(seconds: float) -> str:
-    minutes, secs = divmod(int(round(seconds)), 60)
+    minutes, secs = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
@@ -105,6 +105,6 @@ def confusion_table(metrics: "Metrics", class_names: list[str], title: str) -> T
     table.add_column("true \\ predicted")
     for i in range(len(class_names)):
         table.add_column(str(i), justify="right")
-    for i, (name, row) in enumerate(zip(class_names, metrics.confusion)):
+    for i, (name, row) in enumerate(zip(class_names, metrics.confusion, strict=True)):
         table.add_row(f"{i} {name}", *[f"[bold]{v}[/]" if j == i else str(v) for j, v in enumerate(row)])
     return table

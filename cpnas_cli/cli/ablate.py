@@ -1,7 +1,7 @@
 """`cpnas ablate`: compare settings of the search (beta_P, or the strategy) like Fig. 6: search
 each with the same seeds and budget, train each found genotype, tabulate and plot the results."""
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -44,14 +44,14 @@ def parse_list(value: str | None, what: str, kind=str) -> list | None:
 @guard
 def ablate(
     beta_p: Annotated[
-        Optional[str], typer.Option(help="beta_P values to compare (CP-NAS, Eq. 1), comma-separated.")
+        str | None, typer.Option(help="beta_P values to compare (CP-NAS, Eq. 1), comma-separated.")
     ] = None,
     strategies: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(help="Strategies to compare, comma-separated: cp, bnas, random, abandit, pc-darts, dcp."),
     ] = None,
     seeds: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(
             help="Seeds per setting (seed, seed+1, ...): mean and spread over them (default 3). With "
             "--resume: grow the ablation to this many seeds.",

@@ -2,7 +2,7 @@
 string), a picture of its cells (.svg, .dot), or a deployable packed 1-bit model (.cpnas)."""
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -41,7 +41,7 @@ def export(
         Path, typer.Argument(help="File to write: .json/.txt genotype, .svg/.dot picture, .cpnas model.")
     ],
     format: Annotated[
-        Optional[str], typer.Option("--format", "-f", help="Genotype files: json (cpnas, default) | darts.")
+        str | None, typer.Option("--format", "-f", help="Genotype files: json (cpnas, default) | darts.")
     ] = None,
 ):
     """Write the genotype found by a search, a picture of its cells, or a deployable 1-bit model."""

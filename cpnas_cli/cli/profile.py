@@ -5,7 +5,7 @@ precision."""
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -76,30 +76,30 @@ class Target:
 
 
 Source = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Argument(
         help="genotype.json (or DARTS string file), a search run directory, a trained checkpoint (.safetensors) "
         "or a packed model (.cpnas)."
     ),
 ]
-Reference = Annotated[Optional[str], typer.Option(help="Profile a built-in reference instead: wrn22 (Table 3).")]
+Reference = Annotated[str | None, typer.Option(help="Profile a built-in reference instead: wrn22 (Table 3).")]
 Binary = Annotated[
     bool, typer.Option("--binary", help="With --reference: 1-bit convs except the first and last layer.")
 ]
 Size = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(help="small | medium | large: C = 56 / 72 / 112 (paper, CIFAR-10; or the preset's train.sizes)."),
 ]
-Channels = Annotated[Optional[int], typer.Option(help="Initial channels C, overriding --size.")]
+Channels = Annotated[int | None, typer.Option(help="Initial channels C, overriding --size.")]
 ProfileDataset = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(
         help="cifar10 (default) | fashion-mnist | embedded | imagenet: input size, channels and classes "
         "(imagenet: ImageNet stem, C = 102)."
     ),
 ]
 ProfilePreset = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(
         "--preset", "-p", help="Take the network shape (train.sizes, cells, reductions, stem_stride) from this preset."
     ),
@@ -136,6 +136,7 @@ def profile(
     else:
         if binary:
             raise UserError("--binary applies to --reference", "a genotype's network is profiled 1-bit already")
+        assert source is not None  # exactly one of source and --reference, checked above
         target = resolve(source, dataset, size, channels, preset)
         this, full = target.profiles()
     wrn22 = profile_reference("wrn22")

@@ -1,6 +1,6 @@
 """`cpnas search`: run (or resume) a CP-NAS search and write the genotype."""
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -53,23 +53,24 @@ def budget(s: configs.SearchConfig) -> str:
 def search(
     preset: Preset = "quick",
     strategy: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
-            help="cp (default) | bnas (beta_P = 0) | random | abandit (docs/strategies.md) | pc-darts | dcp (docs/differentiable.md)."
+            help="cp (default) | bnas (beta_P = 0) | random | abandit (docs/strategies.md) | pc-darts | dcp "
+            "(docs/differentiable.md)."
         ),
     ] = None,
     dataset: Dataset = None,
     data_dir: DataDir = None,
-    beta_p: Annotated[Optional[float], typer.Option(help="beta_P of Eq. 1 (0 = Child accuracy only, BNAS†).")] = None,
-    rounds: Annotated[Optional[int], typer.Option(help="T: rounds per K; every op is scored once per round.")] = None,
+    beta_p: Annotated[float | None, typer.Option(help="beta_P of Eq. 1 (0 = Child accuracy only, BNAS†).")] = None,
+    rounds: Annotated[int | None, typer.Option(help="T: rounds per K; every op is scored once per round.")] = None,
     ops: Annotated[
-        Optional[str], typer.Option(help="Initial ops: a count K (first K of the paper's 8) or names, comma-separated.")
+        str | None, typer.Option(help="Initial ops: a count K (first K of the paper's 8) or names, comma-separated.")
     ] = None,
-    channels: Annotated[Optional[int], typer.Option(help="Initial channels C of the supernet.")] = None,
-    cells: Annotated[Optional[int], typer.Option(help="Cells in the supernet.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Training batch size.")] = None,
+    channels: Annotated[int | None, typer.Option(help="Initial channels C of the supernet.")] = None,
+    cells: Annotated[int | None, typer.Option(help="Cells in the supernet.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Training batch size.")] = None,
     epochs_per_sample: Annotated[
-        Optional[float], typer.Option(help="Epochs of the search-train split per sample (may be < 1).")
+        float | None, typer.Option(help="Epochs of the search-train split per sample (may be < 1).")
     ] = None,
     device: Device = None,
     seed: Seed = None,
@@ -104,8 +105,8 @@ def search(
         engine = Search(config, stop=stop)  # loads data and builds the networks: fails before writing
         run = open_run(engine, config, run, config.name, run_dir)
         console.print(
-            f"[bold]cpnas search[/] {run.path}  ({config.search.strategy}, {config.data.dataset}, {budget(config.search)}, "
-            f"device {engine.device})"
+            f"[bold]cpnas search[/] {run.path}  ({config.search.strategy}, {config.data.dataset}, "
+            f"{budget(config.search)}, device {engine.device})"
         )
         with resume_hint("search", run), SearchProgress(console, engine.total, engine.n) as view:
             engine.report = view

@@ -1,7 +1,7 @@
 """`cpnas train`: train (or resume training) the evaluation network of a genotype with the CP loss."""
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -37,19 +37,19 @@ def epoch_plan(t: configs.TrainConfig) -> str:
 @guard
 def train(
     genotype: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Argument(help="genotype.json, a file with a DARTS Genotype(...) string, or a search run directory."),
     ] = None,
     preset: Preset = "quick",
     size: Annotated[
-        Optional[str], typer.Option(help="small | medium | large: initial channels (paper CIFAR-10: 56 / 72 / 112).")
+        str | None, typer.Option(help="small | medium | large: initial channels (paper CIFAR-10: 56 / 72 / 112).")
     ] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Training epochs (with --minutes: the most).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs (with --minutes: the most).")] = None,
     minutes: Annotated[
-        Optional[float], typer.Option(help="Training-time budget: as many epochs as fit, judged after each epoch.")
+        float | None, typer.Option(help="Training-time budget: as many epochs as fit, judged after each epoch.")
     ] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Training batch size.")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Initial learning rate (cosine-annealed).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Training batch size.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Initial learning rate (cosine-annealed).")] = None,
     dataset: Dataset = None,
     data_dir: DataDir = None,
     device: Device = None,
@@ -76,7 +76,11 @@ def train(
     if resume is None and genotype is None:
         raise UserError("no genotype given", "pass a genotype.json, a DARTS genotype file or a search run directory")
     run, config = run_config(preset, flags, sets, device, resume, run_dir, ("GENOTYPE",) if genotype else ())
-    cell = genotypes.load(run.genotype) if run is not None else source_genotype(genotype)
+    if run is not None:
+        cell = genotypes.load(run.genotype)
+    else:
+        assert genotype is not None  # a new run (no --resume) has a genotype, checked above
+        cell = source_genotype(genotype)
 
     with graceful_interrupt() as stop:
         engine = Trainer(config, cell, stop=stop)  # loads data and builds the networks: fails before writing

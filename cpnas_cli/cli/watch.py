@@ -1,7 +1,7 @@
 """`cpnas watch`: the live dashboard of a search or training run. Imports no torch."""
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -29,7 +29,7 @@ Keys: q quit, tab normal/reduction cell, f follow/pause, ? help.
 @guard
 def watch(
     run: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Argument(
             help="A run directory (or its events.jsonl); default: the latest run under ./runs, waiting for one."
         ),

@@ -96,7 +96,7 @@ def _unpickle_dict(path: Path, fix: str) -> dict:
     except OSError as err:
         raise UserError(f"cannot read {path} ({err.strerror or err})", fix) from err
     # A damaged pickle can fail in many ways (EOFError, UnpicklingError, ValueError, ...).
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:
         raise UserError(f"{path} is not a readable CIFAR-10 python batch ({err})", fix) from err
     if not isinstance(content, dict):
         raise UserError(f"{path} is not a CIFAR-10 python batch (holds a {type(content).__name__}, not a dict)", fix)

@@ -19,7 +19,7 @@ def attempt_download(download: Callable[[], object]) -> str | None:
         download()
     # Any failure (DNS, refused, timeout, HTTP error, checksum mismatch, full disk) means the same
     # thing here: the data is not available, and the user gets the manual fix.
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:
         return " ".join(str(err).split()) or type(err).__name__
     finally:
         socket.setdefaulttimeout(previous)

@@ -35,8 +35,8 @@ def load_fashion_mnist(data_dir: Path | None) -> Dataset:
 
 def find_idx_files(directory: Path) -> dict[str, Path] | None:
     """The four files in `directory` by base name, gzipped or plain; None unless all four exist."""
-    found = {name: _existing_variant(directory, name) for name in FILES}
-    return None if None in found.values() else found
+    found = {name: path for name in FILES if (path := _existing_variant(directory, name)) is not None}
+    return found if len(found) == len(FILES) else None
 
 
 def load_idx_dataset(name: str, files: dict[str, Path], fix: str) -> Dataset:

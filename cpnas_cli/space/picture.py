@@ -75,7 +75,7 @@ def to_svg(genotype: Genotype) -> str:
         f'<rect width="{width}" height="{sum(heights)}" fill="white"/>',
     ]
     top = 0
-    for kind, cell, height in zip(CELL_TYPES, cells, heights):
+    for kind, cell, height in zip(CELL_TYPES, cells, heights, strict=True):
         parts += _cell_svg(cell, TITLES[kind], top)
         top += height
     parts.append("</svg>")
@@ -89,7 +89,7 @@ def _cell_height(cell: Cell) -> int:
 
 def _cell_svg(cell: Cell, title: str, top: int) -> list[str]:
     row = top + TITLE + ARC * (len(cell.nodes) + 1) + 20 + NODE_H / 2  # centre line of the nodes
-    x = {i: MARGIN + NODE_W / 2 + COLUMN * i for i in range(len(cell.nodes) + 2)}
+    x: dict[int | str, float] = {i: MARGIN + NODE_W / 2 + COLUMN * i for i in range(len(cell.nodes) + 2)}
     x["out"] = MARGIN + NODE_W / 2 + COLUMN * (len(cell.nodes) + 2)
     parts = [f'<text x="10" y="{top + 22}" font-size="15" font-weight="bold">{escape(title)}</text>']
     for target, node in enumerate(cell.nodes, start=2):
@@ -102,9 +102,11 @@ def _cell_svg(cell: Cell, title: str, top: int) -> list[str]:
             f'<path d="M {x1} {y} Q {(x1 + x2) / 2} {y + depth} {x2 - 10} {y}" fill="none" stroke="#999999" '
             f'stroke-dasharray="4 3" marker-end="url(#arrow-concat)"/>'
         )
-    for index, cx in x.items():
-        role = "output" if index == "out" else "input" if index < 2 else "node"
-        label = OUTPUT if index == "out" else node_name(index)
+    for key, cx in x.items():
+        if isinstance(key, int):
+            role, label = ("input" if key < 2 else "node"), node_name(key)
+        else:  # "out"
+            role, label = "output", OUTPUT
         parts += [
             f'<rect x="{cx - NODE_W / 2}" y="{row - NODE_H / 2}" width="{NODE_W}" height="{NODE_H}" rx="6" '
             f'fill="{FILL[role]}" stroke="#555555"/>',

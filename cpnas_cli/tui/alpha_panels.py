@@ -63,7 +63,7 @@ class WeightsTable(Panel):
 
 
 def ranked(weights: dict[str, float]) -> list[Ranked]:
-    rows = sorted((Ranked(op, w) for op, w in weights.items()), key=lambda r: -r.e)
+    rows = [Ranked(op, w) for op, w in sorted(weights.items(), key=lambda item: -item[1])]
     leader = next((r for r in rows if r.op != "zero"), None)
     if leader is not None:
         leader.leader = True
@@ -88,13 +88,14 @@ class PhasePanel(Panel):
         if x is None:
             return [Text("no phase finished yet", style="dim")]
         phrases = [f"epoch {x.get('epoch', 0):.3f}", f"lr {x.get('lr', 0):.4f}", f"{x.get('arch_steps', 0)} arch steps"]
-        lines = [accuracy_line(x)] + wrap(phrases, width)
+        lines = [accuracy_line(x), *wrap(phrases, width)]
         lines += wrap([f"{label} {x[key]:.4g}" for key, label in LABELS.items() if key in x], width)
         if "weights_parent" in x:
+            # strict=False: a cell type missing from the Parent's weights counts no edges
             differ = sum(
                 best(c) != best(p)
                 for cell in x["weights"]
-                for c, p in zip(x["weights"][cell], x["weights_parent"].get(cell, []))
+                for c, p in zip(x["weights"][cell], x["weights_parent"].get(cell, []), strict=False)
             )
             lines += wrap(["Parent and Child prefer", f"different ops on {differ} edges"], width, " ")
         lines += [
@@ -113,11 +114,11 @@ def wrap(phrases: list[str], width: int, sep: str = " · ") -> list[Text]:
             line = phrase
         else:
             line = f"{line}{sep}{phrase}" if line else phrase
-    return [Text(text) for text in lines + [line] if text]
+    return [Text(text) for text in [*lines, line] if text]
 
 
 def best(weights: dict[str, float]) -> str:
-    return max((op for op in weights if op != "zero"), key=weights.get, default="zero")
+    return max((op for op in weights if op != "zero"), key=lambda op: weights[op], default="zero")
 
 
 def accuracy_line(x: dict) -> Text:
@@ -145,11 +146,16 @@ class AlphaChart(Panel):
         s = self.state
         if not s.alphas:
             return [Text("no phase finished yet", style="dim")]
-        pad = [None] * max(0, s.total_steps() - len(s.alphas))
-        child = [x.get("acc_child") for x in s.alphas]
+        pad: list[float | None] = [None] * max(0, s.total_steps() - len(s.alphas))
+        child: list[float | None] = [x.get("acc_child") for x in s.alphas]
         series = [Series(child + pad, CHILD)]
         if "acc_parent" in s.alphas[-1]:
-            parent = [x.get("acc_parent") for x in s.alphas]
-            series = [Series([p - c for c, p in zip(child, parent)] + pad, GAP), *series, Series(parent + pad, PARENT)]
+            parent: list[float | None] = [x.get("acc_parent") for x in s.alphas]
+            gap = [None if c is None or p is None else p - c for c, p in zip(child, parent, strict=True)]
+            series = [
+                Series(gap + pad, GAP),
+                *series,
+                Series(parent + pad, PARENT),
+            ]
         lo, hi = bounds(series)
         return [*line_chart(series, width, max(1, height - 1), lo, hi), accuracy_line(s.alphas[-1])]

@@ -6,9 +6,10 @@ the screen stays as it was, and are applied in order when following resumes.
 """
 
 from pathlib import Path
+from typing import ClassVar
 
 from textual.app import App, ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
@@ -66,14 +67,15 @@ class WatchApp(App[None]):
     CSS_PATH = "watch.tcss"
     TITLE = "cpnas watch"
     ENABLE_COMMAND_PALETTE = False
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "quit"),
         Binding("tab", "switch_cell", "normal/reduction", priority=True),
         Binding("f", "toggle_follow", "follow/pause"),
         Binding("question_mark", "help", "help", key_display="?"),
     ]
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (WIDE, "-wide")]
-    VERTICAL_BREAKPOINTS = [(0, "-short"), (TALL, "-tall")]
+    # textual declares these two `ClassVar[...] | None`, which mypy reads as instance variables
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (WIDE, "-wide")]  # type: ignore[misc]
+    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (TALL, "-tall")]  # type: ignore[misc]
 
     def __init__(self, target: Path | None, root: Path = RUNS_ROOT, interval: float = POLL_SECONDS):
         super().__init__()

@@ -6,6 +6,7 @@ with None up to its planned length, so the x axis is the run's plan); with more 
 dot columns, several share a column and the whole history stays visible, compressed.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rich.text import Text
@@ -16,7 +17,7 @@ DOT = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))  # [row within th
 
 @dataclass
 class Series:
-    values: list[float | None]  # None: no point there
+    values: Sequence[float | None]  # None: no point there
     style: str
 
 
@@ -62,7 +63,7 @@ def line_chart(series: list[Series], width: int, height: int, lo: float, hi: flo
     for r in range(height):
         label = labels[0] if r == 0 else labels[1] if r == height - 1 else ""
         line = Text.assemble((label.rjust(gutter - 1) + ("┤" if label else "│"), "dim"))
-        for bits, style in zip(dots[r], styles[r]):
+        for bits, style in zip(dots[r], styles[r], strict=True):
             line.append(chr(BRAILLE + bits), style=style)
         lines.append(line)
     return lines

@@ -6,8 +6,8 @@ the search nothing measurable and keeps the dashboard within a second of the log
 """
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from textual.message import Message
 

@@ -36,7 +36,7 @@ def duration(seconds: float | None) -> str:
     """3s, 2m14s, 1h05m: short enough for a status line."""
     if seconds is None:
         return "?"
-    s = int(round(seconds))
+    s = round(seconds)
     if s < 60:
         return f"{s}s"
     if s < 3600:

@@ -36,8 +36,10 @@ def _tokens(rows, full: bool, spaced: bool) -> list[Text]:
 def edge_lines(labels: list[str], edges: list, width: int) -> list[Text]:
     """One row per edge, all in one style: full op names if every row fits, else 4-letter
     names, else with no space between name and value."""
+    # strict=False: the labels come from the header, the rows from the events; the dashboard shows
+    # the edges both name rather than fail on a log whose header names fewer
     for full, spaced in ((True, True), (False, True), (False, False)):
-        rows = [(label, _tokens(ranked, full, spaced)) for label, ranked in zip(labels, edges)]
+        rows = [(label, _tokens(ranked, full, spaced)) for label, ranked in zip(labels, edges, strict=False)]
         if all(len(label) + sum(len(t) + 1 for t in tokens) <= width for label, tokens in rows):
             break
     return [Text.assemble((label + " ", "dim"), Text(" ").join(tokens)) for label, tokens in rows]

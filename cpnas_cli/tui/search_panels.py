@@ -22,7 +22,7 @@ class KPanel(Panel):
         plan, done = s.plan(), len(s.samples)
         if not plan:
             return [Text("no K schedule in this log", style="dim")]
-        ks = plan + [1]  # after the last pruning one op is left
+        ks = [*plan, 1]  # after the last pruning one op is left
         past = [k if i <= done else None for i, k in enumerate(ks)]
         future = [k if i >= done else None for i, k in enumerate(ks)]
         chart = line_chart([Series(future, "grey42"), Series(past, "bold yellow")], width, max(1, height - 2), 1, s.k0)
@@ -61,12 +61,12 @@ class GapPanel(Panel):
         child = [x["acc_child"] for x in s.samples]
         parent = [x["acc_parent"] for x in s.samples]
         series = [
-            Series([p - c for c, p in zip(child, parent)] + pad, GAP),
+            Series([p - c for c, p in zip(child, parent, strict=True)] + pad, GAP),
             Series(child + pad, CHILD),
             Series(parent + pad, PARENT),
         ]
         lo, hi = bounds(series)
-        return [*line_chart(series, width, max(1, height - 1), lo, hi), values_line(s.latest)]
+        return [*line_chart(series, width, max(1, height - 1), lo, hi), values_line(s.samples[-1])]
 
 
 def values_line(sample: dict) -> Text:
@@ -96,7 +96,8 @@ class SamplePanel(Panel):
             return [Text("no sample yet", style="dim")]
         lines = [
             Text(
-                f"K={x['K']} · round {x['round']}/{self.state.rounds} · {x['index']}/{x['K']} of the round · lr {x['lr']:.4f}"
+                f"K={x['K']} · round {x['round']}/{self.state.rounds} · {x['index']}/{x['K']} of the round"
+                f" · lr {x['lr']:.4f}"
             ),
             values_line(x),
             Text(

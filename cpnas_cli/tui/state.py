@@ -66,9 +66,11 @@ class RunState:
     samples: list[dict] = field(default_factory=list)
     epochs: list[dict] = field(default_factory=list)
     alphas: list[dict] = field(default_factory=list)  # one per phase of a differentiable search
-    remaining: dict = field(default_factory=dict)  # cell -> edge -> ops alive
-    pruned: dict = field(default_factory=dict)  # cell -> edge -> [(op, K)], in pruning order
-    scores: dict = field(default_factory=dict)  # cell -> edge -> op -> [sum of z, count] this stage
+    remaining: dict[str, list[list[str]]] = field(default_factory=dict)  # cell -> edge -> ops alive
+    pruned: dict[str, list[list[tuple[str, int]]]] = field(default_factory=dict)  # cell -> edge -> [(op, K)], in order
+    scores: dict[str, list[dict[str, list[float]]]] = field(
+        default_factory=dict
+    )  # cell -> edge -> op -> [sum z, count]
     ranking: dict | None = None  # the latest ranking event
     genotype: dict | None = None
     genotype_path: str | None = None
@@ -78,7 +80,7 @@ class RunState:
 
     def apply(self, event: dict) -> None:
         """Fold one event in; raises Unreadable (state unchanged) for an event missing fields."""
-        kind = event.get("kind")
+        kind = event.get("kind", "")
         handler = getattr(self, f"_on_{kind}", None)
         if handler is None:  # kinds of later strategies, progress, checkpoint: nothing to show
             return
@@ -106,7 +108,8 @@ class RunState:
     def _on_sample(self, event: dict) -> None:
         self.samples.append(event)
         for cell, ops in (event.get("arch") or {}).items():
-            for tally, op in zip(self.scores.get(cell, []), ops):
+            # strict=False: a cell or edges the header did not name have no tallies; they are skipped
+            for tally, op in zip(self.scores.get(cell, []), ops, strict=False):
                 if op in tally:  # every op of the sample gets its z (Alg. 1, line 5)
                     tally[op][0] += event["z"]
                     tally[op][1] += 1
@@ -116,7 +119,8 @@ class RunState:
 
     def _on_prune(self, event: dict) -> None:
         for cell, ops in event["removed"].items():
-            for alive, pruned, op in zip(self.remaining.get(cell, []), self.pruned.get(cell, []), ops):
+            # strict=False: as in _on_sample, what the header did not name is skipped
+            for alive, pruned, op in zip(self.remaining.get(cell, []), self.pruned.get(cell, []), ops, strict=False):
                 if op in alive:
                     alive.remove(op)
                     pruned.append((op, event["K"]))
@@ -167,9 +171,8 @@ class RunState:
         """waiting | running | finished | interrupted | failed."""
         if self.header is None:
             return "waiting"
-        return {"started": "running", "resumed": "running"}.get(
-            self.status.get("state"), self.status.get("state", "running")
-        )
+        state = self.status.get("state", "running")
+        return {"started": "running", "resumed": "running"}.get(state, state)
 
     @property
     def latest(self) -> dict | None:
@@ -192,7 +195,7 @@ class RunState:
     def stage_samples(self) -> int:
         """Samples scored since the last pruning."""
         edges = next(iter(self.scores.values()), [])
-        return sum(count for _, count in edges[0].values()) if edges else 0
+        return int(sum(count for _, count in edges[0].values())) if edges else 0
 
     def ranking_source(self) -> str:
         """Where the e values of the ranking rows come from, for the table's title."""

@@ -92,7 +92,8 @@ class EpochPanel(Panel):
                 + (f" · ETA {duration(eta)}" if eta is not None else "")
             ),
             Text(
-                f"{last.get('seconds', 0):.1f} s/epoch · {last.get('images_per_s', 0):.0f} img/s · lr {last.get('lr', 0):.4g}"
+                f"{last.get('seconds', 0):.1f} s/epoch · {last.get('images_per_s', 0):.0f} img/s"
+                f" · lr {last.get('lr', 0):.4g}"
             ),
             Text(f"best Child test accuracy {_value(best, 'test_acc_child', '%')} at epoch {best['epoch']}"),
         ]

@@ -27,7 +27,7 @@ class Setting:
         return re.sub(r"[^A-Za-z0-9._]+", "-", self.label).strip("-")
 
     def overrides(self) -> dict:
-        keys = {STRATEGY_KEY: self.strategy}
+        keys: dict[str, str | float] = {STRATEGY_KEY: self.strategy}
         if self.beta_p is not None:
             keys[BETA_P_KEY] = self.beta_p
         return keys

@@ -28,7 +28,7 @@ def chart_png(
     _axes(draw, image, lo, hi, y_of, small, ylabel)
     step = (WIDTH - LEFT - RIGHT) / max(len(labels), 1)
     means = []
-    for i, (label, column, note) in enumerate(zip(labels, values, notes)):
+    for i, (label, column, note) in enumerate(zip(labels, values, notes, strict=True)):
         x = LEFT + (i + 0.5) * step
         draw.text((x, HEIGHT - BOTTOM + 12), label, fill=INK, font=font, anchor="ma")
         for row, line in enumerate(note.splitlines()):

@@ -14,9 +14,9 @@ stopped, without redoing finished settings.
 """
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable
 
 from cpnas_cli import config as configs
 from cpnas_cli.engine.deploy.profile import profile_eval_network
@@ -117,6 +117,8 @@ class Ablation:
             self.report({"kind": "phase", "phase": "train", "setting": setting.label, "seed": seed})
             self._run(train_run, config, lambda c: Trainer(c, genotype, self.report, self.stop))
         searched, trained = _finished(search_run), _finished(train_run)
+        if searched is None or trained is None:
+            raise RuntimeError(f"{where}: the search or the training ran without finishing")
         spec = NetworkSpec(**read_all(train_run.events)[0]["network"])
         profile = profile_eval_network(genotype, spec)
         return UnitResult(

@@ -160,16 +160,17 @@ def profile_module(
     return Profile(network, tuple(input_shape), layers)
 
 
-def _count(module: nn.Module, name: str, block: str, out: tuple[int, ...]) -> Layer:
-    row = dict(name=name, block=block, output_shape=out)
-    bias = module.bias.numel() if getattr(module, "bias", None) is not None else 0
+def _count(module: nn.Conv2d | nn.Linear | nn.BatchNorm2d, name: str, block: str, out: tuple[int, ...]) -> Layer:
+    bias = module.bias.numel() if isinstance(module.bias, torch.Tensor) else 0
     if isinstance(module, nn.Conv2d):
         kh, kw = module.kernel_size
         macs = _numel(out) * (module.in_channels // module.groups) * kh * kw
         binary = isinstance(module, BinaryConv2d)
         weights = module.weight.numel()
         return Layer(
-            **row,
+            name=name,
+            block=block,
+            output_shape=out,
             kind=_conv_kind(module),
             binary=binary,
             params_1bit=weights if binary else 0,
@@ -180,7 +181,9 @@ def _count(module: nn.Module, name: str, block: str, out: tuple[int, ...]) -> La
     if isinstance(module, nn.Linear):
         macs = _numel(out) * module.in_features
         return Layer(
-            **row,
+            name=name,
+            block=block,
+            output_shape=out,
             kind="linear",
             binary=False,
             params_1bit=0,
@@ -189,7 +192,15 @@ def _count(module: nn.Module, name: str, block: str, out: tuple[int, ...]) -> La
             flops=macs,
         )
     return Layer(
-        **row, kind="batchnorm", binary=False, params_1bit=0, params_32bit=2 * module.num_features, bops=0, flops=0
+        name=name,
+        block=block,
+        output_shape=out,
+        kind="batchnorm",
+        binary=False,
+        params_1bit=0,
+        params_32bit=2 * module.num_features,
+        bops=0,
+        flops=0,
     )
 
 

@@ -57,7 +57,7 @@ class Style:
         `block_input` marks the first conv of a block: the Parent puts its activation only there,
         as in DARTS, while the Child binarizes the input of every conv.
         """
-        args = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, bias=False)
+        args = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups, "bias": False}
         if self.binary:
             return BinaryConv2d(c_in, c_out, kernel, quantizer=self.quantizer, **args)
         conv = Conv2d(c_in, c_out, kernel, **args)

@@ -5,6 +5,8 @@ name>/<state key>` for the optimizer, so a state saved from one process loads in
 optimizers built afresh in another, which is what an exact resume needs.
 """
 
+from collections.abc import Mapping
+
 import torch
 import torch.nn as nn
 
@@ -39,7 +41,7 @@ def load_optimizer_tensors(
 
 
 def trained_tensors(
-    nets: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer]
+    nets: Mapping[str, nn.Module], optimizers: Mapping[str, torch.optim.Optimizer]
 ) -> dict[str, torch.Tensor]:
     """Weights and optimizer state of every network, by role (child, parent, ...)."""
     tensors = {}
@@ -50,7 +52,7 @@ def trained_tensors(
 
 
 def load_trained_tensors(
-    nets: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer], tensors: dict[str, torch.Tensor]
+    nets: Mapping[str, nn.Module], optimizers: Mapping[str, torch.optim.Optimizer], tensors: dict[str, torch.Tensor]
 ) -> None:
     for role, net in nets.items():
         load_module_tensors(role, net, tensors)

@@ -39,7 +39,7 @@ class ChildParent:
                 reductions=cfg.reductions,
                 stem_stride=cfg.stem_stride,
             )
-            self.nets[role] = net.to(device, memory_format=torch.channels_last)
+            self.nets[role] = net.to(device).to(memory_format=torch.channels_last)
         self.optimizers = {role: self._optimizer(net) for role, net in self.nets.items()}
 
     def _optimizer(self, net: nn.Module) -> torch.optim.Optimizer:
@@ -75,7 +75,7 @@ class ChildParent:
     @torch.no_grad()
     def evaluate(self, batches, arch: Architecture) -> dict[str, float]:
         """Top-1 accuracy in percent of each network on the given (x, y) batches."""
-        correct = {role: 0 for role in ROLES}
+        correct = dict.fromkeys(ROLES, 0)
         seen = 0
         for net in self.nets.values():
             net.eval()

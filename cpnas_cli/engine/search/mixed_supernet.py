@@ -14,6 +14,8 @@ it is the 1-bit Child, with a full-precision one the real-valued Parent; stem, c
 preprocessing and classifier are shared with the other networks (backbone.py).
 """
 
+from typing import cast
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -40,7 +42,7 @@ class MixedEdge(nn.Module):
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         part = x[:, : x.shape[1] // self.k]
-        mixed = sum(w * op(part) for w, (name, op) in zip(weights, self.ops.items()) if name != "zero")
+        mixed = sum(w * op(part) for w, (name, op) in zip(weights, self.ops.items(), strict=True) if name != "zero")
         if self.k == 1:
             return mixed
         return channel_shuffle(torch.cat([mixed, self.bypass(x[:, part.shape[1] :])], dim=1), self.k)
@@ -112,4 +114,10 @@ class MixedSupernet(nn.Module):
 
     def op_modules(self, cell_type: str, op: str):
         """The modules of one op on every edge of every cell of one type (for weight norms)."""
-        return [edge.ops[op] for cell in self.cells if (cell_type == "reduce") == cell.reduce for edge in cell.edges]
+        cells = [cast(MixedCell, cell) for cell in self.cells]  # nn.ModuleList types its items as Module
+        return [
+            cast(MixedEdge, edge).ops[op]
+            for cell in cells
+            if (cell_type == "reduce") == cell.reduce
+            for edge in cell.edges
+        ]

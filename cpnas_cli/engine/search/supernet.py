@@ -7,6 +7,8 @@ samples (weight sharing). Built with a binary `Style` it is the Child, with a fu
 one the Parent. `prune` deletes an op's module, freeing its weights.
 """
 
+from typing import cast
+
 import torch
 import torch.nn as nn
 
@@ -36,10 +38,14 @@ class SearchCell(nn.Module):
             for index, (src, target) in enumerate(self.edges_list):
                 if target != dst or choice[index] == "zero":
                     continue  # a zero edge adds nothing, so it is not computed at all
-                out = self.edges[index][choice[index]](states[src])
+                out = self.edge(index)[choice[index]](states[src])
                 total = out if total is None else total + out
             states.append(total if total is not None else self._zeros_like_node(states[1]))
         return torch.cat(states[2:], dim=1)
+
+    def edge(self, index: int) -> nn.ModuleDict:
+        """The candidate ops of one edge (nn.ModuleList types its items as Module)."""
+        return cast(nn.ModuleDict, self.edges[index])
 
     def _zeros_like_node(self, s):
         b, c, h, w = s.shape
@@ -83,4 +89,4 @@ class SearchNetwork(nn.Module):
         assert cell_type in CELL_TYPES
         for cell in self.cells:
             if (cell_type == "reduce") == cell.reduce:
-                del cell.edges[edge][op]
+                del cast(SearchCell, cell).edge(edge)[op]  # nn.ModuleList types its items as Module

@@ -16,23 +16,25 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cpnas_cli.engine.nn.binary import BinaryConv2d, reconstructed_kernel
+from cpnas_cli.engine.nn.network import EvalNetwork
 
 
-def paired_kernels(child: nn.Module, parent: nn.Module | None) -> list[tuple[BinaryConv2d, torch.Tensor]]:
+def paired_kernels(child: EvalNetwork, parent: EvalNetwork | None) -> list[tuple[BinaryConv2d, torch.Tensor]]:
     """(1-bit conv of the Child, H) for every binarized conv inside the cells, in module order.
 
     Child and Parent are built from one genotype, so their convs line up one to one; H is the
     Parent's kernel, or the Child's own latent kernel when `parent` is None (kernel_source self).
     """
-    child_convs = [m for m in child.cells.modules() if isinstance(m, nn.Conv2d)]
-    if not all(isinstance(m, BinaryConv2d) for m in child_convs):
+    convs = [m for m in child.cells.modules() if isinstance(m, nn.Conv2d)]
+    child_convs = [m for m in convs if isinstance(m, BinaryConv2d)]
+    if len(child_convs) != len(convs):
         raise ValueError("the Child must be the binarized network (every conv in its cells 1-bit)")
     if parent is None:
         return [(m, m.weight) for m in child_convs]
     parent_convs = [m for m in parent.cells.modules() if isinstance(m, nn.Conv2d)]
     if [m.weight.shape for m in child_convs] != [m.weight.shape for m in parent_convs]:
         raise ValueError("Child and Parent convs do not line up: are they built from the same genotype?")
-    return [(c, p.weight) for c, p in zip(child_convs, parent_convs)]
+    return [(c, p.weight) for c, p in zip(child_convs, parent_convs, strict=True)]
 
 
 def kernel_loss(pairs: list[tuple[BinaryConv2d, torch.Tensor]]) -> torch.Tensor:
@@ -42,6 +44,8 @@ def kernel_loss(pairs: list[tuple[BinaryConv2d, torch.Tensor]]) -> torch.Tensor:
         h_hat = reconstructed_kernel(conv.weight, conv.quantizer)
         term = (h_hat - target.detach()).pow(2).flatten(1).mean(1).sum()
         total = term if total is None else total + term
+    if total is None:
+        raise ValueError("no kernels to compare: the Child has no 1-bit convs in its cells")
     return total
 
 

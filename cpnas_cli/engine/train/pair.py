@@ -11,13 +11,14 @@ wrap the networks of one instance per process.
 
 import time
 from pathlib import Path
+from typing import cast
 
 import torch
 import torch.nn as nn
 
 from cpnas_cli.config import TrainConfig
 from cpnas_cli.engine.nn.binary import BinaryConv2d
-from cpnas_cli.engine.nn.network import EvalNetwork, NetworkSpec
+from cpnas_cli.engine.nn.network import Cell, EvalNetwork, NetworkSpec
 from cpnas_cli.engine.run.tensors import load_trained_tensors, trained_tensors
 from cpnas_cli.errors import UserError
 from cpnas_cli.space import genotype as genotypes
@@ -35,7 +36,9 @@ class TrainingPair:
         self.child = self._build(spec, genotype, True, seed)
         self.parent = self._parent(spec, genotype, seed)
         self.joint = cfg.parent == "joint"
-        self.nets = {"child": self.child, **({"parent": self.parent} if self.joint else {})}
+        self.nets: dict[str, EvalNetwork] = {"child": self.child}
+        if self.joint and self.parent is not None:  # joint: _parent built it
+            self.nets["parent"] = self.parent
         self.optimizers = {role: self._optimizer(net) for role, net in self.nets.items()}
         kernel_parent = self.parent if cfg.kernel_source == "parent" else None
         self.pairs = paired_kernels(self.child, kernel_parent) if self.parent or cfg.kernel_source == "self" else None
@@ -43,7 +46,7 @@ class TrainingPair:
     def _build(self, spec: NetworkSpec, genotype, binary: bool, seed: int) -> EvalNetwork:
         torch.manual_seed(seed)  # the same initial weights for Child and Parent
         net = spec.build(genotype, binary, drop_path=self.cfg.drop_path)
-        return net.to(self.device, memory_format=torch.channels_last)
+        return net.to(self.device).to(memory_format=torch.channels_last)
 
     def _parent(self, spec: NetworkSpec, genotype, seed: int) -> EvalNetwork | None:
         if self.cfg.parent == "none":
@@ -81,7 +84,7 @@ class TrainingPair:
     def set_drop_path(self, rate: float) -> None:
         for net in (self.child, self.parent):
             for cell in net.cells if net is not None else ():
-                cell.drop_path = rate
+                cast(Cell, cell).drop_path = rate  # nn.ModuleList types its items as Module
 
     # --- one step ---------------------------------------------------------------------------
 
@@ -91,17 +94,17 @@ class TrainingPair:
         Returns sums over the batch: the Child's total loss and its terms (the terms are
         measured even when their weight is 0), correct counts, the Parent's loss, seconds."""
         start = time.perf_counter()
-        out = {"loss_parent": None, "correct_parent": None}
-        parent_features = None
-        if self.joint:
-            self.parent.train()
-            logits, aux, parent_features = self.parent(x)
+        out: dict[str, float | None] = {"loss_parent": None, "correct_parent": None}
+        parent, parent_features = self.parent, None
+        if self.joint and parent is not None:  # joint: _parent built it
+            parent.train()
+            logits, aux, parent_features = parent(x)
             ce, total = classification_loss(logits, aux, y, self.weights)
             self._step("parent", total, lr)
             out.update(loss_parent=total.item() * len(y), correct_parent=_correct(logits, y))
-        elif self.parent is not None:
+        elif parent is not None:
             with torch.no_grad():
-                logits, _, parent_features = self.parent(x)
+                logits, _, parent_features = parent(x)
             out["correct_parent"] = _correct(logits, y)
         self.child.train()
         logits, aux, features = self.child(x)
@@ -145,16 +148,16 @@ class TrainingPair:
     def evaluate(self, batches) -> dict[str, float | None]:
         """Top-1 test accuracy in percent of the Child and the Parent (None without a Parent)."""
         nets = {"child": self.child, "parent": self.parent}
-        correct = {role: 0 for role, net in nets.items() if net is not None}
+        present = {role: net for role, net in nets.items() if net is not None}
+        correct = dict.fromkeys(present, 0)
         seen = 0
-        for net in nets.values():
-            if net is not None:
-                net.eval()
+        for net in present.values():
+            net.eval()
         for x, y in batches:
             x = x.contiguous(memory_format=torch.channels_last)
             seen += len(y)
-            for role in correct:
-                correct[role] += _correct(nets[role](x)[0], y)
+            for role, net in present.items():
+                correct[role] += _correct(net(x)[0], y)
         return {role: (100.0 * correct[role] / max(seen, 1) if role in correct else None) for role in nets}
 
     # --- state ------------------------------------------------------------------------------
@@ -168,7 +171,7 @@ class TrainingPair:
 
 
 def _correct(logits: torch.Tensor, y: torch.Tensor) -> int:
-    return (logits.argmax(1) == y).sum().item()
+    return int((logits.argmax(1) == y).sum())
 
 
 def _structure(genotype: genotypes.Genotype) -> tuple:

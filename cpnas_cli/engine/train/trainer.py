@@ -66,7 +66,7 @@ class EpochSums:
     seen: int = 0
     seconds: float = 0.0  # in training steps (for images/s)
     wall: float = 0.0  # wall time of the epoch before an interrupt
-    sums: dict = field(default_factory=lambda: {k: None for k in SUMS})
+    sums: dict = field(default_factory=lambda: dict.fromkeys(SUMS))
 
     def add(self, n_images: int, result: dict) -> None:
         self.batch += 1
@@ -104,7 +104,8 @@ class Trainer(RunLoop):
                 f"train.batch_size {self.cfg.batch_size} exceeds the {self.n_train} training images",
                 "use a smaller --batch-size",
             )
-        self.epoch, self.partial, self.elapsed, self.best = 0, EpochSums(), 0.0, None
+        self.epoch, self.partial, self.elapsed = 0, EpochSums(), 0.0
+        self.best: float | None = None  # the best Child test accuracy so far
         self.epochs = self.cfg.epochs  # the plan: lowered by a time budget (bookkeeping/budget.py)
         self.last: dict = {}
 
@@ -178,8 +179,10 @@ class Trainer(RunLoop):
         p = self.partial
         seconds = p.wall + time.perf_counter() - self.started
         self.elapsed += time.perf_counter() - self.started
-        is_best = self.best is None or acc["child"] > self.best
-        self.best = max(acc["child"], self.best or 0.0)
+        child_acc = acc["child"]
+        assert child_acc is not None  # evaluate() always measures the Child
+        is_best = self.best is None or child_acc > self.best
+        self.best = max(child_acc, self.best or 0.0)
         self.epoch += 1
         self.epochs = epochs_that_fit(self.epoch, self.elapsed, self.cfg.minutes, self.epochs)
         line = event(
@@ -193,7 +196,7 @@ class Trainer(RunLoop):
             loss_parent=p.mean("loss_parent"),
             train_acc_child=p.mean("correct_child", 100, 2),
             train_acc_parent=p.mean("correct_parent", 100, 2),
-            test_acc_child=round(acc["child"], 2),
+            test_acc_child=round(child_acc, 2),
             test_acc_parent=None if acc["parent"] is None else round(acc["parent"], 2),
             lr=lr,
             images=p.seen,

@@ -55,10 +55,10 @@ class ABanditStrategy(SamplingStrategy):
         a = self.reward(trained.acc)
         if phase == "warmup":
             self.bandit.warm_up(arch, a)
-            position = dict(K=k, round=0, index=index + 1)
+            position = {"K": k, "round": 0, "index": index + 1}
         else:
             self.bandit.record(arch, a, self.cfg.bandit_lambda)
-            position = dict(K=k, round=index // k + 1, index=index % k + 1)
+            position = {"K": k, "round": index // k + 1, "index": index % k + 1}
         events = [
             self.sample_event(
                 ctx, n, arch, trained, 100 * a, **position, phase=phase, reward=round(a, 6), trials=self.bandit.trials
@@ -83,10 +83,13 @@ class ABanditStrategy(SamplingStrategy):
             lcb=rounded(b.bounds(lower_bound)),
             p=rounded(b.probabilities()),
             m={
-                c: [{op: round(m[op], 6) for op in ops} for ops, m in zip(edges, b.m[c])]
+                c: [{op: round(m[op], 6) for op in ops} for ops, m in zip(edges, b.m[c], strict=True)]
                 for c, edges in b.remaining.items()
             },
-            pulls={c: [{op: n[op] for op in ops} for ops, n in zip(edges, b.n[c])] for c, edges in b.remaining.items()},
+            pulls={
+                c: [{op: n[op] for op in ops} for ops, n in zip(edges, b.n[c], strict=True)]
+                for c, edges in b.remaining.items()
+            },
         )
 
     def _prune(self, k: int, ctx: StepContext) -> list[dict]:

@@ -12,6 +12,7 @@ begin at `diff_warmup_epochs`; the weights' learning rate follows a cosine over 
 import math
 import time
 from abc import abstractmethod
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -89,8 +90,8 @@ def detached(logits: dict | None) -> dict | None:
     return {k: v.detach() for k, v in logits.items()} if logits is not None else None
 
 
-def set_grads(params: list[torch.Tensor], grads) -> None:
-    for p, g in zip(params, grads):
+def set_grads(params: Sequence[torch.Tensor], grads: Iterable[torch.Tensor]) -> None:
+    for p, g in zip(params, grads, strict=True):
         p.grad = g
 
 
@@ -124,7 +125,7 @@ class DifferentiableStrategy(Strategy):
             stem_stride=c.stem_stride,
             k=c.pc_k,
         )
-        return net.to(self.device, memory_format=torch.channels_last)
+        return net.to(self.device).to(memory_format=torch.channels_last)
 
     @property
     def total(self) -> int:
@@ -160,7 +161,7 @@ class DifferentiableStrategy(Strategy):
         arch = self.data.arch_batches(n, count, size, start_batch=self.partial.batch)
         if self.partial.batch == 0:
             self.phase_begin(n, phase)
-        for (x, y), (xa, ya) in zip(batches, arch):
+        for (x, y), (xa, ya) in zip(batches, arch, strict=True):
             ctx.poll()
             progress = phase.start + phase.length * self.partial.batch / count
             train, arch_metrics = self.iteration(phase, x, y, xa, ya, progress)

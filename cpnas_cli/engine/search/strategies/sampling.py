@@ -22,9 +22,9 @@ class SampleSums:
 
     batch: int = 0
     seen: int = 0
-    loss: dict = field(default_factory=lambda: {r: 0.0 for r in ROLES})
-    correct: dict = field(default_factory=lambda: {r: 0 for r in ROLES})
-    seconds: dict = field(default_factory=lambda: {r: 0.0 for r in ROLES})
+    loss: dict = field(default_factory=lambda: dict.fromkeys(ROLES, 0.0))
+    correct: dict = field(default_factory=lambda: dict.fromkeys(ROLES, 0))
+    seconds: dict = field(default_factory=lambda: dict.fromkeys(ROLES, 0.0))
 
     def add(self, n_images: int, result: dict) -> None:
         self.batch += 1
@@ -73,19 +73,19 @@ class SamplingStrategy(Strategy):
         loss, train_acc = p.mean(p.loss), p.mean(p.correct, 100)
         return Trained(
             acc,
-            dict(
-                loss_child=loss["child"],
-                loss_parent=loss["parent"],
-                train_acc_child=train_acc["child"],
-                train_acc_parent=train_acc["parent"],
-                lr=lr,
-                images=p.seen,
-                seconds=round(time.perf_counter() - started, 3),
-                child_seconds=round(p.seconds["child"], 3),
-                parent_seconds=round(p.seconds["parent"], 3),
-                eval_seconds=round(time.perf_counter() - eval_start, 3),
-                images_per_s=round(p.seen / max(sum(p.seconds.values()), 1e-9), 1),
-            ),
+            {
+                "loss_child": loss["child"],
+                "loss_parent": loss["parent"],
+                "train_acc_child": train_acc["child"],
+                "train_acc_parent": train_acc["parent"],
+                "lr": lr,
+                "images": p.seen,
+                "seconds": round(time.perf_counter() - started, 3),
+                "child_seconds": round(p.seconds["child"], 3),
+                "parent_seconds": round(p.seconds["parent"], 3),
+                "eval_seconds": round(time.perf_counter() - eval_start, 3),
+                "images_per_s": round(p.seen / max(sum(p.seconds.values()), 1e-9), 1),
+            },
         )
 
     def sample_event(

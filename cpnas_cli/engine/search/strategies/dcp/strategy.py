@@ -85,7 +85,7 @@ class DCPStrategy(DifferentiableStrategy):
     def parent_arch_step(self, xa, ya, lr: float) -> dict:
         alpha = self.archs["parent"].alphas()
         loss = F.cross_entropy(self.nets["parent"](xa, alpha), ya)
-        grads = dict(zip(alpha, torch.autograd.grad(loss, list(alpha.values()))))
+        grads = dict(zip(alpha, torch.autograd.grad(loss, list(alpha.values())), strict=True))
         return {"arch_loss": loss.item(), **self.arch_update("parent", grads, lr)}
 
     def parent_weight_step(self, x, y, lr: float) -> dict:

@@ -10,7 +10,9 @@ The gradient of L = -G + lambda D in alpha^ (Eq. 4.33) is -g + 2 lambda H (g - t
 `ggn` approximates H by -g g^T (Eqs. 4.36-4.41, rank one), `exact` differentiates D itself.
 """
 
+import functools
 import math
+import operator
 
 import torch
 import torch.nn.functional as F
@@ -23,7 +25,7 @@ def parent_tangent(parent, alpha: Logits, x: torch.Tensor, y: torch.Tensor) -> t
     leaves = {cell: a.detach().requires_grad_() for cell, a in alpha.items()}
     logits = parent(x, leaves)
     grads = torch.autograd.grad(-F.cross_entropy(logits, y), list(leaves.values()))
-    return dict(zip(leaves, grads)), logits.detach().softmax(1)
+    return dict(zip(leaves, grads, strict=True)), logits.detach().softmax(1)
 
 
 def agreement(child_logits: torch.Tensor, parent_probs: torch.Tensor) -> torch.Tensor:
@@ -34,7 +36,7 @@ def agreement(child_logits: torch.Tensor, parent_probs: torch.Tensor) -> torch.T
 
 def tangent_distance(g: Logits, t: Logits) -> torch.Tensor:
     """D = ||g - t||_F^2 over both cell types."""
-    return sum((g[cell] - t[cell]).pow(2).sum() for cell in g)
+    return functools.reduce(operator.add, [(g[cell] - t[cell]).pow(2).sum() for cell in g])
 
 
 def child_arch_gradient(G: torch.Tensor, alpha: Logits, t: Logits, lam: float, hessian: str) -> tuple[Logits, dict]:
@@ -42,11 +44,11 @@ def child_arch_gradient(G: torch.Tensor, alpha: Logits, t: Logits, lam: float, h
     D, and the penalty's share ||dL/dalpha^ + g|| / ||g|| of the step (how much it bends -g)."""
     cells, leaves = list(alpha), list(alpha.values())
     if hessian == "exact":
-        g = dict(zip(cells, torch.autograd.grad(G, leaves, create_graph=True)))
+        g = dict(zip(cells, torch.autograd.grad(G, leaves, create_graph=True), strict=True))
         distance = tangent_distance(g, t)
-        grads = dict(zip(cells, torch.autograd.grad(-G + lam * distance, leaves)))
+        grads = dict(zip(cells, torch.autograd.grad(-G + lam * distance, leaves), strict=True))
     else:
-        g = dict(zip(cells, torch.autograd.grad(G, leaves)))
+        g = dict(zip(cells, torch.autograd.grad(G, leaves), strict=True))
         distance = tangent_distance(g, t)
         along = sum((g[c] * (g[c] - t[c])).sum() for c in cells)  # g^T (g - t)
         grads = {c: -g[c] * (1 + 2 * lam * along) for c in cells}
