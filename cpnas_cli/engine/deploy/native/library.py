@@ -61,6 +61,7 @@ def _load() -> tuple[ctypes.CDLL | None, str]:
 
 
 _LIB, _WHY = _load()
+_BEST = ISAS[_LIB.cpnas_best_isa()] if _LIB is not None else ""
 
 
 def available() -> bool:
@@ -82,7 +83,7 @@ def isa() -> str:
     _require()
     forced = os.environ.get(ISA_VARIABLE, "").strip().lower()
     if not forced:
-        return ISAS[_LIB.cpnas_best_isa()]
+        return _BEST
     if forced not in ISAS:
         raise ValueError(f"{ISA_VARIABLE}={forced!r}: expected one of {', '.join(ISAS)}")
     if not isa_supported(forced):
