@@ -185,45 +185,72 @@ TARGET_AVX2 static inline __m256i popcount_bytes_avx2(__m256i v)
 /* Byte counters gain at most 8 per word: flush into 64-bit lanes before 32 words. */
 #define AVX2_FLUSH_WORDS 31
 
+/* `nb` blocks x `np` output pixels, as blocks_avx512; each block is two ymm (lanes 0-3, 4-7)
+ * of byte counters, summed into 64-bit lanes by VPSADBW every AVX2_FLUSH_WORDS words. */
 TARGET_AVX2 static inline __attribute__((always_inline)) void
-blocks_avx2(const struct cpnas_conv *cv, const uint64_t *image, struct row_geometry g,
-            int iw0, int kw0, int kw1, int b, int nb, int masked, int32_t *pop)
+blocks_avx2(const struct cpnas_conv *cv, const uint64_t *image, struct row_geometry g, int ow,
+            int np, int kw0, int kw1, int b, int nb, int masked, int32_t *pop, int pop_stride)
 {
     int wa = cv->block_word_begin[b], wn = cv->block_word_count[b];
     int64_t block_size = (int64_t)cv->kernel_h * cv->kernel_w * wn * CPNAS_BLOCK;
+    int64_t pixel_step = (int64_t)cv->stride_w * cv->in_words;
     const uint64_t *weights = cv->weights + cv->block_weight_offset[b];
     const uint64_t *masks = masked ? cv->masks + cv->block_mask_offset[b] : 0;
+    int iw0 = ow * cv->stride_w - cv->pad_w;
     const __m256i zero = _mm256_setzero_si256();
-    __m256i bytes[4], sums[4];  /* two ymm (lanes 0-3, 4-7) per block, up to 2 blocks */
-    for (int j = 0; j < 2 * nb; j++) bytes[j] = sums[j] = zero;
+    __m256i bytes[2][4], sums[2][4];  /* [pixel][block * 2 + half] */
+    for (int p = 0; p < np; p++)
+        for (int j = 0; j < 2 * nb; j++) bytes[p][j] = sums[p][j] = zero;
     int pending = 0;
     for (int kh = g.kh0; kh < g.kh1; kh++)
         for (int kw = kw0; kw < kw1; kw++) {
             const uint64_t *x = tap_input(cv, image, g.ih0, iw0, kh, kw) + wa;
             const uint64_t *w = weights + (int64_t)(kh * cv->kernel_w + kw) * wn * CPNAS_BLOCK;
             for (int i = 0; i < wn; i++) {
-                __m256i xi = _mm256_set1_epi64x((long long)x[i]);
                 for (int j = 0; j < 2 * nb; j++) {
                     const uint64_t *wj = w + (j / 2) * block_size + i * CPNAS_BLOCK + (j % 2) * 4;
-                    __m256i v = _mm256_xor_si256(xi, _mm256_loadu_si256((const __m256i *)wj));
-                    if (masked)
-                        v = _mm256_and_si256(v, _mm256_loadu_si256(
-                                                    (const __m256i *)(masks + i * CPNAS_BLOCK + (j % 2) * 4)));
-                    bytes[j] = _mm256_add_epi8(bytes[j], popcount_bytes_avx2(v));
+                    __m256i weight = _mm256_loadu_si256((const __m256i *)wj);
+                    __m256i mask = masked ? _mm256_loadu_si256((const __m256i *)(masks + i * CPNAS_BLOCK + (j % 2) * 4))
+                                          : zero;
+                    for (int p = 0; p < np; p++) {
+                        __m256i v = _mm256_xor_si256(_mm256_set1_epi64x((long long)x[p * pixel_step + i]), weight);
+                        if (masked) v = _mm256_and_si256(v, mask);
+                        bytes[p][j] = _mm256_add_epi8(bytes[p][j], popcount_bytes_avx2(v));
+                    }
                 }
                 if (++pending == AVX2_FLUSH_WORDS) {
-                    for (int j = 0; j < 2 * nb; j++) {
-                        sums[j] = _mm256_add_epi64(sums[j], _mm256_sad_epu8(bytes[j], zero));
-                        bytes[j] = zero;
-                    }
+                    for (int p = 0; p < np; p++)
+                        for (int j = 0; j < 2 * nb; j++) {
+                            sums[p][j] = _mm256_add_epi64(sums[p][j], _mm256_sad_epu8(bytes[p][j], zero));
+                            bytes[p][j] = zero;
+                        }
                     pending = 0;
                 }
             }
         }
-    for (int j = 0; j < 2 * nb; j++) {
-        uint64_t lanes[4];
-        _mm256_storeu_si256((__m256i *)lanes, _mm256_add_epi64(sums[j], _mm256_sad_epu8(bytes[j], zero)));
-        for (int l = 0; l < 4; l++) pop[b * CPNAS_BLOCK + j * 4 + l] = (int32_t)lanes[l];
+    for (int p = 0; p < np; p++)
+        for (int j = 0; j < 2 * nb; j++) {
+            uint64_t lanes[4];
+            _mm256_storeu_si256((__m256i *)lanes, _mm256_add_epi64(sums[p][j], _mm256_sad_epu8(bytes[p][j], zero)));
+            for (int l = 0; l < 4; l++) pop[(int64_t)(ow + p) * pop_stride + b * CPNAS_BLOCK + j * 4 + l] = (int32_t)lanes[l];
+        }
+}
+
+/* One row for blocks b .. b+nb-1. A masked block runs interior columns two at a time (its mask
+ * load is shared too); dense pairs of blocks do not: 16 ymm counters would spill (measured). */
+TARGET_AVX2 static inline __attribute__((always_inline)) void
+block_row_avx2(const struct cpnas_conv *cv, const uint64_t *image, struct row_geometry g,
+               int lo, int hi, int b, int nb, int masked, int32_t *pop, int pop_stride)
+{
+    int kw0, kw1;
+    for (int ow = 0; ow < cv->out_w; ow++) {
+        if (masked && ow >= lo && ow + 2 <= hi) {
+            blocks_avx2(cv, image, g, ow, 2, 0, cv->kernel_w, b, nb, masked, pop, pop_stride);
+            ow += 1;
+            continue;
+        }
+        tap_range(ow, cv->stride_w, cv->pad_w, cv->dil_w, cv->kernel_w, cv->in_w, &kw0, &kw1);
+        blocks_avx2(cv, image, g, ow, 1, kw0, kw1, b, nb, masked, pop, pop_stride);
     }
 }
 
@@ -231,18 +258,14 @@ TARGET_AVX2 void general_row_avx2(const struct cpnas_conv *cv, const uint64_t *i
                                   int32_t *pop, int pop_stride, int32_t *taps_valid)
 {
     struct row_geometry g = row_geometry(cv, oh);
-    for (int ow = 0; ow < cv->out_w; ow++) {
-        int kw0, kw1, iw0 = ow * cv->stride_w - cv->pad_w;
-        tap_range(ow, cv->stride_w, cv->pad_w, cv->dil_w, cv->kernel_w, cv->in_w, &kw0, &kw1);
-        taps_valid[ow] = (g.kh1 - g.kh0) * (kw1 - kw0);
-        int32_t *p = pop + (int64_t)ow * pop_stride;
-        int b = 0;
-        if (cv->masked) {
-            for (; b < cv->n_blocks; b++) blocks_avx2(cv, image, g, iw0, kw0, kw1, b, 1, 1, p);
-        } else {
-            for (; b + 2 <= cv->n_blocks; b += 2) blocks_avx2(cv, image, g, iw0, kw0, kw1, b, 2, 0, p);
-            for (; b < cv->n_blocks; b++) blocks_avx2(cv, image, g, iw0, kw0, kw1, b, 1, 0, p);
-        }
+    int lo, hi, b = 0;
+    count_taps(cv, g, taps_valid);
+    interior_columns(cv, &lo, &hi);
+    if (cv->masked) {
+        for (; b < cv->n_blocks; b++) block_row_avx2(cv, image, g, lo, hi, b, 1, 1, pop, pop_stride);
+    } else {
+        for (; b + 2 <= cv->n_blocks; b += 2) block_row_avx2(cv, image, g, lo, hi, b, 2, 0, pop, pop_stride);
+        for (; b < cv->n_blocks; b++) block_row_avx2(cv, image, g, lo, hi, b, 1, 0, pop, pop_stride);
     }
 }
 #endif
