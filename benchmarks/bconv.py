@@ -1,0 +1,108 @@
+"""One 1-bit conv on the native engine against torch's float32 conv of the same shape (oneDNN,
+channels_last), at 1 and 2 threads, batch 1 and 64. Prints JSON: per shape the median times,
+the ratios, the ISA path and the CPU.
+
+    python benchmarks/bconv.py [--quick] [--threads 1,2] [--batch 1,64] [--repeats 7]
+    CPNAS_NATIVE_ISA=avx2 python benchmarks/bconv.py     # force a path
+    CPNAS_NATIVE_ISA=avx2 ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/bconv.py   # an AVX2 machine, both sides
+
+native_ms: float NHWC in -> float out: binarize + pack the input, XOR-popcount, the epilogue
+(beta and a folded BatchNorm). bits_ms: the same conv fed packed bits (a previous layer's output).
+The three are measured interleaved (each repeat runs all three back to back) and the median of
+the repeats is kept, so a noisy neighbour slows all of them alike.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from cpnas_cli.engine.deploy.native import library  # noqa: E402
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def shapes(quick: bool) -> list[dict]:
+    """(name, channels, spatial size, kernel, padding, dilation, groups) of the measured convs."""
+    found = []
+    for size in (32, 16, 8):
+        for c in ((64, 256) if quick else (64, 128, 256, 448)):
+            found.append(dict(op="1x1", c=c, size=size, k=1, pad=0, dil=1, groups=1))
+    for size in (32, 16, 8):
+        for c in ((64, 256) if quick else (64, 128, 256)):
+            found.append(dict(op="3x3", c=c, size=size, k=3, pad=1, dil=1, groups=1))
+    for c in (64, 256):
+        found.append(dict(op="3x3 grouped 16", c=c, size=16, k=3, pad=1, dil=1, groups=c // 16))
+        found.append(dict(op="3x3 depth-wise", c=c, size=16, k=3, pad=1, dil=1, groups=c))
+        found.append(dict(op="5x5 dil 2 depth-wise", c=c, size=16, k=5, pad=4, dil=2, groups=c))
+    return found
+
+
+def timed(run, inner: int) -> float:
+    start = time.perf_counter()
+    for _ in range(inner):
+        run()
+    return (time.perf_counter() - start) / inner * 1e3
+
+
+def measure(shape: dict, batch: int, repeats: int) -> dict:
+    c, size, k, groups = shape["c"], shape["size"], shape["k"], shape["groups"]
+    geometry = dict(stride=1, padding=shape["pad"], dilation=shape["dil"], groups=groups)
+    x = torch.randn(batch, c, size, size).contiguous(memory_format=torch.channels_last)
+    weight = torch.randn(c, c // groups, k, k)
+    weight_cl = weight.contiguous(memory_format=torch.channels_last)
+    plan = library.BinaryConvPlan(weight, torch.rand(c), bn_scale=torch.rand(c), bn_shift=torch.randn(c), **geometry)
+    bits = library.pack_activations(x)
+    runs = {"float_ms": lambda: F.conv2d(x, weight_cl, None, **geometry),
+            "native_ms": lambda: plan(x), "bits_ms": lambda: plan(bits)}
+    for run in runs.values():  # warm-up; also sizes the inner loop to about 20 ms
+        run()
+    inner = {name: max(1, int(20 / max(timed(run, 1), 1e-3))) for name, run in runs.items()}
+    samples = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            samples[name].append(timed(run, inner[name]))
+    times = {name: round(statistics.median(values), 4) for name, values in samples.items()}
+    return {**shape, "batch": batch, **times,
+            "ratio": round(times["float_ms"] / times["native_ms"], 2),
+            "ratio_bits_in": round(times["float_ms"] / times["bits_ms"], 2)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer channel counts")
+    parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--batch", default="1,64")
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+    if not library.available():
+        print(json.dumps({"error": library.why_unavailable()}))
+        return 2
+    torch.manual_seed(0)
+    results = []
+    for threads in map(int, args.threads.split(",")):
+        torch.set_num_threads(threads)
+        for batch in map(int, args.batch.split(",")):
+            for shape in shapes(args.quick):
+                results.append({"threads": threads, **measure(shape, batch, args.repeats)})
+                print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+    print(json.dumps({"cpu": cpu_model(), "isa": library.isa(), "torch": torch.__version__,
+                      "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "default"), "results": results}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
