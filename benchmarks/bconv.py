@@ -7,7 +7,10 @@ the ratios, the ISA path and the CPU.
     CPNAS_NATIVE_ISA=avx2 ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/bconv.py   # an AVX2 machine, both sides
 
 native_ms: float NHWC in -> float out: binarize + pack the input, XOR-popcount, the epilogue
-(beta and a folded BatchNorm). bits_ms: the same conv fed packed bits (a previous layer's output).
+(beta and a folded BatchNorm), into a reused output buffer (as a network executor runs it).
+bits_ms: the same conv fed packed bits (a previous layer's output). native_alloc_ms: native_ms
+with a fresh output tensor per call, as torch's conv allocates its own: on a VM a fresh 64 MB
+tensor costs tens of ms of page faults, paid by float_ms too.
 The three are measured interleaved (each repeat runs all three back to back) and the median of
 the repeats is kept, so a noisy neighbour slows all of them alike.
 """
@@ -66,8 +69,9 @@ def measure(shape: dict, batch: int, repeats: int) -> dict:
     weight_cl = weight.contiguous(memory_format=torch.channels_last)
     plan = library.BinaryConvPlan(weight, torch.rand(c), bn_scale=torch.rand(c), bn_shift=torch.randn(c), **geometry)
     bits = library.pack_activations(x)
-    runs = {"float_ms": lambda: F.conv2d(x, weight_cl, None, **geometry),
-            "native_ms": lambda: plan(x), "bits_ms": lambda: plan(bits)}
+    out = plan(x)
+    runs = {"float_ms": lambda: F.conv2d(x, weight_cl, None, **geometry), "native_ms": lambda: plan(x, out=out),
+            "bits_ms": lambda: plan(bits, out=out), "native_alloc_ms": lambda: plan(x)}
     for run in runs.values():  # warm-up; also sizes the inner loop to about 20 ms
         run()
     inner = {name: max(1, int(20 / max(timed(run, 1), 1e-3))) for name, run in runs.items()}
@@ -78,7 +82,8 @@ def measure(shape: dict, batch: int, repeats: int) -> dict:
     times = {name: round(statistics.median(values), 4) for name, values in samples.items()}
     return {**shape, "batch": batch, **times,
             "ratio": round(times["float_ms"] / times["native_ms"], 2),
-            "ratio_bits_in": round(times["float_ms"] / times["bits_ms"], 2)}
+            "ratio_bits_in": round(times["float_ms"] / times["bits_ms"], 2),
+            "ratio_alloc": round(times["float_ms"] / times["native_alloc_ms"], 2)}
 
 
 def main() -> int:

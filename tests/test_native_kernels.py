@@ -216,6 +216,18 @@ def test_bits_chain_into_the_next_conv(isa):
     assert torch.equal(y, reference_acc(between, pointwise, 1, 0, 1, 1))
 
 
+def test_out_buffers_are_written_in_place(isa):
+    generator = torch.Generator().manual_seed(9)
+    x, weight = random_input(2, 40, 6, 6, generator), torch.randn(24, 40, 3, 3, generator=generator)
+    float_plan, bits_plan = library.BinaryConvPlan(weight, padding=1), library.BinaryConvPlan(weight, padding=1, output="bits")
+    out = nhwc(torch.full((2, 24, 6, 6), float("nan")))
+    bits = library.PackedActivations(torch.full((2, 6, 6, 1), -1, dtype=torch.int64), 24)
+    assert float_plan(x, out=out) is out and bits_plan(x, out=bits) is bits
+    acc = reference_acc(x, weight, 1, 1, 1, 1)
+    assert torch.equal(out, acc) and np.array_equal(bits.words.numpy(), numpy_pack(acc))
+    assert torch.equal(float_plan(x), acc)  # the plan's input workspace is reused safely
+
+
 def test_threads_give_the_same_result(isa):
     case = CASES["grouped 5x5 224/16 stride 2"]
     one, _ = run_case(case, seed=7, epilogue=True)
@@ -239,6 +251,10 @@ def test_misuse_raises_value_error():
         plan(nhwc(torch.randn(1, 9, 5, 5)))
     with pytest.raises(ValueError, match="residual"):
         plan(x, nhwc(torch.randn(1, 16, 4, 4)))
+    with pytest.raises(ValueError, match="out"):
+        plan(x, out=nhwc(torch.empty(1, 16, 5, 4)))
+    with pytest.raises(ValueError, match="packed words"):
+        plan(library.PackedActivations(torch.zeros(1, 5, 5, 2, dtype=torch.int64), 8))
     with pytest.raises(ValueError, match="too small"):
         library.BinaryConvPlan(torch.randn(4, 8, 3, 3))(nhwc(torch.randn(1, 8, 2, 2)))
     with pytest.raises(ValueError, match="groups"):

@@ -184,6 +184,7 @@ class BinaryConvPlan:
         self.output = output
         self.beta = _channel_vector(torch.ones(out_c) if beta is None else beta, out_c, "beta")
         self.bn_scale, self.bn_shift = _channel_vector(bn_scale, out_c, "bn_scale"), _channel_vector(bn_shift, out_c, "bn_shift")
+        self._workspace = None
         self.depthwise = groups == self.in_c == out_c and kh * kw <= DEPTHWISE_MAX_TAPS
         self._conv = _Conv(in_c=self.in_c, out_c=out_c, kernel_h=kh, kernel_w=kw, stride_h=self.stride[0],
                            stride_w=self.stride[1], pad_h=self.padding[0], pad_w=self.padding[1],
@@ -250,7 +251,11 @@ class BinaryConvPlan:
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel_size, self.stride, self.padding, self.dilation
         return (height + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (width + 2 * pw - dw * (kw - 1) - 1) // sw + 1
 
-    def __call__(self, x: torch.Tensor | PackedActivations, residual: torch.Tensor | None = None):
+    def __call__(self, x: torch.Tensor | PackedActivations, residual: torch.Tensor | None = None, *,
+                 out: torch.Tensor | PackedActivations | None = None):
+        """Run the layer on x. `out` (optional) is written in place and returned: a caller that
+        reuses its buffers skips the page faults of a fresh large tensor on every call. The
+        float input's packed bits go to a workspace the plan keeps (a plan is not thread-safe)."""
         n, c, h, w = x.shape
         if c != self.in_c:
             raise ValueError(f"input has {c} channels, the conv expects {self.in_c}")
@@ -258,28 +263,50 @@ class BinaryConvPlan:
         if oh < 1 or ow < 1:
             raise ValueError(f"input {h}x{w} is too small for this conv")
         if isinstance(x, PackedActivations):
-            if x.words.dtype != torch.int64 or not x.words.is_contiguous() or x.words.shape[-1] != _words(c):
-                raise ValueError("PackedActivations: words must be a contiguous int64 [N, H, W, ceil(C/64)] tensor")
+            _check_words(x, (n, h, w, _words(c)), "input")
             x_float, x_bits = None, x.words
         else:
             _check_nhwc(x, "input")
-            x_float, x_bits = x, torch.empty((n, h, w, _words(c)), dtype=torch.int64)
+            x_float, x_bits = x, self._input_workspace((n, h, w, _words(c)))
         if residual is not None:
             _check_nhwc(residual, "residual")
             if tuple(residual.shape) != (n, self.out_c, oh, ow):
                 raise ValueError(f"residual: expected shape {(n, self.out_c, oh, ow)}, got {tuple(residual.shape)}")
-        out = out_bits = None
-        if self.output == "float":
-            out = torch.empty((n, self.out_c, oh, ow), memory_format=torch.channels_last)
-        else:
-            out_bits = torch.empty((n, oh, ow, _words(self.out_c)), dtype=torch.int64)
+        out = self._output(out, n, oh, ow)
+        out_float, out_bits = (out, None) if self.output == "float" else (None, out.words)
         conv = self._conv
         conv.batch, conv.in_h, conv.in_w, conv.out_h, conv.out_w = n, h, w, oh, ow
-        status = _LIB.cpnas_bconv(ISAS.index(isa()), torch.get_num_threads(), ctypes.byref(conv),
-                                  _address(x_float), x_bits.data_ptr(), _address(residual), _address(out), _address(out_bits))
+        status = _LIB.cpnas_bconv(ISAS.index(isa()), torch.get_num_threads(), ctypes.byref(conv), _address(x_float),
+                                  x_bits.data_ptr(), _address(residual), _address(out_float), _address(out_bits))
         if status:
             raise RuntimeError(f"cpnas_bconv failed ({status})")
-        return out if out is not None else PackedActivations(out_bits, self.out_c)
+        return out
+
+    def _input_workspace(self, shape: tuple[int, ...]) -> torch.Tensor:
+        if self._workspace is None or tuple(self._workspace.shape) != shape:
+            self._workspace = torch.empty(shape, dtype=torch.int64)
+        return self._workspace
+
+    def _output(self, out, n: int, oh: int, ow: int):
+        if self.output == "float":
+            if out is None:
+                return torch.empty((n, self.out_c, oh, ow), memory_format=torch.channels_last)
+            _check_nhwc(out, "out")
+            if tuple(out.shape) != (n, self.out_c, oh, ow):
+                raise ValueError(f"out: expected shape {(n, self.out_c, oh, ow)}, got {tuple(out.shape)}")
+            return out
+        if out is None:
+            return PackedActivations(torch.empty((n, oh, ow, _words(self.out_c)), dtype=torch.int64), self.out_c)
+        if not isinstance(out, PackedActivations) or out.channels != self.out_c:
+            raise ValueError(f"out: expected PackedActivations of {self.out_c} channels")
+        _check_words(out, (n, oh, ow, _words(self.out_c)), "out")
+        return out
+
+
+def _check_words(packed: PackedActivations, shape: tuple[int, ...], what: str) -> None:
+    words = packed.words
+    if words.dtype != torch.int64 or not words.is_contiguous() or tuple(words.shape) != shape:
+        raise ValueError(f"{what}: packed words must be a contiguous int64 tensor of shape {shape}")
 
 
 def _address(tensor: torch.Tensor | None) -> int | None:
