@@ -2,7 +2,7 @@
 channels_last), at 1 and 2 threads, batch 1 and 64. Prints JSON: per shape the median times,
 the ratios, the ISA path and the CPU.
 
-    python benchmarks/bconv.py [--quick] [--threads 1,2] [--batch 1,64] [--repeats 7]
+    python benchmarks/bconv.py [--quick] [--threads 1,2] [--batch 1,64] [--repeats 11]
     CPNAS_NATIVE_ISA=avx2 python benchmarks/bconv.py     # force a path
     CPNAS_NATIVE_ISA=avx2 ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/bconv.py   # an AVX2 machine, both sides
 
@@ -10,7 +10,10 @@ native_ms: float NHWC in -> float out: binarize + pack the input, XOR-popcount, 
 (beta and a folded BatchNorm), into a reused output buffer (as a network executor runs it).
 bits_ms: the same conv fed packed bits (a previous layer's output). native_alloc_ms: native_ms
 with a fresh output tensor per call, as torch's conv allocates its own: on a VM a fresh 64 MB
-tensor costs tens of ms of page faults, paid by float_ms too.
+tensor costs tens of ms of page faults, paid by float_ms too. bits_to_bits_ms: bits in, bits out
+(the sign of the epilogue), as inside a chain of 1-bit convs.
+Times are medians of the repeats; *_min ratios use the fastest repeat instead, the better
+figure when other processes share the CPU (load averages are recorded).
 The three are measured interleaved (each repeat runs all three back to back) and the median of
 the repeats is kept, so a noisy neighbour slows all of them alike.
 """
@@ -70,20 +73,28 @@ def measure(shape: dict, batch: int, repeats: int) -> dict:
     plan = library.BinaryConvPlan(weight, torch.rand(c), bn_scale=torch.rand(c), bn_shift=torch.randn(c), **geometry)
     bits = library.pack_activations(x)
     out = plan(x)
+    to_bits = library.BinaryConvPlan(weight, torch.rand(c), bn_scale=torch.rand(c), bn_shift=torch.randn(c),
+                                     output="bits", **geometry)
+    bits_out = to_bits(bits)
     runs = {"float_ms": lambda: F.conv2d(x, weight_cl, None, **geometry), "native_ms": lambda: plan(x, out=out),
-            "bits_ms": lambda: plan(bits, out=out), "native_alloc_ms": lambda: plan(x)}
-    for run in runs.values():  # warm-up; also sizes the inner loop to about 20 ms
+            "bits_ms": lambda: plan(bits, out=out), "native_alloc_ms": lambda: plan(x),
+            "bits_to_bits_ms": lambda: to_bits(bits, out=bits_out)}
+    for run in runs.values():  # warm-up; also sizes the inner loop to about 10 ms
         run()
-    inner = {name: max(1, int(20 / max(timed(run, 1), 1e-3))) for name, run in runs.items()}
+    inner = {name: max(1, int(10 / max(timed(run, 1), 1e-3))) for name, run in runs.items()}
     samples = {name: [] for name in runs}
     for _ in range(repeats):
         for name, run in runs.items():
             samples[name].append(timed(run, inner[name]))
     times = {name: round(statistics.median(values), 4) for name, values in samples.items()}
+    fastest = {name: min(values) for name, values in samples.items()}
     return {**shape, "batch": batch, **times,
             "ratio": round(times["float_ms"] / times["native_ms"], 2),
             "ratio_bits_in": round(times["float_ms"] / times["bits_ms"], 2),
-            "ratio_alloc": round(times["float_ms"] / times["native_alloc_ms"], 2)}
+            "ratio_alloc": round(times["float_ms"] / times["native_alloc_ms"], 2),
+            "ratio_bits_to_bits": round(times["float_ms"] / times["bits_to_bits_ms"], 2),
+            "ratio_min": round(fastest["float_ms"] / fastest["native_ms"], 2),
+            "ratio_bits_in_min": round(fastest["float_ms"] / fastest["bits_ms"], 2)}
 
 
 def main() -> int:
@@ -91,13 +102,13 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer channel counts")
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--batch", default="1,64")
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=11)
     args = parser.parse_args()
     if not library.available():
         print(json.dumps({"error": library.why_unavailable()}))
         return 2
     torch.manual_seed(0)
-    results = []
+    results, load_before = [], os.getloadavg()
     for threads in map(int, args.threads.split(",")):
         torch.set_num_threads(threads)
         for batch in map(int, args.batch.split(",")):
@@ -105,7 +116,8 @@ def main() -> int:
                 results.append({"threads": threads, **measure(shape, batch, args.repeats)})
                 print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     print(json.dumps({"cpu": cpu_model(), "isa": library.isa(), "torch": torch.__version__,
-                      "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "default"), "results": results}, indent=1))
+                      "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "default"),
+                      "load_average_before_after": [load_before, os.getloadavg()], "results": results}, indent=1))
     return 0
 
 
