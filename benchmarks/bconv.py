@@ -2,7 +2,7 @@
 channels_last), at 1 and 2 threads, batch 1 and 64. Prints JSON: per shape the median times,
 the ratios, the ISA path and the CPU.
 
-    python benchmarks/bconv.py [--quick] [--threads 1,2] [--batch 1,64] [--repeats 11]
+    python benchmarks/bconv.py [--quick] [--threads 1,2] [--batch 1,64] [--seconds 1]
     CPNAS_NATIVE_ISA=avx2 python benchmarks/bconv.py     # force a path
     CPNAS_NATIVE_ISA=avx2 ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/bconv.py   # an AVX2 machine, both sides
 
@@ -12,10 +12,11 @@ bits_ms: the same conv fed packed bits (a previous layer's output). native_alloc
 with a fresh output tensor per call, as torch's conv allocates its own: on a VM a fresh 64 MB
 tensor costs tens of ms of page faults, paid by float_ms too. bits_to_bits_ms: bits in, bits out
 (the sign of the epilogue), as inside a chain of 1-bit convs.
-Times are medians of the repeats; *_min ratios use the fastest repeat instead, the better
-figure when other processes share the CPU (load averages are recorded).
-The three are measured interleaved (each repeat runs all three back to back) and the median of
-the repeats is kept, so a noisy neighbour slows all of them alike.
+Times are medians of the rounds; *_min ratios use the fastest call instead, the better figure
+when other processes share the CPU (load averages are recorded): a call that lost its core to
+another process for a scheduler slice (several ms) says nothing about either engine.
+All are measured interleaved: each round calls each once, back to back, so a noisy neighbour
+slows all of them alike; rounds fill a time budget per shape.
 """
 
 import argparse
@@ -57,14 +58,14 @@ def shapes(quick: bool) -> list[dict]:
     return found
 
 
-def timed(run, inner: int) -> float:
+def timed_once(run) -> float:
     start = time.perf_counter()
-    for _ in range(inner):
-        run()
-    return (time.perf_counter() - start) / inner * 1e3
+    run()
+    return (time.perf_counter() - start) * 1e3
 
 
-def measure(shape: dict, batch: int, repeats: int) -> dict:
+def measure(shape: dict, batch: int, budget_s: float, min_rounds: int = 5, max_rounds: int = 300) -> dict:
+    budget_s *= 1e3  # timed_once is in ms
     c, size, k, groups = shape["c"], shape["size"], shape["k"], shape["groups"]
     geometry = dict(stride=1, padding=shape["pad"], dilation=shape["dil"], groups=groups)
     x = torch.randn(batch, c, size, size).contiguous(memory_format=torch.channels_last)
@@ -79,16 +80,16 @@ def measure(shape: dict, batch: int, repeats: int) -> dict:
     runs = {"float_ms": lambda: F.conv2d(x, weight_cl, None, **geometry), "native_ms": lambda: plan(x, out=out),
             "bits_ms": lambda: plan(bits, out=out), "native_alloc_ms": lambda: plan(x),
             "bits_to_bits_ms": lambda: to_bits(bits, out=bits_out)}
-    for run in runs.values():  # warm-up; also sizes the inner loop to about 10 ms
+    for run in runs.values():  # warm-up
         run()
-    inner = {name: max(1, int(10 / max(timed(run, 1), 1e-3))) for name, run in runs.items()}
+    rounds = min(max_rounds, max(min_rounds, int(budget_s / sum(timed_once(run) for run in runs.values()))))
     samples = {name: [] for name in runs}
-    for _ in range(repeats):
+    for _ in range(rounds):  # one call of each per round: a disturbance hits all of them alike
         for name, run in runs.items():
-            samples[name].append(timed(run, inner[name]))
+            samples[name].append(timed_once(run))
     times = {name: round(statistics.median(values), 4) for name, values in samples.items()}
     fastest = {name: min(values) for name, values in samples.items()}
-    return {**shape, "batch": batch, **times,
+    return {**shape, "batch": batch, "rounds": rounds, **times,
             "ratio": round(times["float_ms"] / times["native_ms"], 2),
             "ratio_bits_in": round(times["float_ms"] / times["bits_ms"], 2),
             "ratio_alloc": round(times["float_ms"] / times["native_alloc_ms"], 2),
@@ -102,7 +103,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer channel counts")
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--batch", default="1,64")
-    parser.add_argument("--repeats", type=int, default=11)
+    parser.add_argument("--seconds", type=float, default=1.0, help="time budget per shape (at least 5 rounds)")
     args = parser.parse_args()
     if not library.available():
         print(json.dumps({"error": library.why_unavailable()}))
@@ -113,7 +114,7 @@ def main() -> int:
         torch.set_num_threads(threads)
         for batch in map(int, args.batch.split(",")):
             for shape in shapes(args.quick):
-                results.append({"threads": threads, **measure(shape, batch, args.repeats)})
+                results.append({"threads": threads, **measure(shape, batch, args.seconds)})
                 print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     print(json.dumps({"cpu": cpu_model(), "isa": library.isa(), "torch": torch.__version__,
                       "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "default"),

@@ -226,8 +226,8 @@ class BinaryConvPlan:
         begin, count, weight_parts, mask_parts = [], [], [], []
         for b in range(n_blocks):
             block = slice(b * BLOCK, (b + 1) * BLOCK)
-            used = [c for c in channel[block][live[block]].reshape(-1)]
-            first, last = min(used) // 64, max(used) // 64 + 1
+            used = channel[block][live[block]]
+            first, last = used.min() // 64, used.max() // 64 + 1
             begin.append(first)
             count.append(last - first)
             weight_parts.append(words[block, :, first:last].transpose(1, 2, 0).reshape(-1))

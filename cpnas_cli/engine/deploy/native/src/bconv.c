@@ -22,7 +22,7 @@
 #include <immintrin.h>
 #endif
 
-/* Where one tap's input words start, or the geometry shared by the row kernels. */
+/* What every pixel of an output row shares: its in-bounds kernel rows and first input row. */
 struct row_geometry {
     int kh0, kh1, ih0;
 };
@@ -33,6 +33,17 @@ static inline struct row_geometry row_geometry(const struct cpnas_conv *cv, int 
     tap_range(oh, cv->stride_h, cv->pad_h, cv->dil_h, cv->kernel_h, cv->in_h, &g.kh0, &g.kh1);
     g.ih0 = oh * cv->stride_h - cv->pad_h;
     return g;
+}
+
+/* The output columns [*lo, *hi) whose taps are all in bounds (no padding along w). */
+static inline void interior_columns(const struct cpnas_conv *cv, int *lo, int *hi)
+{
+    int s = cv->stride_w, reach = (cv->kernel_w - 1) * cv->dil_w;
+    *lo = (cv->pad_w + s - 1) / s;
+    int last = cv->in_w - 1 - reach + cv->pad_w;  /* ow*s <= last */
+    *hi = last < 0 ? 0 : last / s + 1;
+    if (*hi > cv->out_w) *hi = cv->out_w;
+    if (*hi < *lo) *hi = *lo;
 }
 
 /* taps_valid[ow]: the in-bounds taps of each output pixel of the row. */
@@ -124,17 +135,6 @@ blocks_avx512(const struct cpnas_conv *cv, const uint64_t *image, struct row_geo
         for (int j = 0; j < nb; j++)
             _mm256_storeu_si256((__m256i *)(pop + (int64_t)(ow + p) * pop_stride + (b + j) * CPNAS_BLOCK),
                                 _mm512_cvtepi64_epi32(acc[p][j]));
-}
-
-/* The output columns [*lo, *hi) whose taps are all in bounds (no padding along w). */
-static inline void interior_columns(const struct cpnas_conv *cv, int *lo, int *hi)
-{
-    int s = cv->stride_w, reach = (cv->kernel_w - 1) * cv->dil_w;
-    *lo = (cv->pad_w + s - 1) / s;
-    int last = cv->in_w - 1 - reach + cv->pad_w;  /* ow*s <= last */
-    *hi = last < 0 ? 0 : last / s + 1;
-    if (*hi > cv->out_w) *hi = cv->out_w;
-    if (*hi < *lo) *hi = *lo;
 }
 
 /* One row for blocks b .. b+nb-1: border columns one by one, interior columns four at a time. */
