@@ -62,6 +62,7 @@ def _load() -> tuple[ctypes.CDLL | None, str]:
 
 _LIB, _WHY = _load()
 _BEST = ISAS[_LIB.cpnas_best_isa()] if _LIB is not None else ""
+_SUPPORTED_INDEX = {name: index for index, name in enumerate(ISAS) if _LIB and _LIB.cpnas_isa_supported(index)}
 
 
 def available() -> bool:
@@ -80,15 +81,22 @@ def isa_supported(name: str) -> bool:
 def isa() -> str:
     """The ISA path a call takes now: CPNAS_NATIVE_ISA if set (ValueError if this CPU lacks it),
     else the best this CPU offers."""
+    return ISAS[_isa_index()]
+
+
+def _isa_index() -> int:
     _require()
-    forced = os.environ.get(ISA_VARIABLE, "").strip().lower()
-    if not forced:
-        return _BEST
-    if forced not in ISAS:
-        raise ValueError(f"{ISA_VARIABLE}={forced!r}: expected one of {', '.join(ISAS)}")
-    if not isa_supported(forced):
-        raise ValueError(f"{ISA_VARIABLE}={forced}: this CPU does not offer it")
-    return forced
+    forced = os.environ.get(ISA_VARIABLE, "")
+    if forced not in _SUPPORTED_INDEX:  # rare: unset (""), unknown, unsupported, or oddly spelt
+        name = forced.strip().lower()
+        if not name:
+            return ISAS.index(_BEST)
+        if name not in ISAS:
+            raise ValueError(f"{ISA_VARIABLE}={forced!r}: expected one of {', '.join(ISAS)}")
+        if not isa_supported(name):
+            raise ValueError(f"{ISA_VARIABLE}={name}: this CPU does not offer it")
+        return ISAS.index(name)
+    return _SUPPORTED_INDEX[forced]
 
 
 def _require() -> None:
@@ -127,7 +135,7 @@ def pack_activations(x: torch.Tensor) -> PackedActivations:
     _check_nhwc(x, "pack_activations")
     n, c, h, w = x.shape
     words = torch.empty((n, h, w, _words(c)), dtype=torch.int64)
-    status = _LIB.cpnas_pack(ISAS.index(isa()), torch.get_num_threads(), x.data_ptr(), n * h * w, c, words.data_ptr())
+    status = _LIB.cpnas_pack(_isa_index(), torch.get_num_threads(), x.data_ptr(), n * h * w, c, words.data_ptr())
     if status:
         raise RuntimeError(f"cpnas_pack failed ({status})")
     return PackedActivations(words, c)
@@ -276,7 +284,7 @@ class BinaryConvPlan:
         out_float, out_bits = (out, None) if self.output == "float" else (None, out.words)
         conv = self._conv
         conv.batch, conv.in_h, conv.in_w, conv.out_h, conv.out_w = n, h, w, oh, ow
-        status = _LIB.cpnas_bconv(ISAS.index(isa()), torch.get_num_threads(), ctypes.byref(conv), _address(x_float),
+        status = _LIB.cpnas_bconv(_isa_index(), torch.get_num_threads(), ctypes.byref(conv), _address(x_float),
                                   x_bits.data_ptr(), _address(residual), _address(out_float), _address(out_bits))
         if status:
             raise RuntimeError(f"cpnas_bconv failed ({status})")

@@ -123,11 +123,39 @@ CPNAS_API int cpnas_pack(int isa, int threads, const float *x, int64_t pixels, i
     return 0;
 }
 
+/* The work of one layer call, shared by the threads of the enclosing parallel region (or run
+ * alone: the `omp for` loops are orphaned then and cover every iteration). */
+static void run_layer(const struct isa_kernels *k, const struct cpnas_conv *cv, const float *x,
+                      uint64_t *x_bits, const float *residual, float *out, uint64_t *out_bits,
+                      int32_t *memory, int64_t per_thread, int pop_stride)
+{
+    int32_t *mine = memory + per_thread * thread_id();
+    int64_t pops = (int64_t)cv->out_w * pop_stride;
+    struct workspace ws = {mine, mine + pops, (float *)(mine + pops + cv->out_w), pop_stride};
+    int64_t in_pixels = (int64_t)cv->batch * cv->in_h * cv->in_w;
+    int64_t image_words = (int64_t)cv->in_h * cv->in_w * cv->in_words;
+    int64_t out_row = (int64_t)cv->out_w * cv->out_c, out_bits_row = (int64_t)cv->out_w * cv->out_words;
+    if (x) {
+#pragma omp for schedule(static)
+        for (int64_t p = 0; p < in_pixels; p++)
+            k->pack(x + p * cv->in_c, cv->in_c, x_bits + p * cv->in_words);
+    }
+#pragma omp for collapse(2) schedule(static)
+    for (int n = 0; n < cv->batch; n++)
+        for (int oh = 0; oh < cv->out_h; oh++) {
+            int64_t row = (int64_t)n * cv->out_h + oh;
+            k->conv_row(cv, x_bits + n * image_words, oh, &ws, residual ? residual + row * out_row : 0,
+                        out ? out + row * out_row : 0, out_bits ? out_bits + row * out_bits_row : 0);
+        }
+}
+
 /* One 1-bit conv layer. Input: float NHWC `x` (packed into the caller's `x_bits` workspace
  * first) or, when x is NULL, already packed `x_bits`. Output: float NHWC `out` and/or packed
- * `out_bits`. `residual` (NHWC, like out) is optional. Returns 0, or <0 on a bad ISA / no memory. */
+ * `out_bits`. `residual` (NHWC, like out) is optional. One thread skips OpenMP altogether (a
+ * parallel region costs about a microsecond even when it runs serially). Returns 0, or <0 on a
+ * bad ISA / no memory. */
 CPNAS_API int cpnas_bconv(int isa, int threads, const struct cpnas_conv *cv, const float *x, uint64_t *x_bits,
-                const float *residual, float *out, uint64_t *out_bits)
+                          const float *residual, float *out, uint64_t *out_bits)
 {
     if (!cpnas_isa_supported(isa)) return -1;
     const struct isa_kernels *k = &KERNELS[isa];
@@ -136,28 +164,11 @@ CPNAS_API int cpnas_bconv(int isa, int threads, const struct cpnas_conv *cv, con
     int64_t per_thread = (int64_t)cv->out_w * pop_stride + cv->out_w + cv->out_c;  /* 4-byte items */
     int32_t *memory = malloc((size_t)(per_thread * threads) * sizeof(int32_t));
     if (!memory) return -2;
-    int64_t in_pixels = (int64_t)cv->batch * cv->in_h * cv->in_w;
-    int64_t image_words = (int64_t)cv->in_h * cv->in_w * cv->in_words;
-    int64_t out_row = (int64_t)cv->out_w * cv->out_c, out_bits_row = (int64_t)cv->out_w * cv->out_words;
-
-#pragma omp parallel num_threads(threads) if (threads > 1)
-    {
-        int32_t *mine = memory + per_thread * thread_id();
-        struct workspace ws = {mine, mine + (int64_t)cv->out_w * pop_stride,
-                               (float *)(mine + (int64_t)cv->out_w * pop_stride + cv->out_w), pop_stride};
-        if (x) {
-#pragma omp for schedule(static)
-            for (int64_t p = 0; p < in_pixels; p++)
-                k->pack(x + p * cv->in_c, cv->in_c, x_bits + p * cv->in_words);
-        }
-#pragma omp for collapse(2) schedule(static)
-        for (int n = 0; n < cv->batch; n++)
-            for (int oh = 0; oh < cv->out_h; oh++) {
-                int64_t row = (int64_t)n * cv->out_h + oh;
-                k->conv_row(cv, x_bits + n * image_words, oh, &ws,
-                            residual ? residual + row * out_row : 0, out ? out + row * out_row : 0,
-                            out_bits ? out_bits + row * out_bits_row : 0);
-            }
+    if (threads == 1) {
+        run_layer(k, cv, x, x_bits, residual, out, out_bits, memory, per_thread, pop_stride);
+    } else {
+#pragma omp parallel num_threads(threads)
+        run_layer(k, cv, x, x_bits, residual, out, out_bits, memory, per_thread, pop_stride);
     }
     free(memory);
     return 0;
