@@ -86,6 +86,7 @@ CASES = {
     "depth-wise dil 3x3 168": (168, 168, 3, 1, 2, 2, 168, 7, 7, 1),
     "depth-wise dil 5x5 72": (72, 72, 5, 1, 4, 2, 72, 7, 7, 1),
     "depth-wise 3x3 224 stride 2": (224, 224, 3, 2, 1, 1, 224, 15, 15, 1),
+    "depth-wise 3x3 448 (7 words)": (448, 448, 3, 1, 1, 1, 448, 5, 5, 1),
     "depth-wise x2 multiplier (general kernel)": (24, 48, 3, 1, 1, 1, 24, 7, 7, 1),
 }
 
