@@ -18,6 +18,7 @@ NATIVE = Path("cpnas_cli/engine/deploy/native")
 def _native_build_module(root: Path):
     """build.py loaded by path: the package itself is not importable while it is being built."""
     spec = importlib.util.spec_from_file_location("cpnas_native_build", root / NATIVE / "build.py")
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from cpnas_cli.engine.deploy.native import library  # noqa: E402
+from cpnas_cli.engine.deploy.native import library
 
 
 def cpu_model() -> str:
@@ -46,15 +46,15 @@ def shapes(quick: bool) -> list[dict]:
     """(name, channels, spatial size, kernel, padding, dilation, groups) of the measured convs."""
     found = []
     for size in (32, 16, 8):
-        for c in ((64, 256) if quick else (64, 128, 256, 448)):
-            found.append(dict(op="1x1", c=c, size=size, k=1, pad=0, dil=1, groups=1))
+        for c in (64, 256) if quick else (64, 128, 256, 448):
+            found.append({"op": "1x1", "c": c, "size": size, "k": 1, "pad": 0, "dil": 1, "groups": 1})
     for size in (32, 16, 8):
-        for c in ((64, 256) if quick else (64, 128, 256)):
-            found.append(dict(op="3x3", c=c, size=size, k=3, pad=1, dil=1, groups=1))
+        for c in (64, 256) if quick else (64, 128, 256):
+            found.append({"op": "3x3", "c": c, "size": size, "k": 3, "pad": 1, "dil": 1, "groups": 1})
     for c in (64, 256):
-        found.append(dict(op="3x3 grouped 16", c=c, size=16, k=3, pad=1, dil=1, groups=c // 16))
-        found.append(dict(op="3x3 depth-wise", c=c, size=16, k=3, pad=1, dil=1, groups=c))
-        found.append(dict(op="5x5 dil 2 depth-wise", c=c, size=16, k=5, pad=4, dil=2, groups=c))
+        found.append({"op": "3x3 grouped 16", "c": c, "size": 16, "k": 3, "pad": 1, "dil": 1, "groups": c // 16})
+        found.append({"op": "3x3 depth-wise", "c": c, "size": 16, "k": 3, "pad": 1, "dil": 1, "groups": c})
+        found.append({"op": "5x5 dil 2 depth-wise", "c": c, "size": 16, "k": 5, "pad": 4, "dil": 2, "groups": c})
     return found
 
 
@@ -67,35 +67,45 @@ def timed_once(run) -> float:
 def measure(shape: dict, batch: int, budget_s: float, min_rounds: int = 5, max_rounds: int = 300) -> dict:
     budget_s *= 1e3  # timed_once is in ms
     c, size, k, groups = shape["c"], shape["size"], shape["k"], shape["groups"]
-    geometry = dict(stride=1, padding=shape["pad"], dilation=shape["dil"], groups=groups)
+    geometry = {"stride": 1, "padding": shape["pad"], "dilation": shape["dil"], "groups": groups}
     x = torch.randn(batch, c, size, size).contiguous(memory_format=torch.channels_last)
     weight = torch.randn(c, c // groups, k, k)
     weight_cl = weight.contiguous(memory_format=torch.channels_last)
     plan = library.BinaryConvPlan(weight, torch.rand(c), bn_scale=torch.rand(c), bn_shift=torch.randn(c), **geometry)
     bits = library.pack_activations(x)
     out = plan(x)
-    to_bits = library.BinaryConvPlan(weight, torch.rand(c), bn_scale=torch.rand(c), bn_shift=torch.randn(c),
-                                     output="bits", **geometry)
+    to_bits = library.BinaryConvPlan(
+        weight, torch.rand(c), bn_scale=torch.rand(c), bn_shift=torch.randn(c), output="bits", **geometry
+    )
     bits_out = to_bits(bits)
-    runs = {"float_ms": lambda: F.conv2d(x, weight_cl, None, **geometry), "native_ms": lambda: plan(x, out=out),
-            "bits_ms": lambda: plan(bits, out=out), "native_alloc_ms": lambda: plan(x),
-            "bits_to_bits_ms": lambda: to_bits(bits, out=bits_out)}
+    runs = {
+        "float_ms": lambda: F.conv2d(x, weight_cl, None, **geometry),
+        "native_ms": lambda: plan(x, out=out),
+        "bits_ms": lambda: plan(bits, out=out),
+        "native_alloc_ms": lambda: plan(x),
+        "bits_to_bits_ms": lambda: to_bits(bits, out=bits_out),
+    }
     for run in runs.values():  # warm-up
         run()
     rounds = min(max_rounds, max(min_rounds, int(budget_s / sum(timed_once(run) for run in runs.values()))))
-    samples = {name: [] for name in runs}
+    samples: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(rounds):  # one call of each per round: a disturbance hits all of them alike
         for name, run in runs.items():
             samples[name].append(timed_once(run))
     times = {name: round(statistics.median(values), 4) for name, values in samples.items()}
     fastest = {name: min(values) for name, values in samples.items()}
-    return {**shape, "batch": batch, "rounds": rounds, **times,
-            "ratio": round(times["float_ms"] / times["native_ms"], 2),
-            "ratio_bits_in": round(times["float_ms"] / times["bits_ms"], 2),
-            "ratio_alloc": round(times["float_ms"] / times["native_alloc_ms"], 2),
-            "ratio_bits_to_bits": round(times["float_ms"] / times["bits_to_bits_ms"], 2),
-            "ratio_min": round(fastest["float_ms"] / fastest["native_ms"], 2),
-            "ratio_bits_in_min": round(fastest["float_ms"] / fastest["bits_ms"], 2)}
+    return {
+        **shape,
+        "batch": batch,
+        "rounds": rounds,
+        **times,
+        "ratio": round(times["float_ms"] / times["native_ms"], 2),
+        "ratio_bits_in": round(times["float_ms"] / times["bits_ms"], 2),
+        "ratio_alloc": round(times["float_ms"] / times["native_alloc_ms"], 2),
+        "ratio_bits_to_bits": round(times["float_ms"] / times["bits_to_bits_ms"], 2),
+        "ratio_min": round(fastest["float_ms"] / fastest["native_ms"], 2),
+        "ratio_bits_in_min": round(fastest["float_ms"] / fastest["bits_ms"], 2),
+    }
 
 
 def main() -> int:
@@ -116,9 +126,19 @@ def main() -> int:
             for shape in shapes(args.quick):
                 results.append({"threads": threads, **measure(shape, batch, args.seconds)})
                 print(json.dumps(results[-1]), file=sys.stderr, flush=True)
-    print(json.dumps({"cpu": cpu_model(), "isa": library.isa(), "torch": torch.__version__,
-                      "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "default"),
-                      "load_average_before_after": [load_before, os.getloadavg()], "results": results}, indent=1))
+    print(
+        json.dumps(
+            {
+                "cpu": cpu_model(),
+                "isa": library.isa(),
+                "torch": torch.__version__,
+                "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "default"),
+                "load_average_before_after": [load_before, os.getloadavg()],
+                "results": results,
+            },
+            indent=1,
+        )
+    )
     return 0
 
 

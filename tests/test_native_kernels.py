@@ -97,11 +97,14 @@ def run_case(case, seed=0, epilogue=False, output="float"):
     x = random_input(batch, in_c, height, width, generator)
     weight = torch.randn(out_c, in_c // groups, k, k, generator=generator)
     acc = reference_acc(x, weight, stride, padding, dilation, groups)
-    geometry = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    geometry = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
     if not epilogue:
         return library.BinaryConvPlan(weight, **geometry, output=output)(x), acc
-    beta, scale, shift = (torch.rand(out_c, generator=generator) + 0.1, torch.randn(out_c, generator=generator),
-                          torch.randn(out_c, generator=generator))
+    beta, scale, shift = (
+        torch.rand(out_c, generator=generator) + 0.1,
+        torch.randn(out_c, generator=generator),
+        torch.randn(out_c, generator=generator),
+    )
     residual = nhwc(torch.randn(acc.shape, generator=generator))
     plan = library.BinaryConvPlan(weight, beta, **geometry, bn_scale=scale, bn_shift=shift, output=output)
     expected = ((acc * beta.view(1, -1, 1, 1)) * scale.view(1, -1, 1, 1) + shift.view(1, -1, 1, 1)) + residual
@@ -133,8 +136,8 @@ def test_isa_is_forced_by_the_environment(monkeypatch):
 
 
 def numpy_pack(x: torch.Tensor) -> np.ndarray:
-    bits = (x.permute(0, 2, 3, 1).numpy() >= 0)
-    padded = np.zeros(bits.shape[:3] + (-(-bits.shape[3] // 64) * 64,), dtype=bool)
+    bits = x.permute(0, 2, 3, 1).numpy() >= 0
+    padded = np.zeros((*bits.shape[:3], -(-bits.shape[3] // 64) * 64), dtype=bool)
     padded[..., : bits.shape[3]] = bits
     return np.packbits(padded, axis=-1, bitorder="little").view("<i8")
 
@@ -168,8 +171,18 @@ def random_cases(count: int, seed: int = 16):
         k, dilation = chooser.choice([(1, 1), (3, 1), (5, 1), (3, 2), (5, 2)])
         padding = chooser.choice([0, k // 2, dilation * (k - 1) // 2, dilation * (k - 1)])
         size = chooser.randint(max(1, dilation * (k - 1) + 1 - 2 * padding), 17)
-        yield (in_c, out_c, k, chooser.choice([1, 2]), padding, dilation, groups, size,
-               chooser.randint(max(1, dilation * (k - 1) + 1 - 2 * padding), 17), chooser.choice([1, 1, 2, 3]))
+        yield (
+            in_c,
+            out_c,
+            k,
+            chooser.choice([1, 2]),
+            padding,
+            dilation,
+            groups,
+            size,
+            chooser.randint(max(1, dilation * (k - 1) + 1 - 2 * padding), 17),
+            chooser.choice([1, 1, 2, 3]),
+        )
 
 
 @pytest.mark.parametrize("case", list(random_cases(24)), ids=str)
@@ -181,8 +194,16 @@ def test_random_shapes(isa, case):
 # --- fused epilogue -------------------------------------------------------------------------
 
 
-EPILOGUE_CASES = {name: CASES[name] for name in
-                  ("1x1 168->224", "3x3 72->56 stride 2", "grouped 5x5 72/8", "depth-wise dil 3x3 168", "3x3 on 1x1 input")}
+EPILOGUE_CASES = {
+    name: CASES[name]
+    for name in (
+        "1x1 168->224",
+        "3x3 72->56 stride 2",
+        "grouped 5x5 72/8",
+        "depth-wise dil 3x3 168",
+        "3x3 on 1x1 input",
+    )
+}
 
 
 @pytest.mark.parametrize("case", EPILOGUE_CASES.values(), ids=EPILOGUE_CASES.keys())
@@ -200,7 +221,11 @@ def test_bits_output_is_the_sign_of_the_epilogue(isa, case):
 
 def test_epilogue_without_bn_is_acc_times_beta(isa):
     generator = torch.Generator().manual_seed(5)
-    x, weight, beta = random_input(1, 56, 7, 7, generator), torch.randn(56, 56, 3, 3, generator=generator), torch.rand(56)
+    x, weight, beta = (
+        random_input(1, 56, 7, 7, generator),
+        torch.randn(56, 56, 3, 3, generator=generator),
+        torch.rand(56),
+    )
     y = library.BinaryConvPlan(weight, beta, padding=1)(x)
     assert torch.equal(y, reference_acc(x, weight, 1, 1, 1, 1) * beta.view(1, -1, 1, 1))
 
@@ -220,7 +245,10 @@ def test_bits_chain_into_the_next_conv(isa):
 def test_out_buffers_are_written_in_place(isa):
     generator = torch.Generator().manual_seed(9)
     x, weight = random_input(2, 40, 6, 6, generator), torch.randn(24, 40, 3, 3, generator=generator)
-    float_plan, bits_plan = library.BinaryConvPlan(weight, padding=1), library.BinaryConvPlan(weight, padding=1, output="bits")
+    float_plan, bits_plan = (
+        library.BinaryConvPlan(weight, padding=1),
+        library.BinaryConvPlan(weight, padding=1, output="bits"),
+    )
     out = nhwc(torch.full((2, 24, 6, 6), float("nan")))
     bits = library.PackedActivations(torch.full((2, 6, 6, 1), -1, dtype=torch.int64), 24)
     assert float_plan(x, out=out) is out and bits_plan(x, out=bits) is bits
@@ -273,7 +301,11 @@ def test_the_epilogue_is_not_an_fma(isa):
     for some elements, so the bit-identity above really pins the op order down."""
     generator = torch.Generator().manual_seed(8)
     x, weight = random_input(4, 64, 8, 8, generator), torch.randn(64, 64, 3, 3, generator=generator)
-    beta, scale, shift = torch.rand(64, generator=generator), torch.randn(64, generator=generator), torch.randn(64, generator=generator)
+    beta, scale, shift = (
+        torch.rand(64, generator=generator),
+        torch.randn(64, generator=generator),
+        torch.randn(64, generator=generator),
+    )
     y = library.BinaryConvPlan(weight, beta, padding=1, bn_scale=scale, bn_shift=shift)(x)
     scaled = reference_acc(x, weight, 1, 1, 1, 1) * beta.view(1, -1, 1, 1)
     fused = (scaled.double() * scale.double().view(1, -1, 1, 1) + shift.double().view(1, -1, 1, 1)).float()

@@ -15,7 +15,6 @@ The ISA path is the best the CPU offers, or the one named by CPNAS_NATIVE_ISA
 """
 
 import ctypes
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,18 +35,51 @@ _i32, _i64, _ptr = ctypes.c_int32, ctypes.c_int64, ctypes.c_void_p
 class _Conv(ctypes.Structure):
     """struct cpnas_conv of native.h, field for field."""
 
-    _fields_ = [(name, _i32) for name in (
-        "batch", "in_h", "in_w", "in_c", "out_h", "out_w", "out_c",
-        "kernel_h", "kernel_w", "stride_h", "stride_w", "pad_h", "pad_w", "dil_h", "dil_w", "groups",
-        "in_words", "out_words", "kernel", "masked", "group_in_c", "n_blocks")] + [
-        (name, _ptr) for name in (
-            "block_word_begin", "block_word_count", "block_weight_offset", "block_mask_offset",
-            "weights", "masks", "beta", "bn_scale", "bn_shift")]
+    _fields_ = [
+        (name, _i32)
+        for name in (
+            "batch",
+            "in_h",
+            "in_w",
+            "in_c",
+            "out_h",
+            "out_w",
+            "out_c",
+            "kernel_h",
+            "kernel_w",
+            "stride_h",
+            "stride_w",
+            "pad_h",
+            "pad_w",
+            "dil_h",
+            "dil_w",
+            "groups",
+            "in_words",
+            "out_words",
+            "kernel",
+            "masked",
+            "group_in_c",
+            "n_blocks",
+        )
+    ] + [
+        (name, _ptr)
+        for name in (
+            "block_word_begin",
+            "block_word_count",
+            "block_weight_offset",
+            "block_mask_offset",
+            "weights",
+            "masks",
+            "beta",
+            "bn_scale",
+            "bn_shift",
+        )
+    ]
 
 
 def _load() -> tuple[ctypes.CDLL | None, str]:
     if not LIBRARY_PATH.exists():
-        return None, f"{LIBRARY_PATH.name} was not built (reinstall with gcc, or: python -m cpnas_cli.engine.deploy.native.build)"
+        return None, f"{LIBRARY_PATH.name} was not built (reinstall with gcc, or: python -m {__package__}.build)"
     try:
         lib = ctypes.CDLL(str(LIBRARY_PATH))  # after torch: one libgomp.so.1 serves both
     except OSError as error:
@@ -75,7 +107,7 @@ def why_unavailable() -> str:
 
 
 def isa_supported(name: str) -> bool:
-    return available() and name in ISAS and bool(_LIB.cpnas_isa_supported(ISAS.index(name)))
+    return name in _SUPPORTED_INDEX
 
 
 def isa() -> str:
@@ -85,7 +117,7 @@ def isa() -> str:
 
 
 def _isa_index() -> int:
-    _require()
+    _lib()
     forced = os.environ.get(ISA_VARIABLE, "")
     if forced not in _SUPPORTED_INDEX:  # rare: unset (""), unknown, unsupported, or oddly spelt
         name = forced.strip().lower()
@@ -99,9 +131,10 @@ def _isa_index() -> int:
     return _SUPPORTED_INDEX[forced]
 
 
-def _require() -> None:
+def _lib() -> ctypes.CDLL:
     if _LIB is None:
         raise RuntimeError(f"native kernels unavailable: {_WHY}")
+    return _LIB
 
 
 def _words(channels: int) -> int:
@@ -135,7 +168,7 @@ def pack_activations(x: torch.Tensor) -> PackedActivations:
     _check_nhwc(x, "pack_activations")
     n, c, h, w = x.shape
     words = torch.empty((n, h, w, _words(c)), dtype=torch.int64)
-    status = _LIB.cpnas_pack(_isa_index(), torch.get_num_threads(), x.data_ptr(), n * h * w, c, words.data_ptr())
+    status = _lib().cpnas_pack(_isa_index(), torch.get_num_threads(), x.data_ptr(), n * h * w, c, words.data_ptr())
     if status:
         raise RuntimeError(f"cpnas_pack failed ({status})")
     return PackedActivations(words, c)
@@ -174,8 +207,19 @@ class BinaryConvPlan:
     weight: float [out_c, in_c/groups, kh, kw] (only its signs are kept); beta: [out_c] or
     None (= 1, so y is the exact integer acc)."""
 
-    def __init__(self, weight: torch.Tensor, beta=None, *, stride=1, padding=0, dilation=1, groups: int = 1,
-                 bn_scale=None, bn_shift=None, output: str = "float"):
+    def __init__(
+        self,
+        weight: torch.Tensor,
+        beta=None,
+        *,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups: int = 1,
+        bn_scale=None,
+        bn_shift=None,
+        output: str = "float",
+    ):
         if not isinstance(weight, torch.Tensor) or weight.dim() != 4:
             raise ValueError("weight: expected a 4-d tensor [out_c, in_c/groups, kh, kw]")
         if output not in ("float", "bits"):
@@ -186,18 +230,37 @@ class BinaryConvPlan:
         if not isinstance(groups, int) or groups < 1 or out_c % groups:
             raise ValueError(f"groups={groups!r} must be a positive divisor of out_c={out_c}")
         self.in_c, self.out_c, self.groups, self.kernel_size = group_in_c * groups, out_c, groups, (kh, kw)
-        self.stride, self.padding, self.dilation = _pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation")
+        self.stride, self.padding, self.dilation = (
+            _pair(stride, "stride"),
+            _pair(padding, "padding"),
+            _pair(dilation, "dilation"),
+        )
         if min(self.stride + self.dilation) < 1 or min(self.padding) < 0:
             raise ValueError("stride and dilation must be >= 1 and padding >= 0")
         self.output = output
         self.beta = _channel_vector(torch.ones(out_c) if beta is None else beta, out_c, "beta")
-        self.bn_scale, self.bn_shift = _channel_vector(bn_scale, out_c, "bn_scale"), _channel_vector(bn_shift, out_c, "bn_shift")
-        self._workspace = None
+        self.bn_scale, self.bn_shift = (
+            _channel_vector(bn_scale, out_c, "bn_scale"),
+            _channel_vector(bn_shift, out_c, "bn_shift"),
+        )
+        self._workspace: torch.Tensor | None = None
         self.depthwise = groups == self.in_c == out_c and kh * kw <= DEPTHWISE_MAX_TAPS
-        self._conv = _Conv(in_c=self.in_c, out_c=out_c, kernel_h=kh, kernel_w=kw, stride_h=self.stride[0],
-                           stride_w=self.stride[1], pad_h=self.padding[0], pad_w=self.padding[1],
-                           dil_h=self.dilation[0], dil_w=self.dilation[1], groups=groups,
-                           in_words=_words(self.in_c), out_words=_words(out_c), group_in_c=group_in_c)
+        self._conv = _Conv(
+            in_c=self.in_c,
+            out_c=out_c,
+            kernel_h=kh,
+            kernel_w=kw,
+            stride_h=self.stride[0],
+            stride_w=self.stride[1],
+            pad_h=self.padding[0],
+            pad_w=self.padding[1],
+            dil_h=self.dilation[0],
+            dil_w=self.dilation[1],
+            groups=groups,
+            in_words=_words(self.in_c),
+            out_words=_words(out_c),
+            group_in_c=group_in_c,
+        )
         bits = _sign_bits(weight)
         self._arrays = self._pack_depthwise(bits) if self.depthwise else self._pack_general(bits)
         self._conv.kernel = int(self.depthwise)
@@ -226,8 +289,9 @@ class BinaryConvPlan:
         channel = group[:, None] * group_in_c + np.arange(group_in_c)  # [lane, group_in_c]
         positioned = np.zeros((n_blocks * BLOCK, taps, in_bits), dtype=bool)
         lanes = np.arange(out_c)
-        positioned[lanes[:, None, None], np.arange(taps)[None, :, None], channel[:out_c, None, :]] = \
-            bits.reshape(out_c, group_in_c, taps).transpose(0, 2, 1)
+        positioned[lanes[:, None, None], np.arange(taps)[None, :, None], channel[:out_c, None, :]] = bits.reshape(
+            out_c, group_in_c, taps
+        ).transpose(0, 2, 1)
         mask = np.zeros((n_blocks * BLOCK, in_bits), dtype=bool)
         mask[lanes[:, None], channel[:out_c]] = True
         words, mask_words = _pack_bits(positioned), _pack_bits(mask)  # [lane, tap, word], [lane, word]
@@ -243,7 +307,9 @@ class BinaryConvPlan:
         arrays = {
             "block_word_begin": torch.tensor(begin, dtype=torch.int32),
             "block_word_count": torch.tensor(count, dtype=torch.int32),
-            "block_weight_offset": torch.tensor(np.cumsum([0] + [p.size for p in weight_parts[:-1]]), dtype=torch.int64),
+            "block_weight_offset": torch.tensor(
+                np.cumsum([0] + [p.size for p in weight_parts[:-1]]), dtype=torch.int64
+            ),
             "block_mask_offset": torch.tensor(np.cumsum([0] + [p.size for p in mask_parts[:-1]]), dtype=torch.int64),
             "weights": torch.from_numpy(np.concatenate(weight_parts).astype(np.int64)),
             "masks": torch.from_numpy(np.concatenate(mask_parts).astype(np.int64)),
@@ -259,8 +325,13 @@ class BinaryConvPlan:
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel_size, self.stride, self.padding, self.dilation
         return (height + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (width + 2 * pw - dw * (kw - 1) - 1) // sw + 1
 
-    def __call__(self, x: torch.Tensor | PackedActivations, residual: torch.Tensor | None = None, *,
-                 out: torch.Tensor | PackedActivations | None = None):
+    def __call__(
+        self,
+        x: torch.Tensor | PackedActivations,
+        residual: torch.Tensor | None = None,
+        *,
+        out: torch.Tensor | PackedActivations | None = None,
+    ):
         """Run the layer on x. `out` (optional) is written in place and returned: a caller that
         reuses its buffers skips the page faults of a fresh large tensor on every call. The
         float input's packed bits go to a workspace the plan keeps (a plan is not thread-safe)."""
@@ -280,22 +351,31 @@ class BinaryConvPlan:
             _check_nhwc(residual, "residual")
             if tuple(residual.shape) != (n, self.out_c, oh, ow):
                 raise ValueError(f"residual: expected shape {(n, self.out_c, oh, ow)}, got {tuple(residual.shape)}")
-        out = self._output(out, n, oh, ow)
-        out_float, out_bits = (out, None) if self.output == "float" else (None, out.words)
+        result = self._output(out, n, oh, ow)
+        out_float = result if isinstance(result, torch.Tensor) else None
+        out_bits = result.words if isinstance(result, PackedActivations) else None
         conv = self._conv
         conv.batch, conv.in_h, conv.in_w, conv.out_h, conv.out_w = n, h, w, oh, ow
-        status = _LIB.cpnas_bconv(_isa_index(), torch.get_num_threads(), ctypes.byref(conv), _address(x_float),
-                                  x_bits.data_ptr(), _address(residual), _address(out_float), _address(out_bits))
+        status = _lib().cpnas_bconv(
+            _isa_index(),
+            torch.get_num_threads(),
+            ctypes.byref(conv),
+            _address(x_float),
+            x_bits.data_ptr(),
+            _address(residual),
+            _address(out_float),
+            _address(out_bits),
+        )
         if status:
             raise RuntimeError(f"cpnas_bconv failed ({status})")
-        return out
+        return result
 
     def _input_workspace(self, shape: tuple[int, ...]) -> torch.Tensor:
         if self._workspace is None or tuple(self._workspace.shape) != shape:
             self._workspace = torch.empty(shape, dtype=torch.int64)
         return self._workspace
 
-    def _output(self, out, n: int, oh: int, ow: int):
+    def _output(self, out, n: int, oh: int, ow: int) -> torch.Tensor | PackedActivations:
         if self.output == "float":
             if out is None:
                 return torch.empty((n, self.out_c, oh, ow), memory_format=torch.channels_last)
