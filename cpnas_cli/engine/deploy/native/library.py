@@ -3,7 +3,7 @@
     available() -> bool, why_unavailable() -> str, isa() -> str
     pack_activations(x) -> PackedActivations          binarize + pack an NHWC float tensor
     BinaryConvPlan(weight, beta, stride=..., ..., bn_scale=..., bn_shift=..., output="float"|"bits")
-        plan(x, residual=None)                        one 1-bit conv layer with its fused epilogue
+        plan(x, residual=None, *, out=None)           one 1-bit conv layer with its fused epilogue
 
 A plan packs its weights once; a call takes a float32 tensor in torch's channels_last layout
 (NHWC in memory, used in place) or the PackedActivations that a previous plan emitted with
