@@ -13,7 +13,8 @@ so the ratios between the readings are what to compare (the machine class is sha
 With --exact-vs-float R it measures instead the Child's 1-bit convs in their two formulas,
 interleaved R times on the same networks (medians): exact (beta * (sign x ⊛ sign W), today's)
 against float (sign x ⊛ beta·sign W, the formula of version-1 model files), child_only and
-child_parent steps each; ratio = exact / float images per second.
+child_parent steps each; ratio = exact / float images per second (of the medians, and the
+median of the back-to-back pairs' ratios).
 Run it under `flock /tmp/cpnas-cpu.lock` on a shared machine.
 """
 
@@ -120,8 +121,14 @@ def exact_vs_float(cfg, spec, genotype, joint, x, y, args) -> dict:
         "runs": runs,
     }
     for name in ("child_only", "child_parent"):
-        exact, float_ = statistics.median(runs[f"{name}_exact"]), statistics.median(runs[f"{name}_float"])
-        result[name] = {"exact": exact, "float": float_, "ratio": round(exact / float_, 3)}
+        exact, float_ = runs[f"{name}_exact"], runs[f"{name}_float"]
+        result[name] = {
+            "exact": statistics.median(exact),
+            "float": statistics.median(float_),
+            "ratio": round(statistics.median(exact) / statistics.median(float_), 3),
+            # each repeat's exact and float readings were taken back to back: the steadier figure
+            "median_paired_ratio": round(statistics.median(e / f for e, f in zip(exact, float_, strict=True)), 3),
+        }
     return result
 
 
