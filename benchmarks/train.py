@@ -10,17 +10,16 @@ so the ratios between the readings are what to compare (the machine class is sha
   child_parent    a joint Parent step + a Child step on Eq. 4 (the default training)
   cp_loss_cost    child_parent with the CP terms switched off, over child_parent with them on
   evaluation      forward passes of Child and Parent in eval mode (the per-epoch test)
-With --exact-vs-float R it measures instead the Child's 1-bit convs in their two formulas,
-interleaved R times on the same networks (medians): exact (beta * (sign x ⊛ sign W), today's)
-against float (sign x ⊛ beta·sign W, the formula of version-1 model files), child_only and
-child_parent steps each; ratio = exact / float images per second (of the medians, and the
-median of the back-to-back pairs' ratios).
+With --exact-vs-float R it measures instead the Child's 1-bit convs in their two formulas on the
+same networks, step by step interleaved, R repeats of --steps steps: exact (beta * (sign x ⊛
+sign W), today's) against float (sign x ⊛ beta·sign W, the formula of version-1 model files),
+child_only and child_parent steps; ratio = exact / float images per second (of the medians, and
+the median of the repeats' ratios).
 Run it under `flock /tmp/cpnas-cpu.lock` on a shared machine.
 """
 
 import argparse
 import dataclasses
-import functools
 import json
 import statistics
 import time
@@ -98,19 +97,33 @@ def main() -> None:
 
 
 def exact_vs_float(cfg, spec, genotype, joint, x, y, args) -> dict:
-    """Images per second of Child-alone and joint steps with the exact and the float 1-bit formula,
-    interleaved `args.exact_vs_float` times on the same networks; medians and their ratio."""
+    """Images per second of Child-alone and joint steps with the exact and the float 1-bit formula
+    on the same networks, interleaved step by step (which formula goes first alternates), so load
+    on a shared machine hits both alike: `args.exact_vs_float` repeats of `args.steps` steps each;
+    medians over the repeats, and the median of each repeat's exact/float ratio."""
     alone = TrainingPair(dataclasses.replace(cfg, parent="none"), spec, genotype, torch.device("cpu"), 0)
     b, runs = cfg.batch_size, {}
-    for _ in range(args.exact_vs_float):
-        for exact in (True, False):
-            for name, pair in (("child_only", alone), ("child_parent", joint)):
-                for m in pair.child.modules():
-                    if isinstance(m, BinaryConv2d):
-                        m.exact = exact
+
+    def use(pair, exact):
+        for m in pair.child.modules():
+            if isinstance(m, BinaryConv2d):
+                m.exact = exact
+
+    for name, pair in (("child_only", alone), ("child_parent", joint)):
+        for exact in (True, False, True, False):  # warm-up
+            use(pair, exact)
+            pair.train_batch(x, y, cfg.lr)
+        for _ in range(args.exact_vs_float):
+            seconds = {True: 0.0, False: 0.0}
+            for step in range(args.steps):
+                for exact in (True, False) if step % 2 == 0 else (False, True):
+                    use(pair, exact)
+                    start = time.perf_counter()
+                    pair.train_batch(x, y, cfg.lr)
+                    seconds[exact] += time.perf_counter() - start
+            for exact in (True, False):
                 key = f"{name}_{'exact' if exact else 'float'}"
-                step = functools.partial(pair.train_batch, x, y, cfg.lr)
-                runs.setdefault(key, []).append(images_per_second(step, b, args.steps))
+                runs.setdefault(key, []).append(round(b * args.steps / seconds[exact], 1))
     result = {
         "preset": args.preset,
         "sets": args.set,
@@ -126,7 +139,6 @@ def exact_vs_float(cfg, spec, genotype, joint, x, y, args) -> dict:
             "exact": statistics.median(exact),
             "float": statistics.median(float_),
             "ratio": round(statistics.median(exact) / statistics.median(float_), 3),
-            # each repeat's exact and float readings were taken back to back: the steadier figure
             "median_paired_ratio": round(statistics.median(e / f for e, f in zip(exact, float_, strict=True)), 3),
         }
     return result
