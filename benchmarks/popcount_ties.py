@@ -1,15 +1,17 @@
-"""Why model.cpnas keeps beta beside the bits: prints, as JSON, how far an integer XNOR-popcount
-runtime (beta x conv(sign x, sign W)) is from the simulated 1-bit conv the Child trains with
-(conv(sign x, beta x sign W) in float).
+"""Why the Child's 1-bit convs are exact: prints, as JSON, how far an integer XNOR-popcount
+runtime (beta x conv(sign x, sign W)) is from the float formula of version-1 model files
+(conv(sign x, beta x sign W) in float), and that the exact Child (version 2) is not.
 
     python benchmarks/popcount_ties.py
 
 1. Single 1-bit convs on random inputs: the share of outputs whose exact sum is 0, the share of
-   those the float simulation returns as non-zero, and the share of output signs that differ.
-2. A 5-cell Child trained for 8 steps on the embedded sample (as in tests/test_export.py): test
-   labels of the Child against the same network run as popcount x beta.
+   those the float formula returns as non-zero, and the share of output signs that differ.
+2. A 5-cell Child trained for 8 steps on the embedded sample (as in tests/test_export.py), once
+   with the float formula (as before exact semantics) and once exact (today's): test labels of
+   the Child against the same network run as popcount x beta.
 """
 
+import dataclasses
 import json
 
 import torch
@@ -54,10 +56,11 @@ def labels(net, images):
     return torch.cat([net(images[i : i + 500])[0].argmax(1) for i in range(0, len(images), 500)])
 
 
-def trained_child() -> dict:
+def trained_child(exact: bool) -> dict:
     torch.manual_seed(0)
     data = load_dataset("embedded")
     spec = NetworkSpec(in_channels=1, classes=10, channels=6, cells=5, image_size=28)
+    spec = dataclasses.replace(spec, exact=exact)
     child = spec.build(genotypes.from_darts(GENOTYPE), binary=True)
     optimizer = torch.optim.Adam(child.parameters(), lr=0.01)
     for step in range(8):
@@ -76,6 +79,7 @@ def trained_child() -> dict:
     finally:
         BinaryConv2d.forward = original
     return {
+        "child": "exact (version 2)" if exact else "float formula (version 1)",
         "test_images": len(images),
         "labels_that_differ": int((simulated != popcount).sum()),
         "accuracy_simulated": (simulated == data.test_labels).float().mean().item(),
@@ -86,7 +90,8 @@ def trained_child() -> dict:
 def main() -> None:
     torch.manual_seed(0)
     convs = [single_conv(64, 1, 1), single_conv(64, 3, 64), single_conv(48, 3, 1)]
-    print(json.dumps({"single_convs": convs, "trained_child": trained_child()}, indent=2))
+    children = [trained_child(exact=False), trained_child(exact=True)]
+    print(json.dumps({"single_convs": convs, "trained_children": children}, indent=2))
 
 
 if __name__ == "__main__":

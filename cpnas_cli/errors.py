@@ -11,3 +11,8 @@ class UserError(Exception):
 
     def __str__(self) -> str:
         return f"{self.problem}: {self.fix}" if self.fix else self.problem
+
+
+class Notice(UserWarning):
+    """Something the user should know that is not an error (a model file of an old format):
+    the CLI prints each one once, as one yellow line on stderr."""

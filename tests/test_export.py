@@ -1,6 +1,7 @@
-"""`cpnas export`: bit packing and BatchNorm folding exact, the packed model predicting as the
-trained Child on the whole embedded test set, its file size against the profile, cell pictures
-and the terminal tree, and bad input."""
+"""`cpnas export`: bit packing and BatchNorm folding exact, the packed model computing the trained
+Child's logits bit for bit on the whole embedded test set, its file size against the profile,
+format versions (version-1 files on the old float formula, with a notice), cell pictures and the
+terminal tree, and bad input."""
 
 import dataclasses
 import json
@@ -16,11 +17,19 @@ from typer.testing import CliRunner
 from cpnas_cli.cli._cell_tree import cell_tree
 from cpnas_cli.cli.app import app
 from cpnas_cli.data import load_dataset, normalize
-from cpnas_cli.engine.deploy.packing import fold_batchnorm, load_packed, pack_signs, unpack_signs
+from cpnas_cli.engine.deploy.packing import (
+    PackedBinaryConv2d,
+    fold_batchnorm,
+    load_packed,
+    pack_signs,
+    unpack_signs,
+)
 from cpnas_cli.engine.deploy.profile import profile_eval_network
-from cpnas_cli.engine.nn.binary import BinaryConv2d, hard_sign
+from cpnas_cli.engine.nn.binary import QUANTIZERS, BinaryConv2d, hard_sign, reconstructed_kernel
+from cpnas_cli.engine.nn.layers import conv2d
 from cpnas_cli.engine.nn.network import NetworkSpec
 from cpnas_cli.engine.train.model_file import ModelInfo, load_model, save_model
+from cpnas_cli.errors import Notice
 from cpnas_cli.space import genotype as g
 from cpnas_cli.space.picture import to_dot, to_svg
 from tests.cli import assert_one_line_error
@@ -84,11 +93,10 @@ def data():
     return load_dataset("embedded")
 
 
-@pytest.fixture(scope="module", params=[SPEC, SPEC_SHORTCUT], ids=["paper-ops", "shortcut-grouped"])
-def checkpoint(request, tmp_path_factory, data):
+def _trained_checkpoint(path, spec, data):
     """A small Child (and Parent) trained for a few steps, so weights and BN statistics are real."""
     torch.manual_seed(0)
-    genotype, spec = g.from_darts(EVERY_OP), request.param
+    genotype = g.from_darts(EVERY_OP)
     child, parent = spec.build(genotype, binary=True), spec.build(genotype, binary=False)
     optimizer = torch.optim.Adam(list(child.parameters()) + list(parent.parameters()), lr=0.01)
     for step in range(8):
@@ -98,9 +106,13 @@ def checkpoint(request, tmp_path_factory, data):
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    path = tmp_path_factory.mktemp("export") / "best.safetensors"
     save_model(path, ModelInfo(genotype, spec, data.classes, "embedded"), child.eval(), parent.eval())
     return path
+
+
+@pytest.fixture(scope="module", params=[SPEC, SPEC_SHORTCUT], ids=["paper-ops", "shortcut-grouped"])
+def checkpoint(request, tmp_path_factory, data):
+    return _trained_checkpoint(tmp_path_factory.mktemp("export") / "best.safetensors", request.param, data)
 
 
 @pytest.fixture(scope="module")
@@ -117,12 +129,15 @@ def test_packed_model_predicts_as_the_trained_child_on_the_whole_test_set(checkp
     info, network = load_packed(packed[0])
     assert info.class_names == data.classes and network.auxiliary is None
     assert not any(isinstance(m, (BinaryConv2d, nn.BatchNorm2d)) for m in network.modules())
+    packed_convs = [m for m in network.modules() if isinstance(m, PackedBinaryConv2d)]
+    assert packed_convs and all(m.exact and not hasattr(m, "kernel") for m in packed_convs)  # signs and beta
     images = normalize(data.test_images)
-    for start in range(0, len(images), 500):
-        x = images[start : start + 500]
-        expected, got = child(x)[0], network(x)[0]
-        assert torch.equal(got.argmax(1), expected.argmax(1))
-        assert (got - expected).abs().max() <= 1e-4
+    for layout in (torch.contiguous_format, torch.channels_last):
+        child, network = child.to(memory_format=layout), network.to(memory_format=layout)
+        for start in range(0, len(images), 500):
+            x = images[start : start + 500].contiguous(memory_format=layout)
+            expected, got = child(x)[0], network(x)[0]
+            assert torch.equal(got, expected)  # the same floats, so the same labels
 
 
 def test_cpnas_evaluate_runs_the_packed_model_with_the_childs_results(checkpoint, packed):
@@ -155,7 +170,114 @@ def test_manifest_says_how_to_feed_the_network(packed):
         manifest = json.loads(f.metadata()["manifest"])
     assert manifest["input"] == {"channels": 1, "height": 28, "width": 28, "layout": "NCHW", "dtype": "float32"}
     assert manifest["normalization"]["scale"] == 1 / 127.5 and manifest["normalization"]["offset"] == -1.0
-    assert len(manifest["classes"]) == 10 and manifest["version"] == 1 and manifest["network"]["auxiliary"] is False
+    assert len(manifest["classes"]) == 10 and manifest["version"] == 2 and manifest["network"]["auxiliary"] is False
+
+
+def _version(path) -> str:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return f.metadata()["version"]
+
+
+def test_version_2_files_round_trip(checkpoint, packed, tmp_path):
+    assert _version(checkpoint) == "2" and _version(packed[0]) == "2"
+    info, child, parent = load_model(checkpoint)
+    assert info.spec.exact and all(m.exact for m in child.modules() if isinstance(m, BinaryConv2d))
+    again = tmp_path / "again.safetensors"
+    save_model(again, info, child, parent)
+    info2, child2, _ = load_model(again)
+    assert _version(again) == "2" and info2.spec == info.spec and info2.spec.exact
+    x = normalize(load_dataset("embedded").test_images[:200])
+    with torch.no_grad():
+        assert torch.equal(child2(x)[0], child(x)[0])
+
+
+# --- version 1: the float formula, kept for old files -----------------------------------------
+
+
+def old_binary_forward(self, x):
+    """BinaryConv2d.forward before exact semantics (version 1): sign(x) ⊛ beta·sign(W) in float."""
+    w = reconstructed_kernel(self.weight, self.quantizer)
+    return conv2d(QUANTIZERS[self.quantizer](x), w, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+def old_packed_forward(self, x):
+    """PackedBinaryConv2d.forward before exact semantics: the unpacked float kernel beta·(±1)."""
+    kernel = self.beta.view(-1, 1, 1, 1) * unpack_signs(self.bits, self.kernel.shape)
+    return conv2d(hard_sign(x), kernel, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+@pytest.fixture(scope="module")
+def legacy(checkpoint, tmp_path_factory, data):
+    """A version-1 checkpoint, as the old code wrote it (trained and saved with the float formula),
+    and its version-1 packed model, exported by the CLI."""
+    info, _, _ = load_model(checkpoint)
+    folder = tmp_path_factory.mktemp("legacy")
+    path = _trained_checkpoint(folder / "best.safetensors", dataclasses.replace(info.spec, exact=False), data)
+    result = invoke("export", path, folder / "model.cpnas")
+    assert result.exit_code == 0, result.output
+    return path, folder / "model.cpnas", result
+
+
+NOTICE = "predates exact 1-bit semantics"
+
+
+@torch.no_grad()
+def test_a_version_1_checkpoint_evaluates_with_the_old_float_formula(legacy, data, monkeypatch):
+    path, _, _ = legacy
+    assert _version(path) == "1"
+    with pytest.warns(Notice, match=NOTICE):
+        info, child, _ = load_model(path)
+    assert not info.spec.exact and not any(m.exact for m in child.modules() if isinstance(m, BinaryConv2d))
+    x = normalize(data.test_images[:500])
+    got = child(x)[0]
+    monkeypatch.setattr(BinaryConv2d, "forward", old_binary_forward)  # the code before exact semantics
+    assert torch.equal(got, child(x)[0])
+
+
+@torch.no_grad()
+def test_a_version_1_packed_model_runs_its_float_kernels(legacy, data):
+    path, packed_path, export = legacy
+    assert _version(packed_path) == "1" and export.stderr.count(NOTICE) == 1
+    with pytest.warns(Notice, match=NOTICE):
+        info, network = load_packed(packed_path)
+    convs = [m for m in network.modules() if isinstance(m, PackedBinaryConv2d)]
+    assert convs and not info.spec.exact and not any(m.exact for m in convs)
+    x = normalize(data.test_images[:500])
+    got = network(x)[0]
+    for conv in convs:
+        conv.forward = old_packed_forward.__get__(conv)
+    assert torch.equal(got, network(x)[0])
+    with pytest.warns(Notice, match=NOTICE):
+        _, child, _ = load_model(path)
+    assert (got - child(x)[0]).abs().max() <= 1e-4  # the old check: float sums only nearly agree
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["checkpoint", "packed"])
+def test_cpnas_evaluate_shows_the_version_1_notice_once(legacy, which):
+    result = invoke("evaluate", legacy[which], "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["n_images"] == 2000
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and NOTICE in lines[0] and "torch path only" in lines[0], result.stderr
+
+
+def _with_version(source, target, version: str):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(source), framework="pt") as f:
+        metadata, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (no __iter__)
+    save_file(tensors, str(target), metadata={**metadata, "version": version})
+    return target
+
+
+@pytest.mark.parametrize("version", ["3", "garbage"])
+def test_an_unknown_version_is_a_one_line_error(checkpoint, packed, tmp_path, version):
+    for source, name, noun in ((checkpoint, "x.safetensors", "model format"), (packed[0], "x.cpnas", "packed-model")):
+        path = _with_version(source, tmp_path / name, version)
+        assert_one_line_error(invoke("evaluate", path), f"has {noun} version {version}, this cpnas reads 1 and 2")
 
 
 # --- pictures and the tree ------------------------------------------------------------------

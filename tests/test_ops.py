@@ -49,9 +49,10 @@ def test_binary_conv_sees_only_signs_of_its_input():
     torch.manual_seed(0)
     conv = BinaryConv2d(3, 5, 3, padding=1, bias=False)
     x = torch.randn(2, 3, 6, 6)
-    expected = F.conv2d(hard_sign(x), reconstructed_kernel(conv.weight), padding=1)
-    assert torch.allclose(conv(x), expected)
-    assert torch.allclose(conv(x), conv(x * 7.5))  # magnitudes do not matter, only signs
+    beta = reconstructed_kernel(conv.weight).abs().amax(dim=(1, 2, 3)).view(1, -1, 1, 1)
+    expected = F.conv2d(hard_sign(x), hard_sign(conv.weight), padding=1) * beta  # exact: the ±1 sum, then beta
+    assert torch.equal(conv(x), expected)
+    assert torch.equal(conv(x), conv(x * 7.5))  # magnitudes do not matter, only signs
 
 
 @pytest.mark.parametrize("style", STYLES.values(), ids=STYLES.keys())

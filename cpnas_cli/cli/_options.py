@@ -1,13 +1,14 @@
 """Options shared by several commands, as `Annotated` types, and the bad-input guard."""
 
 import functools
+import warnings
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from cpnas_cli.errors import UserError
+from cpnas_cli.errors import Notice, UserError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -33,14 +34,32 @@ Resume = Annotated[Path | None, typer.Option("--resume", help="Continue an inter
 
 
 def guard(command):
-    """Turn a UserError into one red line on stderr and exit code 2 (no traceback)."""
+    """Turn a UserError into one red line on stderr and exit code 2 (no traceback); print each
+    distinct `Notice` warning once, as one yellow line on stderr."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
-            return command(*args, **kwargs)
+            with warnings.catch_warnings():
+                warnings.simplefilter("always", Notice)
+                warnings.showwarning = _show_notices(warnings.showwarning)
+                return command(*args, **kwargs)
         except UserError as err:
             err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper
+
+
+def _show_notices(show):
+    """A warnings.showwarning that prints a `Notice` once per text in yellow, others as `show` does."""
+    seen = set()
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if not issubclass(category, Notice):
+            return show(message, category, filename, lineno, file, line)
+        if str(message) not in seen:
+            seen.add(str(message))
+            err_console.print(f"[yellow]notice:[/] {message}", highlight=False, soft_wrap=True)
+
+    return showwarning

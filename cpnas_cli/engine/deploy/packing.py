@@ -9,17 +9,19 @@ File: safetensors, tensors named by the Child's module paths (auxiliary tower dr
     <fp>.weight, <fp>.bias    the full-precision stem convs and the classifier, as trained
 metadata: format, version, manifest (JSON: input, classes, normalization, network), genotype (JSON).
 
-Why beta is stored beside the bits instead of folded into the next BatchNorm: the Child
-simulates a 1-bit conv as a float conv of sign(x) with beta·sign(W), and float sums of ±beta
-do not cancel exactly where the integer popcount is 0; sign() of that residue decides bits
-downstream. Rebuilding beta·sign(W) and folding BN exactly as ATen's CPU kernel does
-(scale = weight·rsqrt(var+eps), shift = bias - mean·scale, y = x·scale + shift fused) makes
-the packed network compute the Child's floats bit for bit, so predictions are identical.
+Version 2: a 1-bit conv runs as a bit engine computes it, beta * (sign x ⊛ sign W)
+(binary.binary_conv2d): the ±1 convolution is exact integer arithmetic, beta one multiply after it.
+The packed conv holds the bits, their ±1 signs and beta, no float beta·sign(W) kernel. With BN
+folded exactly as ATen's CPU kernel does (scale = weight·rsqrt(var+eps), shift = bias - mean·scale,
+y = x·scale + shift fused), the packed network computes the trained Child's floats bit for bit.
+
+Version 1 files (packed from version-1 checkpoints) hold the same tensors but predate exact
+semantics: they run the old float formula, sign x ⊛ beta·sign(W), whose float sums of ±beta leave
+a residue of either sign where the integer sum is 0; they load with a `Notice` (model_file).
 """
 
 import json
 import math
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -27,10 +29,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from cpnas_cli.engine.nn.binary import BinaryConv2d, channel_scale, hard_sign
+from cpnas_cli.engine.nn.binary import BinaryConv2d, binary_conv2d, exact_scale, hard_sign
 from cpnas_cli.engine.nn.layers import conv2d
 from cpnas_cli.engine.nn.network import EvalNetwork, NetworkSpec
-from cpnas_cli.engine.train.model_file import ModelInfo, load_model, read_safetensors
+from cpnas_cli.engine.train.model_file import ModelInfo, legacy_notice, load_model, read_safetensors
 from cpnas_cli.errors import UserError
 from cpnas_cli.runs import publish
 from cpnas_cli.space import genotype as genotypes
@@ -38,7 +40,8 @@ from cpnas_cli.space import genotype as genotypes
 from .profile import profile_eval_network
 
 FORMAT = "cpnas-packed"
-VERSION = 1
+VERSION = 2
+LEGACY_VERSION = 1  # the float 1-bit formula (module docstring)
 NORMALIZATION = {"formula": "x = pixel / 127.5 - 1 (uint8 pixels, every channel)", "scale": 1 / 127.5, "offset": -1.0}
 BIT_WEIGHTS = torch.tensor([1 << i for i in range(8)], dtype=torch.uint8)
 
@@ -74,10 +77,18 @@ def fold_batchnorm(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class PackedBinaryConv2d(nn.Module):
-    """A 1-bit conv held as packed sign bits and beta; runs as the Child's BinaryConv2d does.
+    """A 1-bit conv held as packed sign bits and beta; runs as the Child's BinaryConv2d does
+    (exact: beta * (sign x ⊛ signs); `exact=False`: a version-1 file's float formula).
     `like` is the conv (of the meta-device skeleton) whose shape and geometry it takes."""
 
-    def __init__(self, like: nn.Conv2d, bits: torch.Tensor, beta: torch.Tensor, bias: torch.Tensor | None = None):
+    def __init__(
+        self,
+        like: nn.Conv2d,
+        bits: torch.Tensor,
+        beta: torch.Tensor,
+        bias: torch.Tensor | None = None,
+        exact: bool = True,
+    ):
         super().__init__()
         self.stride, self.padding, self.dilation, self.groups = like.stride, like.padding, like.dilation, like.groups
         shape = like.weight.shape
@@ -86,11 +97,18 @@ class PackedBinaryConv2d(nn.Module):
         self.register_buffer("bits", bits)
         self.register_buffer("beta", beta)
         self.register_buffer("bias", bias)
-        # Unpacked once; beta·(±1) is exact, so this equals the Child's reconstructed kernel.
-        self.register_buffer("kernel", beta.view(-1, 1, 1, 1) * unpack_signs(bits, shape), persistent=False)
+        self.exact = exact
+        signs = unpack_signs(bits, shape)  # ±1, unpacked once for torch's float convolution
+        if exact:
+            self.register_buffer("signs", signs, persistent=False)
+        else:  # version 1: beta·(±1) is exact, so this equals the old Child's reconstructed kernel
+            self.register_buffer("kernel", beta.view(-1, 1, 1, 1) * signs, persistent=False)
 
     def forward(self, x):
-        return conv2d(hard_sign(x), self.kernel, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        geometry = (self.stride, self.padding, self.dilation, self.groups)
+        if not self.exact:
+            return conv2d(hard_sign(x), self.kernel, self.bias, *geometry)
+        return binary_conv2d(hard_sign(x), self.signs, self.beta, self.bias, *geometry)
 
 
 class FoldedBatchNorm2d(nn.Module):
@@ -123,7 +141,7 @@ def packed_tensors(child: EvalNetwork) -> dict[str, torch.Tensor]:
             weight = module.weight.detach()
             if isinstance(module, BinaryConv2d):
                 tensors[f"{name}.bits"] = pack_signs(weight)
-                tensors[f"{name}.beta"] = channel_scale(weight).flatten()
+                tensors[f"{name}.beta"] = exact_scale(weight).flatten()
             else:
                 tensors[f"{name}.weight"] = weight
             if module.bias is not None:
@@ -142,7 +160,7 @@ def manifest(info: ModelInfo, source: str = "") -> dict:
     spec = info.spec
     return {
         "format": FORMAT,
-        "version": VERSION,
+        "version": VERSION if spec.exact else LEGACY_VERSION,
         "input": {
             "channels": spec.in_channels,
             "height": spec.image_size,
@@ -154,19 +172,25 @@ def manifest(info: ModelInfo, source: str = "") -> dict:
         "classes": info.class_names,
         "dataset": info.dataset,
         "extras": info.extras,
-        "network": {**asdict(spec), "auxiliary": False},
+        "network": {**spec.to_dict(), "auxiliary": False},
         "bits": "1 bit per 1-bit conv weight, 8 per byte, bit i of byte k = weight 8k+i of the flattened "
-        "kernel, 1 = +1; kernel = beta[out] * (±1); inputs of 1-bit convs are sign(x), sign(0) = +1",
+        "kernel, 1 = +1; inputs of 1-bit convs are sign(x), sign(0) = +1; "
+        + (
+            "output = beta[out] * (sign(x) conv ±1 kernel), the integer sum first, zero padding"
+            if spec.exact
+            else "kernel = beta[out] * (±1) convolved in float32 (version 1)"
+        ),
         "source": source,
     }
 
 
 def write_packed(path: Path, info: ModelInfo, child: EvalNetwork, source: str = "") -> None:
-    """Write the deployable model atomically (temp file + rename)."""
+    """Write the deployable model atomically (temp file + rename); version 2, or 1 for a Child of the
+    old float formula (packed from a version-1 checkpoint)."""
     path = Path(path)
     metadata = {
         "format": FORMAT,
-        "version": str(VERSION),
+        "version": str(VERSION if info.spec.exact else LEGACY_VERSION),
         "manifest": json.dumps(manifest(info, source)),
         "genotype": json.dumps(genotypes.to_dict(info.genotype)),
     }
@@ -183,6 +207,8 @@ def load_packed(path: Path, device: torch.device | str = "cpu") -> tuple[ModelIn
     like a trained Child, with x normalized as the manifest says."""
     path = Path(path)
     info, tensors = read_packed(path)
+    if not info.spec.exact:
+        legacy_notice(path)
     with torch.device("meta"):
         net = info.spec.build(info.genotype, binary=True)
     try:
@@ -192,7 +218,11 @@ def load_packed(path: Path, device: torch.device | str = "cpu") -> tuple[ModelIn
                     net,
                     name,
                     PackedBinaryConv2d(
-                        module, tensors[f"{name}.bits"], tensors[f"{name}.beta"], tensors.get(f"{name}.bias")
+                        module,
+                        tensors[f"{name}.bits"],
+                        tensors[f"{name}.beta"],
+                        tensors.get(f"{name}.bias"),
+                        exact=info.spec.exact,
                     ),
                 )
             elif isinstance(module, nn.BatchNorm2d):
@@ -215,16 +245,17 @@ def read_packed(path: Path) -> tuple[ModelInfo, dict[str, torch.Tensor]]:
     """Manifest and tensors, validated; every problem is a UserError naming the file."""
     fix = "pass a model.cpnas written by `cpnas export <checkpoint> model.cpnas`"
     metadata, tensors = read_safetensors(path, FORMAT, "packed model", "a cpnas packed model", fix)
-    if metadata.get("version") != str(VERSION):
+    version = metadata.get("version")
+    if version not in (str(VERSION), str(LEGACY_VERSION)):
         raise UserError(
-            f"{path} has packed-model version {metadata.get('version')}, this cpnas reads {VERSION}",
+            f"{path} has packed-model version {version}, this cpnas reads {LEGACY_VERSION} and {VERSION}",
             "upgrade cpnas or export again",
         )
     try:
         data = json.loads(metadata["manifest"])
         info = ModelInfo(
             genotype=genotypes.from_dict(json.loads(metadata["genotype"]), where=f"{path} genotype"),
-            spec=NetworkSpec(**data["network"]),
+            spec=NetworkSpec(**data["network"], exact=version == str(VERSION)),
             class_names=data["classes"],
             dataset=data["dataset"],
             extras=data.get("extras", {}),

@@ -6,7 +6,7 @@ stay full precision in both, as does the auxiliary tower, which only exists duri
 Reduction cells sit at 1/3 and 2/3 of the depth (paper: 10 cells = 8 normal + 2 reduction).
 """
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn as nn
@@ -134,6 +134,15 @@ class NetworkSpec:
     stem_stride: int = 1  # 2 halves the input in the stem (a CPU-budget knob; ignored by the ImageNet stem)
     shortcut: bool = False  # a real-valued shortcut around every conv of an op (ops.Shortcut)
     group_width: int = 1  # channels per group of the k x k convs of sep/dil ops (1 = depth-wise)
+    # The 1-bit formula (binary.BinaryConv2d): exact unless the network is rebuilt from a version-1
+    # model file. Set from a file's version, never stored in it (`to_dict`), not compared.
+    exact: bool = field(default=True, compare=False)
+
+    def to_dict(self) -> dict:
+        """The fields a model file stores (its version says whether the 1-bit convs are exact)."""
+        data = asdict(self)
+        del data["exact"]
+        return data
 
     def build(self, genotype: Genotype, binary: bool, drop_path: float = 0.0) -> EvalNetwork:
         style = Style.of(self, binary, affine=True, running_stats=True)

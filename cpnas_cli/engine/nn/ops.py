@@ -30,6 +30,7 @@ class Style:
     running_stats: bool = False  # off under weight sharing: each sampled path normalizes by its own batch
     shortcut: bool = False  # Bi-Real: every conv of an op its own BN and a real-valued shortcut around it
     group_width: int = 1  # channels per group of the k x k convs in sep/dil ops; 1 = depth-wise (the paper)
+    exact: bool = True  # 1-bit convs as beta * (sign x ⊛ sign W); False only to load version-1 model files
 
     @classmethod
     def of(cls, settings, binary: bool, **batchnorm) -> "Style":
@@ -41,6 +42,7 @@ class Style:
             parent_activation=settings.parent_activation,
             shortcut=settings.shortcut,
             group_width=settings.group_width,
+            exact=getattr(settings, "exact", True),
             **batchnorm,
         )
 
@@ -59,7 +61,7 @@ class Style:
         """
         args = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups, "bias": False}
         if self.binary:
-            return BinaryConv2d(c_in, c_out, kernel, quantizer=self.quantizer, **args)
+            return BinaryConv2d(c_in, c_out, kernel, quantizer=self.quantizer, exact=self.exact, **args)
         conv = Conv2d(c_in, c_out, kernel, **args)
         if block_input and self.parent_activation == "relu":
             return nn.Sequential(nn.ReLU(inplace=False), conv)

@@ -4,10 +4,15 @@ the genotype and everything needed to rebuild the network in its metadata. Never
     tensors   child/<state_dict key>, parent/<state_dict key> (the Parent is optional)
     metadata  format = "cpnas-model", version, genotype (JSON), network (JSON: the EvalNetwork
               arguments and the Style), classes (JSON), dataset, plus free-form extras (JSON)
+
+Version 2: the Child's 1-bit convs are exact, beta * (sign x ⊛ sign W) (binary.py). Version 1
+files predate that: they trained and still run with the float formula sign x ⊛ beta·sign W
+(NetworkSpec.exact = False), on the torch path only, with a `Notice` saying so.
 """
 
 import json
-from dataclasses import asdict, dataclass, field
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -15,12 +20,23 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from cpnas_cli.engine.nn.network import EvalNetwork, NetworkSpec
-from cpnas_cli.errors import UserError
+from cpnas_cli.errors import Notice, UserError
 from cpnas_cli.runs import publish
 from cpnas_cli.space import genotype as genotypes
 
 FORMAT = "cpnas-model"
-VERSION = 1
+VERSION = 2
+LEGACY_VERSION = 1  # the float 1-bit formula (module docstring)
+
+
+def legacy_notice(path: Path) -> None:
+    """The one-line `Notice` for a file of a version that predates exact 1-bit semantics."""
+    warnings.warn(
+        f"{path} predates exact 1-bit semantics (format version 1): it runs with its old float formula, "
+        "on the torch path only",
+        Notice,
+        stacklevel=3,
+    )
 
 
 @dataclass
@@ -33,15 +49,15 @@ class ModelInfo:
 
 
 def save_model(path: Path, info: ModelInfo, child: torch.nn.Module, parent: torch.nn.Module | None = None) -> None:
-    """Write atomically (temp file + rename)."""
+    """Write atomically (temp file + rename); version 2, or 1 for a Child of the old float formula."""
     tensors = {f"child/{k}": v for k, v in child.state_dict().items()}
     if parent is not None:
         tensors.update({f"parent/{k}": v for k, v in parent.state_dict().items()})
     metadata = {
         "format": FORMAT,
-        "version": str(VERSION),
+        "version": str(VERSION if info.spec.exact else LEGACY_VERSION),
         "genotype": json.dumps(genotypes.to_dict(info.genotype)),
-        "network": json.dumps(asdict(info.spec)),
+        "network": json.dumps(info.spec.to_dict()),
         "classes": json.dumps(info.class_names),
         "dataset": info.dataset,
         "extras": json.dumps(info.extras),
@@ -73,15 +89,16 @@ def read_model(path: Path) -> tuple[ModelInfo, dict[str, torch.Tensor]]:
     path = Path(path)
     fix = "pass a best.safetensors or last.safetensors written by `cpnas train`"
     metadata, tensors = read_safetensors(path, FORMAT, "checkpoint", "a cpnas model checkpoint", fix)
-    if metadata.get("version") != str(VERSION):
+    version = metadata.get("version")
+    if version not in (str(VERSION), str(LEGACY_VERSION)):
         raise UserError(
-            f"{path} has model format version {metadata.get('version')}, this cpnas reads {VERSION}",
+            f"{path} has model format version {version}, this cpnas reads {LEGACY_VERSION} and {VERSION}",
             "upgrade cpnas or retrain",
         )
     try:
         info = ModelInfo(
             genotype=genotypes.from_dict(json.loads(metadata["genotype"]), where=f"{path} genotype"),
-            spec=NetworkSpec(**json.loads(metadata["network"])),
+            spec=NetworkSpec(**json.loads(metadata["network"]), exact=version == str(VERSION)),
             class_names=json.loads(metadata["classes"]),
             dataset=metadata["dataset"],
             extras=json.loads(metadata.get("extras", "{}")),
@@ -92,8 +109,10 @@ def read_model(path: Path) -> tuple[ModelInfo, dict[str, torch.Tensor]]:
 
 
 def load_model(path: Path, device: torch.device | str = "cpu") -> tuple[ModelInfo, EvalNetwork, EvalNetwork | None]:
-    """(info, Child, Parent or None), in eval mode on `device`."""
+    """(info, Child, Parent or None), in eval mode on `device`; a version-1 file warns (`Notice`)."""
     info, tensors = read_model(path)
+    if not info.spec.exact:
+        legacy_notice(path)
     nets = []
     for role, binary in (("child", True), ("parent", False)):
         state = {k[len(role) + 1 :]: v for k, v in tensors.items() if k.startswith(f"{role}/")}

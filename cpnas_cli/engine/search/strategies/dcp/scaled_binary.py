@@ -1,9 +1,9 @@
 """DCP-NAS's 1-bit convolution with learned channel scales (Eq. 4.22) and its reconstruction error (Eq. 4.23).
 
-Eq. 4.22: a_out = beta ∘ (sign(a_in) ⊙ sign(W)), beta > 0 one scale per output channel. Because
-beta is per output channel, scaling the kernel sign(W) by beta is the same convolution. Here beta
-is a parameter of its own, initialised to the mean |W| that binary.BinaryConv2d recomputes every
-step, and trained by the Child's loss. Eq. 4.23: L_R = sum over convs ||W - beta ∘ sign(W)||^2,
+Eq. 4.22: a_out = beta ∘ (sign(a_in) ⊙ sign(W)), beta > 0 one scale per output channel, computed
+as written (binary.binary_conv2d: the exact ±1 convolution, then beta). Here beta is a parameter
+of its own, initialised to the mean |W| that binary.BinaryConv2d recomputes every step, and
+trained by the Child's loss. Eq. 4.23: L_R = sum over convs ||W - beta ∘ sign(W)||^2,
 with sign(W) taken as a constant, so the gradient pulls each latent weight towards ±beta and each
 beta towards the mean |W| of its channel.
 """
@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cpnas_cli.engine.nn.binary import QUANTIZERS, BinaryConv2d, channel_scale, hard_sign
+from cpnas_cli.engine.nn.binary import QUANTIZERS, BinaryConv2d, binary_conv2d, channel_scale, hard_sign
 
 
 class ScaledBinaryConv2d(BinaryConv2d):
@@ -29,6 +29,7 @@ class ScaledBinaryConv2d(BinaryConv2d):
             groups=conv.groups,
             bias=conv.bias is not None,
             quantizer=conv.quantizer,
+            exact=conv.exact,
         )
         self.weight = conv.weight
         self.scale = nn.Parameter(channel_scale(conv.weight.detach()).flatten().clone())
@@ -38,7 +39,10 @@ class ScaledBinaryConv2d(BinaryConv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         sign = QUANTIZERS[self.quantizer]
-        return F.conv2d(sign(x), self.kernel(), self.bias, self.stride, self.padding, self.dilation, self.groups)
+        geometry = (self.stride, self.padding, self.dilation, self.groups)
+        if not self.exact:  # the float formula of version-1 files
+            return F.conv2d(sign(x), self.kernel(), self.bias, *geometry)
+        return binary_conv2d(sign(x), sign(self.weight), self.scale, self.bias, *geometry)
 
 
 def learn_scales(net: nn.Module) -> nn.Module:
