@@ -2,6 +2,7 @@
 the evaluation of a model file written by `cpnas train` (or packed by `cpnas export`) on its (or
 another) dataset."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,11 +34,11 @@ class Metrics:
 
 
 @torch.no_grad()
-def measure(nets: dict[str, torch.nn.Module], batches, class_names: list[str]) -> dict[str, Metrics]:
+def measure(nets: Mapping[str, torch.nn.Module], batches, class_names: list[str]) -> dict[str, Metrics]:
     """Metrics of each network (in eval mode) over the same (x, y) batches."""
     k = len(class_names)
     confusion = {role: torch.zeros(k, k, dtype=torch.int64) for role in nets}
-    top5 = {role: 0 for role in nets}
+    top5 = dict.fromkeys(nets, 0)
     for net in nets.values():
         net.eval()
     for x, y in batches:
@@ -59,7 +60,7 @@ def _metrics(confusion: torch.Tensor, top5_correct: int | None, class_names: lis
         n_images=n,
         top1=round(100.0 * int(confusion.diagonal().sum()) / max(n, 1), 2),
         top5=None if top5_correct is None else round(100.0 * top5_correct / max(n, 1), 2),
-        per_class={name: round(acc, 2) for name, acc in zip(class_names, per_class)},
+        per_class={name: round(acc, 2) for name, acc in zip(class_names, per_class, strict=True)},
         confusion=confusion.tolist(),
     )
 

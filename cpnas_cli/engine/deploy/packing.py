@@ -66,6 +66,8 @@ def unpack_signs(packed: torch.Tensor, shape: torch.Size | tuple[int, ...]) -> t
 
 def fold_batchnorm(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
     """(scale, shift) with bn(x) == x·scale + shift in eval mode, computed as ATen's CPU kernel does."""
+    if bn.running_var is None or bn.running_mean is None:
+        raise ValueError("folding a BatchNorm needs its running statistics (track_running_stats=True)")
     var, mean = bn.running_var.detach(), bn.running_mean.detach()
     weight = bn.weight.detach() if bn.weight is not None else torch.ones_like(var)
     bias = bn.bias.detach() if bn.bias is not None else torch.zeros_like(var)
@@ -80,6 +82,12 @@ class PackedBinaryConv2d(nn.Module):
     """A 1-bit conv held as packed sign bits and beta; runs as the Child's BinaryConv2d does
     (exact: beta * (sign x ⊛ signs); `exact=False`: a version-1 file's float formula).
     `like` is the conv (of the meta-device skeleton) whose shape and geometry it takes."""
+
+    bits: torch.Tensor  # buffers, registered in __init__
+    beta: torch.Tensor
+    bias: torch.Tensor | None
+    signs: torch.Tensor  # exact: the ±1 kernel, unpacked once for torch's convolution
+    kernel: torch.Tensor  # version 1: beta·(±1)
 
     def __init__(
         self,
@@ -114,6 +122,9 @@ class PackedBinaryConv2d(nn.Module):
 class FoldedBatchNorm2d(nn.Module):
     """Eval-mode BatchNorm as one per-channel affine map."""
 
+    scale: torch.Tensor  # buffers, registered in __init__
+    shift: torch.Tensor
+
     def __init__(self, scale: torch.Tensor, shift: torch.Tensor):
         super().__init__()
         if scale.dim() != 1 or scale.shape != shift.shape:
@@ -122,7 +133,13 @@ class FoldedBatchNorm2d(nn.Module):
         self.register_buffer("shift", shift)
 
     def forward(self, x):
-        return torch.addcmul(self.shift.view(1, -1, 1, 1), x, self.scale.view(1, -1, 1, 1))
+        return folded_affine(x, self.scale, self.shift)
+
+
+def folded_affine(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """x * scale + shift per channel as ATen's eval BatchNorm rounds it (one fused op), so a folded
+    BN gives the trained network's floats bit for bit."""
+    return torch.addcmul(shift.view(1, -1, 1, 1), x, scale.view(1, -1, 1, 1))
 
 
 # --- the file -------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ Reduction cells sit at 1/3 and 2/3 of the depth (paper: 10 cells = 8 normal + 2 
 """
 
 from dataclasses import asdict, dataclass, field
+from typing import cast
 
 import torch
 import torch.nn as nn
@@ -33,8 +34,9 @@ class Cell(nn.Module):
 
     def forward(self, s0, s1):
         states = [self.pre0(s0), self.pre1(s1)]
-        for sources, ops in zip(self.inputs, self.ops):
-            states.append(sum(self._drop(op(states[src]), op) for src, op in zip(sources, ops)))
+        for sources, ops in zip(self.inputs, self.ops, strict=True):
+            node_ops = cast(nn.ModuleList, ops)  # nn.ModuleList types its items as Module
+            states.append(sum(self._drop(op(states[src]), op) for src, op in zip(sources, node_ops, strict=True)))
         return torch.cat([states[i] for i in self.concat], dim=1)
 
     def _drop(self, x, op):

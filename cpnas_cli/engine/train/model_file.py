@@ -78,7 +78,7 @@ def read_safetensors(path: Path, format: str, noun: str, kind: str, fix: str) ->
             metadata = f.metadata() or {}
             if metadata.get("format") != format:
                 raise UserError(f"{path} is not {kind}", fix)
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has keys(), no __iter__)
     except (SafetensorError, OSError, RuntimeError, ValueError) as err:
         raise UserError(f"{path} is truncated or not a safetensors file ({type(err).__name__})", fix) from None
     return metadata, tensors
@@ -113,7 +113,7 @@ def load_model(path: Path, device: torch.device | str = "cpu") -> tuple[ModelInf
     info, tensors = read_model(path)
     if not info.spec.exact:
         legacy_notice(path)
-    nets = []
+    nets: list[EvalNetwork | None] = []
     for role, binary in (("child", True), ("parent", False)):
         state = {k[len(role) + 1 :]: v for k, v in tensors.items() if k.startswith(f"{role}/")}
         if not state:
@@ -128,6 +128,7 @@ def load_model(path: Path, device: torch.device | str = "cpu") -> tuple[ModelInf
                 "use the checkpoint as `cpnas train` wrote it",
             ) from None
         nets.append(net.to(device).eval())
-    if nets[0] is None:
+    child, parent = nets
+    if child is None:
         raise UserError(f"{path} holds no Child weights", "pass a checkpoint written by `cpnas train`")
-    return info, nets[0], nets[1]
+    return info, child, parent

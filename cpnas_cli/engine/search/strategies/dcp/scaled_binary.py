@@ -8,6 +8,8 @@ with sign(W) taken as a constant, so the gradient pulls each latent weight towar
 beta towards the mean |W| of its channel.
 """
 
+from typing import cast
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -39,7 +41,8 @@ class ScaledBinaryConv2d(BinaryConv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         sign = QUANTIZERS[self.quantizer]
-        geometry = (self.stride, self.padding, self.dilation, self.groups)
+        padding = cast(tuple[int, int], self.padding)  # the ops give integer padding, never "same"
+        geometry = (self.stride, padding, self.dilation, self.groups)
         if not self.exact:  # the float formula of version-1 files
             return F.conv2d(sign(x), self.kernel(), self.bias, *geometry)
         return binary_conv2d(sign(x), sign(self.weight), self.scale, self.bias, *geometry)
@@ -64,7 +67,7 @@ def binary_kernel(conv: BinaryConv2d) -> torch.Tensor:
 def reconstruction_error(net: nn.Module) -> torch.Tensor:
     """Eq. 4.23 summed over every 1-bit conv of `net`; sign(W) is not differentiated, and a
     mean-|W| scale is a constant of the step (its own minimiser of this error)."""
-    total = 0.0
+    total: torch.Tensor | None = None
     for conv in net.modules():
         if isinstance(conv, BinaryConv2d):
             b = hard_sign(conv.weight.detach())
@@ -73,5 +76,6 @@ def reconstruction_error(net: nn.Module) -> torch.Tensor:
                 if isinstance(conv, ScaledBinaryConv2d)
                 else channel_scale(conv.weight.detach())
             )
-            total = total + (conv.weight - scale * b).pow(2).sum()
-    return total
+            term = (conv.weight - scale * b).pow(2).sum()
+            total = term if total is None else total + term
+    return total if total is not None else torch.zeros(())
