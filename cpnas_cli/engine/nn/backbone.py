@@ -85,3 +85,20 @@ class Classifier(nn.Module):
 
     def forward(self, x):
         return self.linear(self.pool(x).flatten(1))
+
+
+class StackedCells(nn.Module):
+    """A stem, `cells` cells made by `make_cell(slot)` (reduction cells double the channels; a cell
+    outputs its `nodes` intermediate nodes) and a classifier: the shape both search supernets share (the
+    evaluation network builds its own: its auxiliary tower comes before the classifier).
+    Built in that order, so the initial weights follow one random stream in the same order."""
+
+    def __init__(self, in_channels, classes, channels, cells, nodes, make_cell: Callable[[CellSlot], nn.Module],
+                 reductions=None, stem_stride=1, stem_multiplier=3):  # fmt: skip
+        super().__init__()
+        self.reductions = reduction_cells(cells, reductions)
+        c_stem = stem_multiplier * channels
+        self.stem = stem(in_channels, c_stem, stride=stem_stride)
+        plan = cell_plan(cells, channels, c_stem, self.reductions, lambda reduce: nodes)
+        self.cells = nn.ModuleList(make_cell(slot) for slot in plan)
+        self.classifier = Classifier(plan[-1].c_out, classes)

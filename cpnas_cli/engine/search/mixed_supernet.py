@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cpnas_cli.engine.nn.backbone import CellSlot, Classifier, cell_plan, preprocess, reduction_cells, stem
+from cpnas_cli.engine.nn.backbone import CellSlot, StackedCells, preprocess
 from cpnas_cli.engine.nn.ops import Style, build_op
 from cpnas_cli.space.cells import cell_edges
 
@@ -74,36 +74,21 @@ class MixedCell(nn.Module):
         return torch.cat(states[2:], dim=1)
 
 
-class MixedSupernet(nn.Module):
-    """Stem, `cells` mixed cells (reduction cells double the channels), classifier."""
+class MixedSupernet(StackedCells):
+    """Every edge runs every op (partial channels: 1/k of them), weighted by the logits of `forward`."""
 
-    def __init__(
-        self,
-        in_channels,
-        classes,
-        channels,
-        cells,
-        ops,
-        style: Style,
-        nodes=4,
-        reductions=None,
-        stem_stride=1,
-        stem_multiplier=3,
-        k: int = 1,
-    ):
-        super().__init__()
-        self.ops = list(ops)
-        self.reductions = reduction_cells(cells, reductions)
-        c_stem = stem_multiplier * channels
-        self.stem = stem(in_channels, c_stem, stride=stem_stride)
-        plan = cell_plan(cells, channels, c_stem, self.reductions, lambda reduce: nodes)
-        for slot in plan:
+    def __init__(self, in_channels, classes, channels, cells, ops, style: Style, nodes=4, reductions=None,
+                 stem_stride=1, stem_multiplier=3, k: int = 1):  # fmt: skip
+        def mixed_cell(slot: CellSlot) -> MixedCell:
             if slot.c % k:
                 raise ValueError(
                     f"{slot.c} channels in cell {slot.index} are not divisible by the partial-channel K = {k}"
                 )
-        self.cells = nn.ModuleList(MixedCell(ops, nodes, slot, style, k) for slot in plan)
-        self.classifier = Classifier(plan[-1].c_out, classes)
+            return MixedCell(ops, nodes, slot, style, k)
+
+        self.ops = list(ops)
+        super().__init__(in_channels, classes, channels, cells, nodes, mixed_cell, reductions, stem_stride,
+                         stem_multiplier)  # fmt: skip
 
     def forward(self, x, alpha: Logits, beta: Logits | None = None):
         s0 = s1 = self.stem(x)

@@ -12,7 +12,7 @@ from typing import cast
 import torch
 import torch.nn as nn
 
-from cpnas_cli.engine.nn.backbone import CellSlot, Classifier, cell_plan, preprocess, reduction_cells, stem
+from cpnas_cli.engine.nn.backbone import CellSlot, StackedCells, preprocess
 from cpnas_cli.engine.nn.ops import Style, build_op
 from cpnas_cli.space.cells import CELL_TYPES, cell_edges
 
@@ -54,29 +54,13 @@ class SearchCell(nn.Module):
         return s.new_zeros(b, c, h, w)
 
 
-class SearchNetwork(nn.Module):
-    """Stem, `cells` search cells (reduction ones double the channels), classifier."""
+class SearchNetwork(StackedCells):
+    """The single-path supernet: every edge holds one module per remaining op."""
 
-    def __init__(
-        self,
-        in_channels,
-        classes,
-        channels,
-        cells,
-        ops,
-        style: Style,
-        nodes=4,
-        reductions=None,
-        stem_stride=1,
-        stem_multiplier=3,
-    ):
-        super().__init__()
-        self.reductions = reduction_cells(cells, reductions)
-        c_stem = stem_multiplier * channels
-        self.stem = stem(in_channels, c_stem, stride=stem_stride)
-        plan = cell_plan(cells, channels, c_stem, self.reductions, lambda reduce: nodes)
-        self.cells = nn.ModuleList(SearchCell(ops, nodes, slot, style) for slot in plan)
-        self.classifier = Classifier(plan[-1].c_out, classes)
+    def __init__(self, in_channels, classes, channels, cells, ops, style: Style, nodes=4, reductions=None,
+                 stem_stride=1, stem_multiplier=3):  # fmt: skip
+        super().__init__(in_channels, classes, channels, cells, nodes, lambda slot: SearchCell(ops, nodes, slot, style),
+                         reductions, stem_stride, stem_multiplier)  # fmt: skip
 
     def forward(self, x, arch: Architecture):
         s0 = s1 = self.stem(x)
