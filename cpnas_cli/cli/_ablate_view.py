@@ -2,10 +2,9 @@
 unit, and the two result tables (every unit; mean ± sd per setting)."""
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ._progress_view import ProgressView
+from ._progress_view import ProgressView, progress_bars
 
 
 class AblationProgress(ProgressView):
@@ -13,14 +12,7 @@ class AblationProgress(ProgressView):
     Call it with each event of the ablation and of the runs inside it."""
 
     def __init__(self, console: Console, units: int, done: int):
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[info]}"),
-            console=console,
-        )
+        self.progress = progress_bars(console)
         self.units = self.progress.add_task("ablation", total=units, completed=done, info="")
         self.steps = self.progress.add_task("  search", total=1, completed=0, info="")
         self.batches = self.progress.add_task("    batch", total=1, completed=0, info="")

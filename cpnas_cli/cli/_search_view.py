@@ -1,10 +1,10 @@
 """What `cpnas search` shows: a live progress display fed by the engine's events, and the result table."""
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ._progress_view import ProgressView
+from ._progress_view import ProgressView, progress_bars
 
 
 class SearchProgress(ProgressView):
@@ -12,17 +12,7 @@ class SearchProgress(ProgressView):
     with K, round, sample, A_C, A_P and z of the latest sample. Call it with each event."""
 
     def __init__(self, console: Console, total: int, done: int = 0):
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[info]}"),
-            console=console,
-            transient=False,
-        )
+        self.progress = progress_bars(console, TextColumn("ETA"), TimeRemainingColumn())
         self.samples = self.progress.add_task("search ", total=total, completed=done, info="")
         self.batches = self.progress.add_task("  sample", total=1, completed=0, info="")
 

@@ -3,10 +3,9 @@
 from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ._progress_view import ProgressView
+from ._progress_view import ProgressView, progress_bars
 
 if TYPE_CHECKING:  # evaluation imports torch; `cpnas watch` and --help must not
     from cpnas_cli.engine.deploy.evaluation import Metrics
@@ -27,15 +26,7 @@ class TrainProgress(ProgressView):
     epoch: losses, train/test accuracy of Child and Parent, lr, images/s, ETA. Call it with each event."""
 
     def __init__(self, console: Console, epochs: int, done: int = 0):
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[info]}"),
-            console=console,
-            transient=False,
-        )
+        self.progress = progress_bars(console)
         self.epochs = self.progress.add_task("train ", total=epochs, completed=done, info="")
         self.batches = self.progress.add_task("  epoch", total=1, completed=0, info="")
 

@@ -43,13 +43,8 @@ class SignSTE(torch.autograd.Function):
         return torch.ops.aten.hardtanh_backward(grad, x, -1.0, 1.0)  # one fused kernel
 
 
-class ApproxSign(torch.autograd.Function):
-    """sign forward; the piecewise-quadratic ApproxSign backward of Bi-Real Net: 2 - 2|x| inside [-1, 1]."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return hard_sign(x)
+class ApproxSign(SignSTE):
+    """sign forward (SignSTE's); the piecewise-quadratic ApproxSign backward of Bi-Real Net: 2 - 2|x| inside [-1, 1]."""
 
     @staticmethod
     def backward(ctx, grad):
