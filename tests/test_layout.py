@@ -53,8 +53,13 @@ def imports(path: Path, name: str | None = None) -> list[tuple[int, str, bool]]:
 
 
 def modules() -> dict[str, Path]:
-    """Every module with code (empty package markers are left out)."""
-    return {module_name(p): p for p in PACKAGE.rglob("*.py") if p.read_text().strip()}
+    """Every module that holds code (package markers with only a docstring are left out)."""
+    return {module_name(p): p for p in PACKAGE.rglob("*.py") if _has_code(p)}
+
+
+def _has_code(path: Path) -> bool:
+    body = ast.parse(path.read_text()).body
+    return any(not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)) for node in body)
 
 
 def resolve(name: str, known: dict[str, Path]) -> str | None:

@@ -1,0 +1,1 @@
+"""Building blocks: 1-bit quantizers and convs, the candidate ops, stems, cell plans, the evaluation network."""
