@@ -7,7 +7,9 @@
  * least significant bit first) as little-endian 32-bit words, and the input patch of one output
  * position in the same order: the patch's words `sign` (1 = x >= 0, so sign(-0.0) = +1 too) and
  * `valid` (1 = an in-bounds tap; padded taps add 0 to the sum). */
-#if defined(__GNUC__) && __SIZEOF_INT__ >= 4
+/* GCC and Clang have a popcount builtin (one instruction where the CPU has one); elsewhere, or with
+ * -DCPNAS_PORTABLE_POPCOUNT, the bit-twiddling count. */
+#if defined(__GNUC__) && __SIZEOF_INT__ >= 4 && !defined(CPNAS_PORTABLE_POPCOUNT)
 #define POPCOUNT(v) __builtin_popcount(v)
 #else
 static int POPCOUNT(uint32_t v)
@@ -65,7 +67,8 @@ static void bconv(const float *x, float *y, int cin, int h, int w, int cout, int
             }
 }
 /*@ conv */
-/* Full-precision conv (the stem): the products summed in (in, ky, kx) order, then the bias. */
+/* Full-precision conv (the stem): fused multiply-adds in (ky, kx, in) order, then the bias, as oneDNN
+ * computes torch's conv on x86 (bit for bit, measured), so the first 1-bit conv sees the same signs. */
 static void conv(const float *x, float *y, int cin, int h, int w, int cout, int oh, int ow, int k, int stride,
                  int pad, const float *weight, const float *bias)
 {
@@ -73,13 +76,14 @@ static void conv(const float *x, float *y, int cin, int h, int w, int cout, int 
         for (int oy = 0; oy < oh; oy++)
             for (int ox = 0; ox < ow; ox++) {
                 float acc = 0.0f;
-                for (int ci = 0; ci < cin; ci++)
-                    for (int ky = 0; ky < k; ky++)
-                        for (int kx = 0; kx < k; kx++) {
-                            int iy = oy * stride - pad + ky, ix = ox * stride - pad + kx;
-                            if (iy >= 0 && iy < h && ix >= 0 && ix < w)
-                                acc += x[(ci * h + iy) * w + ix] * weight[((o * cin + ci) * k + ky) * k + kx];
-                        }
+                for (int ky = 0; ky < k; ky++)
+                    for (int kx = 0; kx < k; kx++) {
+                        int iy = oy * stride - pad + ky, ix = ox * stride - pad + kx;
+                        if (iy < 0 || iy >= h || ix < 0 || ix >= w)
+                            continue;
+                        for (int ci = 0; ci < cin; ci++)
+                            acc = fmaf(x[(ci * h + iy) * w + ix], weight[((o * cin + ci) * k + ky) * k + kx], acc);
+                    }
                 y[(o * oh + oy) * ow + ox] = bias ? acc + bias[o] : acc;
             }
 }

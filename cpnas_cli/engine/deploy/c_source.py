@@ -14,20 +14,25 @@ The code needs only <stdint.h>, <string.h> and <math.h> (fmaf, INFINITY): no mal
 
 import math
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from .plan import Plan, Step
+from cpnas_cli.engine.train.model_file import ModelInfo, load_model, read_model
+from cpnas_cli.errors import UserError
+
+from .packing import load_packed, read_packed, write_packed
+from .plan import Plan, Step, lower
 
 KERNELS = Path(__file__).with_name("c_kernels.c")
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# Code size estimate: Cortex-M7 .text (arm-none-eabi-gcc -O2 -mthumb) of each kernel, and of one
-# step's call, measured on the models of tests/test_c_export.py (README: `cpnas export`).
-KERNEL_CODE_BYTES = {"bits": 200, "bconv": 300, "conv": 260, "affine": 60, "relu": 40, "pool": 300,
-                     "halve": 200, "mix": 160, "pick": 160, "add": 40, "concat": 20, "gap": 80, "linear": 90}  # fmt: skip
-CALL_CODE_BYTES = 40
+# Code size estimate, from Cortex-M7 builds (arm-none-eabi-gcc -O2 -mthumb, `nm -S`): GCC inlines the
+# small kernels into predict, keeps bconv, conv and the pools as functions; a step costs about 44 bytes.
+KERNEL_CODE_BYTES = {"bits": 0, "bconv": 800, "conv": 300, "affine": 40, "relu": 20, "pool": 240, "halve": 300,
+                     "mix": 100, "pick": 80, "add": 20, "concat": 20, "gap": 60, "linear": 80}  # fmt: skip
+CALL_CODE_BYTES = 44
 
 
 @dataclass
@@ -62,8 +67,8 @@ def generate(plan: Plan, prefix: str, class_names: list[str], header_name: str) 
     ops = {step.op for step in plan.steps}
     used = (["bits"] if "bconv" in ops else []) + sorted(ops)
     words = max((_patch_words(step) for step in plan.steps if step.op == "bconv"), default=1)
-    model = CModel("", "", arrays.bytes, sum(KERNEL_CODE_BYTES[k] for k in used) + CALL_CODE_BYTES * len(calls),
-                   4 * arena, 8 * words)  # fmt: skip
+    code = sum(KERNEL_CODE_BYTES[k] for k in used) + CALL_CODE_BYTES * sum(not c.startswith("/*") for c in calls)
+    model = CModel("", "", arrays.bytes, code, 4 * arena, 8 * words)
     model.header = _header(plan, prefix, class_names, model)
     model.source = "\n".join([
         f"/* {prefix}: a 1-bit network exported by cpnas (`cpnas export --format c`); see {header_name}. */",
@@ -126,7 +131,12 @@ class _Arrays:
             else:
                 ctype, items = "float", [_float(v) for v in value.flatten().tolist()]
             rows = [", ".join(items[i : i + 8]) for i in range(0, len(items), 8)]
-            self.lines += [f"/* {tensor} */", f"static const {ctype} {name}[{len(items)}] = {{", *(f"    {r}," for r in rows), "};"]
+            self.lines += [
+                f"/* {tensor} */",
+                f"static const {ctype} {name}[{len(items)}] = {{",
+                *(f"    {r}," for r in rows),
+                "};",
+            ]
             self.bytes += 4 * len(items)
         return self.names[tensor]
 
@@ -162,10 +172,14 @@ def _step_code(step: Step, plan: Plan, offsets: dict[str, int], arrays: _Arrays)
             at += math.prod(plan.shape_of(v))
         return [f"/* {step.note}: concat */", *parts]
     call = {
-        "conv": lambda: f"conv({x}, {y}, {cin}, {hin}, {win}, {c}, {h}, {w}, {p['kernel']}, {p['stride']}, "
-        f"{p['padding']}, {arrays(plan, p['weight'])}, {arrays(plan, p['bias'])});",
-        "bconv": lambda: f"bconv({x}, {y}, {cin}, {hin}, {win}, {c}, {h}, {w}, {p['kernel']}, {p['stride']}, "
-        f"{p['padding']}, {p['dilation']}, {p['groups']}, {arrays(plan, p['bits'])}, {arrays(plan, p['beta'])});",
+        "conv": lambda: (
+            f"conv({x}, {y}, {cin}, {hin}, {win}, {c}, {h}, {w}, {p['kernel']}, {p['stride']}, "
+            f"{p['padding']}, {arrays(plan, p['weight'])}, {arrays(plan, p['bias'])});"
+        ),
+        "bconv": lambda: (
+            f"bconv({x}, {y}, {cin}, {hin}, {win}, {c}, {h}, {w}, {p['kernel']}, {p['stride']}, "
+            f"{p['padding']}, {p['dilation']}, {p['groups']}, {arrays(plan, p['bits'])}, {arrays(plan, p['beta'])});"
+        ),
         "affine": lambda: f"affine({x}, {y}, {c}, {h * w}, {arrays(plan, p['scale'])}, {arrays(plan, p['shift'])});",
         "relu": lambda: f"relu({x}, {y}, {c * h * w});",
         "pool": lambda: f"pool({x}, {y}, {c}, {hin}, {win}, {h}, {w}, {p['stride']}, {int(p['kind'] == 'max')});",
@@ -261,3 +275,32 @@ int {prefix}_predict(const uint8_t *pixels, float *logits);
 #endif
 #endif
 """
+
+
+# --- from a model file ----------------------------------------------------------------------
+
+
+def load_plan(source: Path) -> tuple[ModelInfo, Plan]:
+    """The model's info and plan, from a packed model (.cpnas) or a trained checkpoint's Child
+    (.safetensors, packed on the way as `cpnas export` packs it). A version-1 file has no exact
+    1-bit semantics to write as C: one UserError, before any loading notice."""
+    source = Path(source)
+    if source.suffix not in (".cpnas", ".safetensors"):
+        raise UserError(
+            f"a C model is exported from trained weights, and {source} holds none",
+            "pass best.safetensors or last.safetensors written by `cpnas train`, or a model.cpnas",
+        )
+    info = (read_packed(source) if source.suffix == ".cpnas" else read_model(source))[0]
+    if not info.spec.exact:
+        raise UserError(
+            f"{source} predates exact 1-bit semantics (format version 1): it has no C form",
+            "train again with this cpnas, then export",
+        )
+    if source.suffix == ".cpnas":
+        info, net = load_packed(source)
+    else:
+        with tempfile.TemporaryDirectory() as folder:
+            _, child, _ = load_model(source)
+            write_packed(Path(folder) / "model.cpnas", info, child, source=str(source))
+            info, net = load_packed(Path(folder) / "model.cpnas")
+    return info, lower(net, info.genotype, (info.spec.in_channels, info.spec.image_size, info.spec.image_size))
