@@ -4,39 +4,10 @@ logits exactly, for every op of the search space in both styles, stride 1 and 2,
 import pytest
 import torch
 
-from cpnas_cli.engine.deploy.packing import load_packed, write_packed
 from cpnas_cli.engine.deploy.plan import lower, run_torch
-from cpnas_cli.engine.nn.network import NetworkSpec
-from cpnas_cli.engine.train.model_file import ModelInfo
 from cpnas_cli.space.genotype import from_darts
 from tests.genotypes import DARTS_V2
-
-# Every op of the search space once in each cell type (DARTS_V2 lacks avg pool, sep/dil 5x5).
-EVERY_OP = (
-    "Genotype(normal=[('sep_conv_5x5', 0), ('dil_conv_5x5', 1), ('avg_pool_3x3', 0), ('skip_connect', 2), "
-    "('max_pool_3x3', 3), ('sep_conv_3x3', 1), ('dil_conv_3x3', 4), ('skip_connect', 0)], normal_concat=[2, 3, 4, 5], "
-    "reduce=[('avg_pool_3x3', 0), ('skip_connect', 1), ('sep_conv_5x5', 2), ('dil_conv_3x3', 0), "
-    "('max_pool_3x3', 1), ('dil_conv_5x5', 3), ('sep_conv_3x3', 4), ('skip_connect', 2)], reduce_concat=[2, 3, 4, 5])"
-)
-STYLES = {
-    "paper": {"shortcut": False, "group_width": 1},
-    "cpu": {"shortcut": True, "group_width": 16},
-}
-
-
-def packed_network(tmp_path, genotype, style: str, image_size: int, stem_stride: int = 1):
-    """A Child with random weights and BatchNorm statistics, packed and loaded as cpnas evaluate does."""
-    spec = NetworkSpec(in_channels=3, classes=10, channels=16, cells=3, image_size=image_size, reductions=[1, 2],
-                       stem_stride=stem_stride, **STYLES[style])  # fmt: skip
-    torch.manual_seed(0)
-    child = spec.build(genotype, True).eval()
-    for module in child.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.running_mean.uniform_(-0.5, 0.5)
-            module.running_var.uniform_(0.5, 2.0)
-    path = tmp_path / "model.cpnas"
-    write_packed(path, ModelInfo(genotype, spec, [str(i) for i in range(10)], "test"), child)
-    return load_packed(path)[1]
+from tests.packed_nets import EVERY_OP, STYLES, packed_network
 
 
 @pytest.mark.parametrize("style", STYLES)
