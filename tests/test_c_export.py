@@ -17,8 +17,12 @@ ulp of 0 at a 1-bit conv's input, and move logits by 2*beta, far beyond the boun
 without fma did so on one of these images: 8e-3); labels and logits are held separately, so such a
 change would be seen."""
 
+import os
 import re
+import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -26,7 +30,7 @@ from typer.testing import CliRunner
 
 from cpnas_cli.cli.app import app
 from cpnas_cli.data import load_dataset, normalize
-from cpnas_cli.engine.deploy.c_source import arena_layout, generate
+from cpnas_cli.engine.deploy.c_source import arena_layout, generate, load_plan
 from cpnas_cli.engine.deploy.plan import Plan, lower, run_torch
 from cpnas_cli.space.genotype import from_darts
 from tests.c_build import CORTEX_M7, STRICT, build_harness, require, run_harness, write_model
@@ -214,3 +218,21 @@ def test_bad_input_is_one_line_and_exit_2(args, pattern, checkpoints, tmp_path):
     paths = [a if keep else names.get(a, tmp_path / a) for a, keep in zip(args, flag_or_value, strict=True)]
     assert_one_line_error(invoke("export", *paths), pattern)
     assert not list(tmp_path.rglob("*_model.[ch]")) and not (tmp_path / "out").exists()
+
+
+@pytest.mark.e2e
+def test_the_example_program_classifies_a_pgm_as_run_torch(checkpoints, tmp_path):
+    require("make", "make")
+    root = Path(__file__).parents[1]
+    for name in ("main.c", "Makefile"):
+        shutil.copy(root / "examples" / "c" / name, tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}  # this checkout's cpnas
+    cpnas = f"{sys.executable} -m cpnas_cli"
+    subprocess.run(["make", "-C", str(tmp_path), f"MODEL={checkpoints['CHECKPOINT']}", f"CPNAS={cpnas}",
+                    "CFLAGS=-std=c99 -O2 -Wall -Wextra -Werror", "classify"], check=True, env=env)  # fmt: skip
+    _, plan = load_plan(checkpoints["CHECKPOINT"])
+    pixels = random_pixels(1, plan)
+    (tmp_path / "x.pgm").write_bytes(b"P5\n# a comment\n16 16\n255\n" + pixels.numpy().tobytes())
+    printed = subprocess.check_output([str(tmp_path / "classify"), str(tmp_path / "x.pgm")], text=True)
+    label = reference(plan, pixels).argmax().item()
+    assert printed == f"{tmp_path / 'x.pgm'}: {label} class {label}\n"
