@@ -30,7 +30,7 @@ from typer.testing import CliRunner
 
 from cpnas_cli.cli.app import app
 from cpnas_cli.data import load_dataset, normalize
-from cpnas_cli.engine.deploy.c_source import arena_layout, generate, load_plan
+from cpnas_cli.engine.deploy.c_source import IN_PLACE, arena_layout, generate, load_plan
 from cpnas_cli.engine.deploy.plan import Plan, lower, run_torch
 from cpnas_cli.space.genotype import from_darts
 from tests.c_build import CORTEX_M7, STRICT, build_harness, require, run_harness, write_model
@@ -103,10 +103,16 @@ def test_the_arena_reuses_space_and_no_live_values_overlap(tmp_path):
     extent = {v: (offsets[v], offsets[v] + _size(plan, v)) for v in offsets}
     last = {v: i for i, step in enumerate(plan.steps) for v in step.inputs} | {plan.output: len(plan.steps)}
     first = {plan.input: -1} | {step.output: i for i, step in enumerate(plan.steps)}
+    in_place = 0
     for i, step in enumerate(plan.steps):
         live = [v for v in extent if first[v] < i <= last[v]]  # written before step i, read at i or later
         out = extent[step.output]
-        assert all(out[1] <= extent[v][0] or extent[v][1] <= out[0] for v in live), step.note
+        overlapping = [v for v in live if not (out[1] <= extent[v][0] or extent[v][1] <= out[0])]
+        # only an element-wise step may write over an input, exactly onto one that dies at that step
+        assert all(v in step.inputs and last[v] == i and extent[v] == out for v in overlapping), step.note
+        assert not overlapping or step.op in IN_PLACE, step.note
+        in_place += bool(overlapping)
+    assert in_place > 0
     assert size == max(end for _, end in extent.values())
     assert 4 * size == model.arena_bytes < 4 * sum(_size(plan, v) for v in offsets) / 3  # reuse pays
 

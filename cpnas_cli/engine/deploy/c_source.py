@@ -5,7 +5,8 @@ From a `plan.Plan` (the packed network as layer steps), `generate` writes:
   `packing.pack_signs` bits (one bit per weight, one spare zero word per array), beta, folded
   BatchNorm and the full-precision stem and classifier as float32 (written exactly, 9 digits);
 - one static float arena for the activations, its size and every value's place in it found here by a
-  liveness pass (a value's space is reused once the last step that reads it has run), and two small
+  liveness pass (a value's space is reused once the last step that reads it has run; element-wise
+  steps write over an input that dies there), and two small
   word buffers for the binarized input patch of a 1-bit conv;
 - the kernels of the steps it uses (c_kernels.c), and `<prefix>_predict(pixels, logits)`: one call
   per step, each under a comment with the step's note (stem, "cell 3 (reduction) edge 2->4 ...").
@@ -33,6 +34,8 @@ IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 KERNEL_CODE_BYTES = {"bits": 0, "bconv": 800, "conv": 300, "affine": 40, "relu": 20, "pool": 240, "halve": 300,
                      "mix": 100, "pick": 80, "add": 20, "concat": 20, "gap": 60, "linear": 80}  # fmt: skip
 CALL_CODE_BYTES = 44
+# Steps whose output element i depends on their inputs' element i only: they may write over an input.
+IN_PLACE = {"affine", "relu", "add"}
 
 
 @dataclass
@@ -86,15 +89,21 @@ def generate(plan: Plan, prefix: str, class_names: list[str], header_name: str) 
 
 def arena_layout(plan: Plan) -> tuple[dict[str, int], int]:
     """Every value's offset in the arena (in floats) and the arena's size. A value lives from the step
-    that writes it to the last step that reads it (the output to the end); each new value takes the
-    lowest gap among the values live at its step, so a step never writes over its own inputs."""
+    that writes it to the last step that reads it (the output to the end; an unread value only during
+    its own step). An element-wise step (IN_PLACE) writes over an input that dies there; any other
+    new value takes the lowest gap among the values live at its step, never over its own inputs."""
     size = {plan.input: math.prod(plan.input_shape)} | {s.output: math.prod(s.shape) for s in plan.steps}
-    last = {v: i for i, step in enumerate(plan.steps) for v in step.inputs} | {plan.output: len(plan.steps)}
+    last = {s.output: i for i, s in enumerate(plan.steps)} | {v: i for i, s in enumerate(plan.steps) for v in s.inputs}
+    last[plan.output] = len(plan.steps)
     offsets = {plan.input: 0}
     live = [plan.input]
     for i, step in enumerate(plan.steps):
         live = sorted((v for v in live if last[v] >= i), key=offsets.__getitem__)
-        offsets[step.output] = _first_fit([(offsets[v], size[v]) for v in live], size[step.output])
+        dying = [v for v in step.inputs if last[v] == i and size[v] == size[step.output]]
+        if step.op in IN_PLACE and dying:
+            offsets[step.output] = offsets[dying[0]]
+        else:
+            offsets[step.output] = _first_fit([(offsets[v], size[v]) for v in live], size[step.output])
         live.append(step.output)
     return offsets, max(offsets[v] + size[v] for v in offsets)
 
