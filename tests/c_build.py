@@ -42,7 +42,10 @@ def require(tool: str, package: str) -> str:
     """The path of `tool`, installing Debian's `package` with apt-get where it is missing and this runs
     as root; otherwise the test is skipped with the reason (shown by pytest -rs, on in pyproject)."""
     if shutil.which(tool) is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        subprocess.run(["apt-get", "install", "-y", "-q", package], capture_output=True, timeout=600)
+        install = ["apt-get", "install", "-y", "-q", package]
+        if subprocess.run(install, capture_output=True, timeout=600).returncode != 0:  # stale package lists?
+            subprocess.run(["apt-get", "update", "-q"], capture_output=True, timeout=600)
+            subprocess.run(install, capture_output=True, timeout=600)
     path = shutil.which(tool)
     if path is None:
         pytest.skip(f"{tool} not found and apt-get could not install {package} (not root, or no apt)")
