@@ -2,6 +2,7 @@
 stand-alone does? Score N drawn architectures with a Child-Parent supernet, train each as a 1-bit
 network, and report Kendall's tau and Spearman's rho with bootstrap intervals (docs/correlate.md)."""
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -20,6 +21,8 @@ Examples:
   cpnas correlate --preset fashion-mnist-ablation --architectures 24 --beta-p 0,1,2,3 --seeds 3
 
   cpnas correlate --resume runs/20261205-000000-correlate-fashion-mnist-ablation   # continue an interrupted one
+
+  cpnas correlate --from runs/<correlate-run>/seed0/supernet --architectures 48     # score more with a trained supernet
 """
 
 
@@ -39,6 +42,14 @@ def correlate(
         int | None,
         typer.Option(help="Seeds (seed, seed+1, ...): each its own supernet and draw (default 3).", show_default=False),
     ] = None,
+    from_: Annotated[
+        Path | None,
+        typer.Option(
+            "--from",
+            help="Score with this search run's supernet (every op still alive, e.g. another correlate run's "
+            "seed<s>/supernet) instead of training one; its search and data settings are used.",
+        ),
+    ] = None,
     preset: Preset = "quick",
     seed: Seed = None,
     device: Device = None,
@@ -50,7 +61,9 @@ def correlate(
     architectures by z (each beta_P), the Child and the Parent alone, train each architecture as a
     1-bit network with the preset's recipe, and rank-correlate; writes results.json, results.csv
     and a scatter-<score>.png per score."""
-    from cpnas_cli.engine.ablation.correlation_plan import make_plan
+    from dataclasses import replace
+
+    from cpnas_cli.engine.ablation.correlation_plan import make_plan, supernet_of
 
     if resume is not None:
         given = [
@@ -62,6 +75,7 @@ def correlate(
                 ("--seed", seed),
                 ("--set", sets),
                 ("--run-dir", run_dir),
+                ("--from", from_),
             )
             if v is not None
         ]
@@ -78,6 +92,11 @@ def correlate(
             seed or 0,
         )
         base = configs.load_config(preset, {"device": device}, sets or [])
+        if from_ is not None:  # the draw and the genotypes follow the supernet's space
+            supernet = supernet_of(from_)
+            scored = configs.load_run_config(supernet / "config.yaml")
+            base.search, base.data = scored.search, scored.data
+            plan = replace(plan, supernet=str(supernet.resolve()))
 
     from cpnas_cli.engine.ablation.correlation import Correlation  # torch: after the flags are checked
     from cpnas_cli.engine.run.interrupt import Interrupted, graceful_interrupt

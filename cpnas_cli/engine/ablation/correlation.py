@@ -144,12 +144,18 @@ class Correlation:
         self._check_stop()
         self.report({"kind": "unit", "index": index + 1, "total": self.units, "setting": "supernet", "seed": seed})
         config = self._config(seed)
-        run = RunDir(path.parent / "supernet")
-        if finished_status(run) is None:
-            self.report({"kind": "phase", "phase": "supernet", "setting": "supernet", "seed": seed})
-            run_or_resume(run, config, lambda c: Search(c, self.report, self.stop, SupernetStrategy), self.base.device)
-        archs = draw_architectures(list(config.search.ops), config.search.nodes, self.plan.architectures, seed)
-        acc = measure(run, config, archs)
+        if self.plan.supernet is not None:  # --from: score with that run's supernet, on its own split
+            run = RunDir(Path(self.plan.supernet))
+            measured = configs.load_run_config(run.config)
+            measured.device = self.base.device
+        else:
+            run, measured = RunDir(path.parent / "supernet"), config
+            if finished_status(run) is None:
+                self.report({"kind": "phase", "phase": "supernet", "setting": "supernet", "seed": seed})
+                make = lambda c: Search(c, self.report, self.stop, SupernetStrategy)  # noqa: E731
+                run_or_resume(run, config, make, self.base.device)
+        archs = draw_architectures(list(measured.search.ops), measured.search.nodes, self.plan.architectures, seed)
+        acc = measure(run, measured, archs)
         scores = {
             "architectures": archs,
             "acc_child": [a["child"] for a in acc],
@@ -193,7 +199,7 @@ class Correlation:
 
 def measure(run: RunDir, config: configs.Config, archs: list[dict]) -> list[dict[str, float]]:
     """A_C and A_P (percent, search-validation split) of each architecture with the run's last
-    supernet checkpoint (all ops alive)."""
+    supernet checkpoint (all ops alive; `config` is the run's)."""
     device = resolve_device(config.device)
     data = SearchData(config, device)
     model = ChildParent(config.search, data.in_channels, data.num_classes, device, config.seed)

@@ -13,12 +13,17 @@ supernet scored (the DARTS rule would need per-edge strengths, and would train a
 pruned network from the one that was scored).
 """
 
+import json
 import random
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from cpnas_cli.bookkeeping.indicator import performance
+from cpnas_cli.bookkeeping.ledger import Ledger
 from cpnas_cli.bookkeeping.rank_correlation import bootstrap_interval, kendall_tau_b, spearman_rho, top_k_overlap
+from cpnas_cli.config import load_run_config
 from cpnas_cli.errors import UserError
+from cpnas_cli.runs import existing_run
 from cpnas_cli.space.cells import CELL_TYPES, cell_edges
 from cpnas_cli.space.genotype import Cell, Edge, Genotype
 
@@ -34,6 +39,7 @@ class CorrelationPlan:
     seeds: tuple[int, ...]
     top_k: int  # top-k overlap: the k best-scored against the k best-trained
     resamples: int = 1000  # bootstrap resamples per interval
+    supernet: str | None = None  # --from: an existing search run whose supernet scores every seed's draw
 
     def betas(self) -> list[float]:
         """The requested beta_P values and 1 (z = A_P: the Parent alone), in order."""
@@ -63,6 +69,25 @@ def make_plan(architectures: int, betas: list[float], seeds: int, first_seed: in
     return CorrelationPlan(
         architectures, tuple(betas), tuple(range(first_seed, first_seed + seeds)), max(1, architectures // 4)
     )
+
+
+def supernet_of(path: Path) -> Path:
+    """A search run whose last checkpoint still holds every op on every edge (a `correlate`
+    supernet, or a `cp` search stopped before its first pruning); anything else is a UserError."""
+    run = existing_run(path)
+    state_file = run.checkpoint / "state.json"
+    if not state_file.is_file():
+        raise UserError(f"{path} has no checkpoint", "pass a search run that checkpointed at least one sample")
+    ledger = json.loads(state_file.read_text()).get("strategy", {}).get("ledger")
+    if ledger is None:
+        raise UserError(f"{path} holds no Child-Parent supernet", "pass a cp search or a correlate supernet run")
+    alive, ops = Ledger.from_dict(ledger).k, len(load_run_config(run.config).search.ops)
+    if alive < ops:
+        raise UserError(
+            f"{path}: its supernet was pruned to {alive} of {ops} ops per edge, so it cannot score every architecture",
+            "pass a supernet with every op alive (a correlate run's seed<s>/supernet), or drop --from",
+        )
+    return run.path
 
 
 def draw_architectures(ops: list[str], nodes: int, count: int, seed: int) -> list[Architecture]:
