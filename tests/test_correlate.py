@@ -10,6 +10,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from cpnas_cli.cli.app import app
+from cpnas_cli.config import dump_yaml, load_config
 from cpnas_cli.engine.ablation.correlation_plan import (
     CorrelationPlan,
     draw_architectures,
@@ -99,6 +100,17 @@ def test_resume_of_another_directory_is_one_line(tmp_path):
     assert_one_line_error(runner.invoke(app, ["correlate", "--resume", str(tmp_path)]), "is not a correlate directory")
 
 
+def test_from_needs_a_supernet_with_every_op(tmp_path, tiny_search):
+    def from_(path):
+        return runner.invoke(app, ["correlate", "--from", str(path), "--device", "cpu"])
+
+    assert_one_line_error(from_(tmp_path), "is not a cpnas run directory")
+    (tmp_path / "config.yaml").write_text(dump_yaml(load_config("quick")))
+    assert_one_line_error(from_(tmp_path), "has no checkpoint")
+    finished, _ = tiny_search()  # a finished cp search: one op left per edge
+    assert_one_line_error(from_(finished), "was pruned to 1 of 4 ops per edge")
+
+
 def test_plan_round_trips():
     plan = make_plan(5, [0.5, 2], seeds=2, first_seed=3)
     assert plan.seeds == (3, 4) and plan.top_k == 1
@@ -137,3 +149,11 @@ def test_correlate_killed_at_random_resumes_to_the_same_tables(tmp_path):
     assert tables(killed) == tables(reference)
     again = run_cli(["correlate", "--resume", str(killed)], timeout=600)  # finished: nothing is redone
     assert again.returncode == 0 and tables(killed) == tables(reference)
+
+    # --from the reference's supernet: the same draw, the same scores, the same trainings
+    scored = tmp_path / "from"
+    result = run_cli([*args, "--from", str(reference / "seed0" / "supernet"), "--run-dir", str(scored)], timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert not (scored / "seed0" / "supernet").exists()
+    assert (scored / "seed0" / "scores.json").read_text() == (reference / "seed0" / "scores.json").read_text()
+    assert tables(scored) == tables(reference)
