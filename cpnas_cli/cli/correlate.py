@@ -99,6 +99,7 @@ def correlate(
             plan = replace(plan, supernet=str(supernet.resolve()))
 
     from cpnas_cli.engine.ablation.correlation import Correlation  # torch: after the flags are checked
+    from cpnas_cli.engine.ablation.correlation_results import summary
     from cpnas_cli.engine.run.interrupt import Interrupted, graceful_interrupt
 
     with graceful_interrupt() as stop:
@@ -120,6 +121,7 @@ def correlate(
             console.print(f"\n[yellow]Interrupted.[/] Resume with:  cpnas correlate --resume {folder}")
             raise typer.Exit(130) from None
     study.write_outputs()
-    console.print(statistics_table(study.statistics()))
-    console.print(summary_table(study.summary()))
+    rows = study.statistics()  # bootstrap intervals: seconds per seed, so computed once here
+    console.print(statistics_table(rows))
+    console.print(summary_table(summary(plan, rows)))
     console.print(f"Results: [bold]{folder / 'results.csv'}[/], {folder / 'results.json'}, {folder}/scatter-*.png")

@@ -34,7 +34,7 @@ from cpnas_cli.runs import RunDir, atomic_write_bytes, atomic_write_text
 from cpnas_cli.space import genotype as genotypes
 
 from .correlation_plan import CorrelationPlan, draw_architectures, score_columns, statistics, to_genotype
-from .correlation_results import read_architectures, summary, write_tables
+from .correlation_results import read_architectures, write_tables
 from .plot import scatter_png
 from .runner import finished_status, run_or_resume
 
@@ -129,9 +129,6 @@ class Correlation:
             title = f"{name} against stand-alone 1-bit accuracy ({self.base.data.dataset})"
             png = scatter_png(title, name, "stand-alone Child test accuracy (%)", points, notes)
             atomic_write_bytes(self.folder / f"scatter-{_slug(name)}.png", png)
-
-    def summary(self) -> list[dict]:
-        return summary(self.plan, self.statistics())
 
     # --- the units ------------------------------------------------------------------------
 
