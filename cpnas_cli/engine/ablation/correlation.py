@@ -158,6 +158,7 @@ class Correlation:
             "acc_child": [a["child"] for a in acc],
             "acc_parent": [a["parent"] for a in acc],
         }
+        path.parent.mkdir(parents=True, exist_ok=True)  # with --from no supernet run made it
         atomic_write_text(path, json.dumps(scores, indent=1) + "\n")
         return {**scores, "from_file": False}
 
