@@ -49,6 +49,8 @@ class SearchConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     grad_clip: float = 5.0  # not in the paper's search recipe; DARTS search uses 5
+    kernel_weight: float = 0.0  # Eq. 3's kernel term on the Child during search (sampling strategies); 0 = CE only
+    center_weight: float = 0.0  # lambda of Eq. 3's centre term during search; 0 = off (the paper leaves both open)
     crop_padding: int = 4  # random-crop augmentation (DARTS): zero padding in pixels; 0 = off
     flip: bool = True  # random horizontal flips (DARTS)
     channels: int = 16  # C of the first cells
@@ -286,6 +288,12 @@ def validate(config: Config) -> None:
             "search.parent_activation",
             f"is {s.parent_activation!r}",
             "use relu or identity",
+        ),
+        (
+            s.kernel_weight >= 0 and s.center_weight >= 0,
+            "search.kernel_weight/center_weight",
+            "must not be negative",
+            "use 0 (cross-entropy only) or e.g. 0.001 / 0.1 as the train recipe",
         ),
         (s.genotype in ("darts", "all"), "search.genotype", f"is {s.genotype!r}", "use darts or all"),
         (s.strategy in STRATEGIES, STRATEGY_KEY, f"is {s.strategy!r}", f"use one of {', '.join(STRATEGIES)}"),

@@ -5,15 +5,9 @@ import torch
 import torch.nn as nn
 
 from cpnas_cli.engine.nn.binary import BinaryConv2d
+from cpnas_cli.engine.nn.cp_terms import center_loss, kernel_loss
 from cpnas_cli.engine.nn.network import NetworkSpec
-from cpnas_cli.engine.train.losses import (
-    CPLossWeights,
-    center_loss,
-    classification_loss,
-    cp_loss,
-    kernel_loss,
-    paired_kernels,
-)
+from cpnas_cli.engine.train.losses import CPLossWeights, classification_loss, cp_loss, paired_kernels
 from cpnas_cli.space import genotype as g
 from tests.genotypes import DARTS_V2, DARTS_V2_VARIANT
 

@@ -110,7 +110,8 @@ def search(
         )
         with resume_hint("search", run), SearchProgress(console, engine.total, engine.n) as view:
             engine.report = view
-            genotype_path = engine.run()
+            engine.run()
     console.print(survivors_table(read_all(run.events)))
+    genotype_path = run.genotype
     console.print(cell_tree(genotypes.load(genotype_path)))
     console.print(f"Genotype: [bold]{genotype_path}[/]   (export: cpnas export {run.path} genotype.json)")

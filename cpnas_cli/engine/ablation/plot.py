@@ -96,12 +96,13 @@ def _spread_ends(values: list[list[float]]) -> list[float]:
     return ends
 
 
-def _range(numbers: list[float]) -> tuple[float, float]:
-    """The y range: the data plus a margin, never narrower than one point."""
+def _range(numbers: list[float], floor: float = 0.5) -> tuple[float, float]:
+    """An axis range: the data plus a margin, never narrower than `floor` either side (one point
+    of accuracy by default; scores such as the random one live on smaller scales)."""
     if not numbers:
         return 0.0, 100.0
     lo, hi = min(numbers), max(numbers)
-    pad = max(0.5, 0.12 * (hi - lo))
+    pad = max(floor, 0.12 * (hi - lo))
     return lo - pad, hi + pad
 
 
@@ -109,3 +110,36 @@ def _tick_step(span: float) -> float:
     """1, 2 or 5 times a power of ten, giving four to ten ticks."""
     power = 10 ** math.floor(math.log10(span / 5))
     return next(m * power for m in (1, 2, 5, 10) if span / (m * power) <= 10)
+
+
+PALETTE = ((20, 70, 150), (200, 80, 30), (40, 140, 60), (150, 50, 150), (120, 120, 120))
+
+
+def scatter_png(
+    title: str, xlabel: str, ylabel: str, points: list[tuple[float, float, int]], notes: list[str]
+) -> bytes:
+    """A PNG: one dot per (x, y), coloured by its seed (third item); `notes` (one line each) under
+    the x label, e.g. each seed's tau and rho."""
+    image = Image.new("RGB", (WIDTH, HEIGHT), "white")
+    draw = ImageDraw.Draw(image)
+    font, small = ImageFont.load_default(size=18), ImageFont.load_default(size=14)
+    lo, hi = _range([y for _, y, _ in points])
+    x_lo, x_hi = _range([x for x, _, _ in points], floor=1e-6)
+    y_of = lambda v: TOP + (hi - v) / (hi - lo) * (HEIGHT - TOP - BOTTOM)  # noqa: E731
+    x_of = lambda v: LEFT + (v - x_lo) / (x_hi - x_lo) * (WIDTH - LEFT - RIGHT)  # noqa: E731
+    _axes(draw, image, lo, hi, y_of, small, ylabel)
+    step = _tick_step(x_hi - x_lo)
+    tick = math.ceil(x_lo / step) * step
+    while tick <= x_hi + 1e-12:
+        draw.text((x_of(tick), HEIGHT - BOTTOM + 8), f"{tick:.4g}", fill=INK, font=small, anchor="ma")
+        tick += step
+    seeds = sorted({s for _, _, s in points})
+    for x, y, s in points:
+        _dot(draw, x_of(x), y_of(y), 5, PALETTE[seeds.index(s) % len(PALETTE)])
+    draw.text((WIDTH / 2, HEIGHT - BOTTOM + 30), xlabel, fill=INK, font=font, anchor="ma")
+    for row, line in enumerate(notes[:3]):
+        draw.text((WIDTH / 2, HEIGHT - BOTTOM + 56 + 18 * row), line, fill=INK, font=small, anchor="ma")
+    draw.text((WIDTH / 2, 20), title, fill=INK, font=font, anchor="ma")
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()

@@ -111,12 +111,12 @@ class Ablation:
         config = self._config(setting, seed)
         if not search_run.genotype.is_file():
             self.report({"kind": "phase", "phase": "search", "setting": setting.label, "seed": seed})
-            self._run(search_run, config, lambda c: Search(c, self.report, self.stop))
+            run_or_resume(search_run, config, lambda c: Search(c, self.report, self.stop), self.base.device)
         genotype = genotypes.load(search_run.genotype)
-        if _finished(train_run) is None:
+        if finished_status(train_run) is None:
             self.report({"kind": "phase", "phase": "train", "setting": setting.label, "seed": seed})
-            self._run(train_run, config, lambda c: Trainer(c, genotype, self.report, self.stop))
-        searched, trained = _finished(search_run), _finished(train_run)
+            run_or_resume(train_run, config, lambda c: Trainer(c, genotype, self.report, self.stop), self.base.device)
+        searched, trained = finished_status(search_run), finished_status(train_run)
         if searched is None or trained is None:
             raise RuntimeError(f"{where}: the search or the training ran without finishing")
         spec = NetworkSpec(**read_all(train_run.events)[0]["network"])
@@ -149,32 +149,25 @@ class Ablation:
         configs.validate(config)
         return config
 
-    def _run(self, run: RunDir, config: configs.Config, make_engine: Callable) -> None:
-        """Run a unit's search or training (`make_engine(config)`), or resume its interrupted one
-        with its own saved configuration."""
-        resuming = run.is_run()
-        if resuming:
-            config = self._saved(run)
-        engine = make_engine(config)
-        if resuming:
-            engine.restore(run)
-        else:
-            self._start(run, config)
-            engine.begin(run)
-        engine.run()
 
-    def _saved(self, run: RunDir) -> configs.Config:
+def run_or_resume(run: RunDir, config: configs.Config, make_engine: Callable, device: str) -> None:
+    """Run a unit's search or training (`make_engine(config)`), or resume its interrupted one
+    with its own saved configuration (on `device`)."""
+    resuming = run.is_run()
+    if resuming:
         config = configs.load_run_config(run.config)
-        config.device = self.base.device
-        return config
-
-    @staticmethod
-    def _start(run: RunDir, config: configs.Config) -> None:
+        config.device = device
+    engine = make_engine(config)
+    if resuming:
+        engine.restore(run)
+    else:
         run.path.mkdir(parents=True, exist_ok=True)
         run.config.write_text(configs.dump_yaml(config))
+        engine.begin(run)
+    engine.run()
 
 
-def _finished(run: RunDir) -> dict | None:
+def finished_status(run: RunDir) -> dict | None:
     """The run's `finished` status event, if it finished."""
     if not run.events.is_file():
         return None

@@ -4,19 +4,27 @@ supernet, trained side by side on the same sampled architecture and the same bat
 Both start from the same initial weights. Each has its own SGD; gradients are set to None
 before every step, so ops that were not sampled keep None and SGD leaves them alone (no weight
 decay, no momentum step for weights that did not take part).
+
+The Child trains on cross-entropy, plus, when `search.kernel_weight` / `search.center_weight` are
+set, Eq. 3's two terms with the Parent as the supervisor: its kernels of the sampled ops (and the
+cells' 1x1 preprocessing) and its class-centre features on the same batch. The Parent steps first,
+so the Child is pulled towards the Parent's kernels after this batch, as in training (pair.py).
 """
 
 import time
+from typing import cast
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from cpnas_cli.config import SearchConfig
+from cpnas_cli.engine.nn.binary import BinaryConv2d
+from cpnas_cli.engine.nn.cp_terms import center_loss, kernel_loss
 from cpnas_cli.engine.nn.ops import Style
 from cpnas_cli.engine.run.tensors import load_trained_tensors, trained_tensors
 
-from .supernet import Architecture, SearchNetwork
+from .supernet import Architecture, SearchCell, SearchNetwork
 
 ROLES = ("child", "parent")
 
@@ -51,15 +59,21 @@ class ChildParent:
 
     def train_batch(self, x: torch.Tensor, y: torch.Tensor, arch: Architecture, lr: float) -> dict[str, dict]:
         """One SGD step of each network on (x, y); per role: summed loss, correct count, seconds."""
-        out = {}
-        for role, net in self.nets.items():
+        out, parent_features = {}, None
+        for role in reversed(ROLES):  # the Parent first: the Child's CP terms read what it computed
+            net = self.nets[role]
             start = time.perf_counter()
             net.train()
             optimizer = self.optimizers[role]
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            logits = net(x, arch)
+            features = net.features(x, arch)
+            logits = net.classifier(features)
             loss = F.cross_entropy(logits, y)
+            if role == "parent":
+                parent_features = features.detach()
+            elif self.cfg.kernel_weight or self.cfg.center_weight:  # off: cross-entropy alone, as before
+                loss = loss + self._cp_terms(arch, features, parent_features, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             params = [p for p in net.parameters() if p.grad is not None]
@@ -71,6 +85,36 @@ class ChildParent:
                 "seconds": time.perf_counter() - start,
             }
         return out
+
+    def _cp_terms(self, arch: Architecture, features, parent_features, y) -> torch.Tensor | float:
+        """Eq. 3's terms for the Child, each times its weight (a term whose weight is 0 is not computed)."""
+        total: torch.Tensor | float = 0.0
+        if self.cfg.kernel_weight:
+            pairs = self._kernel_pairs(arch)
+            if pairs:  # an architecture of pools and skips has no 1-bit conv to pull
+                total = total + self.cfg.kernel_weight * kernel_loss(pairs)
+        if self.cfg.center_weight:
+            total = total + self.cfg.center_weight * center_loss(features, parent_features, y)
+        return total
+
+    def _kernel_pairs(self, arch: Architecture) -> list[tuple[BinaryConv2d, torch.Tensor]]:
+        """(the Child's 1-bit conv, the Parent's kernel) for every conv the architecture runs:
+        each cell's 1x1 preprocessing and its sampled ops; the two supernets line up module by module."""
+        pairs = []
+        cells = [[cast(SearchCell, c) for c in self.nets[role].cells] for role in ROLES]
+        for child_cell, parent_cell in zip(*cells, strict=True):
+            choice = arch["reduce" if child_cell.reduce else "normal"]
+            modules = [(child_cell.pre0, parent_cell.pre0), (child_cell.pre1, parent_cell.pre1)]
+            modules += [
+                (child_cell.edge(i)[op], parent_cell.edge(i)[op]) for i, op in enumerate(choice) if op != "zero"
+            ]
+            for child, parent in modules:
+                child_convs = [m for m in child.modules() if isinstance(m, nn.Conv2d)]
+                parent_convs = [m for m in parent.modules() if isinstance(m, nn.Conv2d)]
+                pairs += [
+                    (c, p.weight) for c, p in zip(child_convs, parent_convs, strict=True) if isinstance(c, BinaryConv2d)
+                ]
+        return pairs
 
     @torch.no_grad()
     def evaluate(self, batches, arch: Architecture) -> dict[str, float]:

@@ -19,19 +19,22 @@ from cpnas_cli.space import genotype as genotypes
 from cpnas_cli.space.cells import CELL_TYPES, cell_edges
 
 from .data import SearchData
-from .strategies import STRATEGIES, StepContext, StopRequested
+from .strategies import STRATEGIES, StepContext, StopRequested, Strategy
 
 
 class Search(RunLoop):
     """Construct (loads the data and builds the networks: bad input fails here, before anything
     is written), then `begin(run)` or `restore(run)`, then `run()`."""
 
-    def __init__(self, config: Config, report: Report = lambda e: None, stop=None):
+    def __init__(
+        self, config: Config, report: Report = lambda e: None, stop=None, strategy: type[Strategy] | None = None
+    ):
+        """`strategy` replaces the configured one (`cpnas correlate`'s supernet training)."""
         super().__init__(report, stop)
         self.config = config
         self.device = resolve_device(config.device)
         self.data = SearchData(config, self.device)
-        self.strategy = STRATEGIES[config.search.strategy](config, self.data, self.device)
+        self.strategy = (strategy or STRATEGIES[config.search.strategy])(config, self.data, self.device)
         self.n, self.elapsed, self.saves = 0, 0.0, 0
 
     @property
@@ -54,8 +57,9 @@ class Search(RunLoop):
         self.strategy.restore(tensors, state["strategy"])
         self.n, self.elapsed, self.saves = state["n"], state["elapsed"], state["saves"]
 
-    def run(self) -> Path:
-        """Search to the end and write genotype.json; returns its path. A crash is logged."""
+    def run(self) -> Path | None:
+        """Search to the end and write genotype.json; returns its path (None for a strategy that
+        finds no genotype). A crash is logged."""
 
         def steps():
             while self.n < self.total:
@@ -63,10 +67,11 @@ class Search(RunLoop):
 
         self.guarded(steps, lambda: {"step": self.n})
         genotype = self.strategy.genotype(self._meta())
-        genotypes.save(genotype, self.run_dir.genotype)
-        self.emit("genotype", path=str(self.run_dir.genotype), genotype=genotypes.to_dict(genotype))
+        if genotype is not None:
+            genotypes.save(genotype, self.run_dir.genotype)
+            self.emit("genotype", path=str(self.run_dir.genotype), genotype=genotypes.to_dict(genotype))
         self.emit("status", state="finished", elapsed=round(self.elapsed, 1))
-        return self.run_dir.genotype
+        return self.run_dir.genotype if genotype is not None else None
 
     def _step(self) -> None:
         ctx = StepContext(self.report, self.stop, self.elapsed)

@@ -63,10 +63,14 @@ class SearchNetwork(StackedCells):
                          reductions, stem_stride, stem_multiplier)  # fmt: skip
 
     def forward(self, x, arch: Architecture):
+        return self.classifier(self.features(x, arch))
+
+    def features(self, x, arch: Architecture):
+        """The last cell's output: the f of Eq. 3's centre term."""
         s0 = s1 = self.stem(x)
         for cell in self.cells:
             s0, s1 = s1, cell(s0, s1, arch["reduce" if cell.reduce else "normal"])
-        return self.classifier(s1)
+        return s1
 
     def prune(self, cell_type: str, edge: int, op: str) -> None:
         """Remove op from edge `edge` of every cell of this type, freeing its weights."""

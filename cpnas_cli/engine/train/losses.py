@@ -6,7 +6,8 @@
 filter of the Parent (or, PCNN-style, the Child's own latent filter). The Parent supervises: H
 and the Parent's features are constants here, so the gradient of both terms reaches only the
 Child. How the paper's silent points are settled (centres from the batch, the feature term
-averaged) is written down in docs/training.md.
+averaged) is written down in docs/training.md. The two terms themselves are in
+engine/nn/cp_terms.py, which the search shares (search.kernel_weight, search.center_weight).
 """
 
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cpnas_cli.engine.nn.binary import BinaryConv2d, reconstructed_kernel
+from cpnas_cli.engine.nn.binary import BinaryConv2d
 from cpnas_cli.engine.nn.network import EvalNetwork
 
 
@@ -35,33 +36,6 @@ def paired_kernels(child: EvalNetwork, parent: EvalNetwork | None) -> list[tuple
     if [m.weight.shape for m in child_convs] != [m.weight.shape for m in parent_convs]:
         raise ValueError("Child and Parent convs do not line up: are they built from the same genotype?")
     return [(c, p.weight) for c, p in zip(child_convs, parent_convs, strict=True)]
-
-
-def kernel_loss(pairs: list[tuple[BinaryConv2d, torch.Tensor]]) -> torch.Tensor:
-    """sum over layers l and filters c of MSE(H_c^l, Ĥ_c^l), the mean taken over one filter's weights."""
-    total = None
-    for conv, target in pairs:
-        h_hat = reconstructed_kernel(conv.weight, conv.quantizer)
-        term = (h_hat - target.detach()).pow(2).flatten(1).mean(1).sum()
-        total = term if total is None else total + term
-    if total is None:
-        raise ValueError("no kernels to compare: the Child has no 1-bit convs in its cells")
-    return total
-
-
-def center_loss(child_features: torch.Tensor, parent_features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """1/2 * mean over samples s of the mean squared gap between the Child's feature map f_C,s
-    and the mean Parent feature map of s's class in this batch (Eq. 3's second term, over lambda).
-
-    Averaging over the map's elements and the batch (the paper sums) keeps the term's scale
-    independent of width, resolution and batch size, so one lambda fits every preset.
-    """
-    target = parent_features.detach().flatten(1)
-    classes, index = labels.unique(return_inverse=True)
-    sums = target.new_zeros(len(classes), target.shape[1]).index_add_(0, index, target)
-    counts = torch.bincount(index, minlength=len(classes)).to(target.dtype)
-    centres = sums / counts[:, None]
-    return 0.5 * (child_features.flatten(1) - centres[index]).pow(2).mean()
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,13 @@ import torch.nn as nn
 
 from cpnas_cli.config import TrainConfig
 from cpnas_cli.engine.nn.binary import BinaryConv2d
+from cpnas_cli.engine.nn.cp_terms import center_loss, kernel_loss
 from cpnas_cli.engine.nn.network import Cell, EvalNetwork, NetworkSpec
 from cpnas_cli.engine.run.tensors import load_trained_tensors, trained_tensors
 from cpnas_cli.errors import UserError
 from cpnas_cli.space import genotype as genotypes
 
-from .losses import CPLossWeights, center_loss, classification_loss, cp_loss, kernel_loss, paired_kernels
+from .losses import CPLossWeights, classification_loss, cp_loss, paired_kernels
 from .model_file import load_model
 
 

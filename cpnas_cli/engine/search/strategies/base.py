@@ -75,5 +75,5 @@ class Strategy(ABC):
         """Take back what tensors() and state() saved (on a freshly built strategy)."""
 
     @abstractmethod
-    def genotype(self, meta: dict) -> Genotype:
-        """The result, once all steps are done."""
+    def genotype(self, meta: dict) -> Genotype | None:
+        """The result, once all steps are done (None: a strategy that only trains, e.g. supernet.py)."""

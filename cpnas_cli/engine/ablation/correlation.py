@@ -1,0 +1,215 @@
+"""Running `cpnas correlate`: per seed, train the Child-Parent supernet with every op alive, score
+the drawn architectures with it, train each of them stand-alone, then rank-correlate.
+
+    <run>/
+      correlate.json                 the plan (correlation_plan.py)
+      base.yaml                      the resolved configuration every unit starts from
+      seed<s>/supernet/              a search run of the supernet strategy (K fixed at the op count)
+      seed<s>/scores.json            the drawn architectures with their A_C and A_P on the search-validation split
+      seed<s>/arch<i>/               a training run of architecture i (cpnas watch works on it)
+      results.json  results.csv      every architecture, every (score, seed) statistic, the summary over seeds
+      scatter-<score>.png            one picture per score: stand-alone accuracy against the score
+
+The units are a seed's supernet (ends with scores.json) and each architecture's training (ends
+with its row in results.json); a unit with its result is never run again, and a unit cut short
+resumes from its own checkpoint, as in `cpnas ablate`.
+"""
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from cpnas_cli import config as configs
+from cpnas_cli.engine.run.checkpoint import load_checkpoint
+from cpnas_cli.engine.run.device import resolve_device
+from cpnas_cli.engine.run.interrupt import Interrupted
+from cpnas_cli.engine.search.child_parent import ChildParent
+from cpnas_cli.engine.search.data import SearchData
+from cpnas_cli.engine.search.runner import Search
+from cpnas_cli.engine.search.strategies.supernet import SupernetStrategy
+from cpnas_cli.engine.train.trainer import Trainer
+from cpnas_cli.errors import UserError
+from cpnas_cli.runs import RunDir, atomic_write_bytes, atomic_write_text
+from cpnas_cli.space import genotype as genotypes
+
+from .correlation_plan import CorrelationPlan, draw_architectures, score_columns, statistics, to_genotype
+from .correlation_results import read_architectures, write_tables
+from .plot import scatter_png
+from .runner import finished_status, run_or_resume
+
+PLAN, BASE, SCORES = "correlate.json", "base.yaml", "scores.json"
+
+
+class Correlation:
+    """`create` a new study or `open` an interrupted one, then `run()`."""
+
+    def __init__(
+        self, folder: Path, base: configs.Config, plan: CorrelationPlan, report: Callable = lambda e: None, stop=None
+    ):
+        self.folder, self.base, self.plan = Path(folder), base, plan
+        self.report, self.stop = report, stop
+        self.architectures = read_architectures(self.folder)  # finished stand-alone trainings
+
+    @classmethod
+    def create(cls, folder: Path, base: configs.Config, plan: CorrelationPlan, **kwargs) -> "Correlation":
+        atomic_write_text(folder / PLAN, json.dumps(plan.to_dict(), indent=2) + "\n")
+        atomic_write_text(folder / BASE, configs.dump_yaml(base))
+        return cls(folder, base, plan, **kwargs)
+
+    @classmethod
+    def open(cls, folder: Path, device: str | None = None, **kwargs) -> "Correlation":
+        folder = Path(folder)
+        if not (folder / PLAN).is_file():
+            raise UserError(
+                f"{folder} is not a correlate directory (no {PLAN})", "pass a directory made by `cpnas correlate`"
+            )
+        base = configs.load_run_config(folder / BASE)
+        base.device = device or base.device
+        return cls(folder, base, CorrelationPlan.from_dict(json.loads((folder / PLAN).read_text())), **kwargs)
+
+    @property
+    def units(self) -> int:
+        return len(self.plan.seeds) * (1 + self.plan.architectures)
+
+    @property
+    def done(self) -> int:
+        supernets = sum((self.folder / f"seed{s}" / SCORES).is_file() for s in self.plan.seeds)
+        return supernets + len(self.architectures)
+
+    def run(self) -> None:
+        """Every unit not yet done, seed by seed; the outputs are rewritten after each one."""
+        index = self.done
+        for seed in self.plan.seeds:
+            scores = self._scores(seed, index)
+            index += 0 if scores["from_file"] else 1
+            for i, arch in enumerate(scores["architectures"]):
+                if any(r["seed"] == seed and r["index"] == i for r in self.architectures):
+                    continue
+                index += 1
+                self._check_stop()
+                self.report(
+                    {"kind": "unit", "index": index, "total": self.units, "setting": f"architecture {i}", "seed": seed}
+                )
+                self.architectures.append(self._train(seed, i, arch, scores))
+                self.write_outputs()
+                self.report({"kind": "result", **self.architectures[-1]})
+
+    def columns(self) -> dict[int, tuple[dict[str, list[float]], list[float]]]:
+        """Per seed whose architectures are all trained: (every score, stand-alone Child accuracy)."""
+        out = {}
+        for seed in self.plan.seeds:
+            mine = sorted((r for r in self.architectures if r["seed"] == seed), key=lambda r: r["index"])
+            if len(mine) == self.plan.architectures:
+                acc_child, acc_parent = [r["acc_child"] for r in mine], [r["acc_parent"] for r in mine]
+                out[seed] = score_columns(self.plan, acc_child, acc_parent, seed), [r["test_acc_child"] for r in mine]
+        return out
+
+    def statistics(self) -> list[dict]:
+        """Per (score, seed) whose architectures are all trained: tau, rho, intervals, top-k overlap."""
+        return [
+            row
+            for seed, (scores, truth) in self.columns().items()
+            for row in statistics(self.plan, scores, truth, seed)
+        ]
+
+    def write_outputs(self) -> None:
+        stats = self.statistics()
+        write_tables(self.folder, self.plan, self.architectures, stats, {"base": configs.to_dict(self.base)})
+        columns = self.columns()
+        for name in self.plan.scores():
+            points = [
+                (x, y, seed)
+                for seed, (scores, truth) in columns.items()
+                for x, y in zip(scores[name], truth, strict=True)
+            ]
+            notes = [
+                f"seed {r['seed']}: tau {_fmt(r['tau'])}, rho {_fmt(r['rho'])}" for r in stats if r["score"] == name
+            ]
+            title = f"{name} against stand-alone 1-bit accuracy ({self.base.data.dataset})"
+            png = scatter_png(title, name, "stand-alone Child test accuracy (%)", points, notes)
+            atomic_write_bytes(self.folder / f"scatter-{_slug(name)}.png", png)
+
+    # --- the units ------------------------------------------------------------------------
+
+    def _scores(self, seed: int, index: int) -> dict:
+        """The seed's architectures and their supernet accuracies: from scores.json, or by training
+        (or resuming) the supernet and measuring every architecture with it."""
+        path = self.folder / f"seed{seed}" / SCORES
+        if path.is_file():
+            return {**json.loads(path.read_text()), "from_file": True}
+        self._check_stop()
+        self.report({"kind": "unit", "index": index + 1, "total": self.units, "setting": "supernet", "seed": seed})
+        config = self._config(seed)
+        if self.plan.supernet is not None:  # --from: score with that run's supernet, on its own split
+            run = RunDir(Path(self.plan.supernet))
+            measured = configs.load_run_config(run.config)
+            measured.device = self.base.device
+        else:
+            run, measured = RunDir(path.parent / "supernet"), config
+            if finished_status(run) is None:
+                self.report({"kind": "phase", "phase": "supernet", "setting": "supernet", "seed": seed})
+                make = lambda c: Search(c, self.report, self.stop, SupernetStrategy)  # noqa: E731
+                run_or_resume(run, config, make, self.base.device)
+        archs = draw_architectures(list(measured.search.ops), measured.search.nodes, self.plan.architectures, seed)
+        acc = measure(run, measured, archs)
+        scores = {
+            "architectures": archs,
+            "acc_child": [a["child"] for a in acc],
+            "acc_parent": [a["parent"] for a in acc],
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)  # with --from no supernet run made it
+        atomic_write_text(path, json.dumps(scores, indent=1) + "\n")
+        return {**scores, "from_file": False}
+
+    def _train(self, seed: int, i: int, arch: dict, scores: dict) -> dict:
+        config = self._config(seed)
+        genotype = to_genotype(arch, config.search.nodes, {"correlate_seed": seed, "index": i})
+        run = RunDir(self.folder / f"seed{seed}" / f"arch{i}")
+        if finished_status(run) is None:
+            self.report({"kind": "phase", "phase": "train", "setting": f"architecture {i}", "seed": seed})
+            run_or_resume(run, config, lambda c: Trainer(c, genotype, self.report, self.stop), self.base.device)
+        trained = finished_status(run)
+        if trained is None:
+            raise RuntimeError(f"{run.path}: the training ran without finishing")
+        return {
+            "seed": seed,
+            "index": i,
+            "genotype": genotypes.to_dict(genotype),  # JSON: all edges kept, DARTS strings hold two per node
+            "acc_child": scores["acc_child"][i],
+            "acc_parent": scores["acc_parent"][i],
+            "test_acc_child": trained["test_acc_child"],
+            "test_acc_parent": trained["test_acc_parent"],
+            "train_seconds": trained["elapsed"],
+            "train_run": str(run.path.relative_to(self.folder)),
+        }
+
+    def _config(self, seed: int) -> configs.Config:
+        config = configs.load_run_config(self.folder / BASE)
+        config.device = self.base.device
+        configs.set_value(config, "seed", seed, source="correlate seed")
+        return config
+
+    def _check_stop(self) -> None:
+        if self.stop is not None and self.stop.is_set():
+            raise Interrupted(str(self.folder))
+
+
+def measure(run: RunDir, config: configs.Config, archs: list[dict]) -> list[dict[str, float]]:
+    """A_C and A_P (percent, search-validation split) of each architecture with the run's last
+    supernet checkpoint (all ops alive; `config` is the run's)."""
+    device = resolve_device(config.device)
+    data = SearchData(config, device)
+    model = ChildParent(config.search, data.in_channels, data.num_classes, device, config.seed)
+    tensors, _ = load_checkpoint(run.checkpoint)
+    model.load_state_tensors(tensors)
+    return [model.evaluate(data.val_batches(config.search.eval_batch_size), arch) for arch in archs]
+
+
+def _slug(name: str) -> str:
+    """A score's name as part of a file name: `z beta_p=2` -> `z-beta_p2`."""
+    return re.sub(r"[^A-Za-z0-9._]+", "-", name.replace("=", "")).strip("-")
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.2f}"
