@@ -41,9 +41,9 @@ def test_native_logits_equal_run_torch(tmp_path, isa, style, genotype, size, ste
     torch.set_num_threads(threads)
     try:
         for batch in (1, 3, 3):  # the third call reuses the buffers of the second
-            x = torch.randn(batch, 3, size, size)
-            with torch.no_grad():
-                assert torch.equal(network(x), run_torch(plan, x))
+            for x in (torch.randn(batch, 3, size, size), torch.randn(batch, size, size, 3).permute(0, 3, 1, 2)):
+                with torch.no_grad():  # NCHW and channels_last batches
+                    assert torch.equal(network(x), run_torch(plan, x))
     finally:
         torch.set_num_threads(previous)
 

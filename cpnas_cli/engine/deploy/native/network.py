@@ -10,15 +10,17 @@ Fusion, decided once from who reads what:
   bits out                 a conv whose every reader is another 1-bit conv emits packed sign bits,
                            never the float tensor.
 The 1-bit convs read and write channels_last (NHWC); the torch steps take values as they come.
-Two ATen ops round differently by layout, so they see the layout run_torch gives them: the stem
-conv gets the input batch as passed (oneDNN picks another algorithm for channels_last at batch 1)
-and the classifier's global average pool a contiguous copy (the channels_last mean sums in
-another order). Conv outputs go
+Two ATen ops round differently by layout, so they see the layout run_torch would give them: the
+stem conv gets the batch as passed and its weight in the plan's layout (oneDNN picks another
+algorithm for channels_last), the classifier's global average pool a copy in the stem conv
+output's layout, which run_torch's values keep to the end (the channels_last mean sums in another
+order). So the logits equal run_torch's on the same batch, NCHW or channels_last. Conv outputs go
 to buffers kept across calls: a fresh large tensor per call costs its page faults every time.
 The object holds packed bits, beta, folded BatchNorm and the full-precision tensors, no float copy
 of a 1-bit kernel (the ±1 kernel exists only while a plan packs it).
 """
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -71,19 +73,30 @@ class NativeNetwork:
         return cls(_compile(plan), plan.input, plan.output)
 
     @classmethod
-    def from_packed(cls, path: Path):
-        """(info, network) of a model.cpnas; ValueError for a version-1 file (torch path only)."""
+    def from_packed(cls, path: Path, memory_format: torch.memory_format = torch.contiguous_format):
+        """(info, network) of a model.cpnas; ValueError for a version-1 file (torch path only).
+        `memory_format`: the full-precision weights' layout, that of the torch network whose floats
+        this one must equal (packed network .to(memory_format=...))."""
         info, net = load_packed(Path(path))
         spec = info.spec
-        return info, cls.from_plan(lower(net, info.genotype, (spec.in_channels, spec.image_size, spec.image_size)))
+        plan = lower(
+            net.to(memory_format=memory_format), info.genotype, (spec.in_channels, spec.image_size, spec.image_size)
+        )
+        return info, cls.from_plan(plan)
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, timings: list[float] | None = None) -> torch.Tensor:
         """Logits (N, classes). `timings` (one float per op, summed over calls) gets each op's seconds."""
         values: dict[str, object] = {self.input: x}  # the stem conv's floats depend on the layout: as given
+        layout = None  # run_torch's layout: the stem conv's output's (the batch's, when it says)
         for i, op in enumerate(self.ops):
             start = time.perf_counter() if timings is not None else 0.0
-            values[op.output] = op.run(*(values[v] for v in op.inputs))
+            args = [values[v] for v in op.inputs]
+            if op.kind == "gap":  # ATen's mean sums in a layout-dependent order: run_torch's
+                args = [a.contiguous(memory_format=layout or torch.contiguous_format) for a in args]  # type: ignore[attr-defined]
+            values[op.output] = op.run(*args)
+            if layout is None and op.kind == "conv":
+                layout = _layout(values[op.output])  # type: ignore[arg-type]
             if timings is not None:
                 timings[i] += time.perf_counter() - start
             for v in op.inputs:  # free what no later op reads
@@ -98,6 +111,10 @@ class NativeNetwork:
         activations = sum(_bytes(op.run.buffer) for op in self.ops if isinstance(op.run, _FusedConv))
         activations += sum(_bytes(op.conv._workspace) for op in self.ops if op.conv is not None)
         return {"weights": weights, "activations": activations}
+
+
+def _layout(t: torch.Tensor) -> torch.memory_format:
+    return torch.contiguous_format if t.is_contiguous() else CHANNELS_LAST
 
 
 def _bytes(value) -> int:
@@ -217,11 +234,6 @@ class _FusedConv:
 def _torch_op(plan: Plan, step: Step) -> NativeOp:
     """A step run by its own run_torch function, on the tensors it names only."""
     held = {name: plan.tensors[name] for name in step.params.values() if isinstance(name, str) and name in plan.tensors}
-    function = _STEPS[step.op]
-
-    def run(*values):
-        if step.op == "gap":  # ATen's channels_last mean sums in another order than run_torch's
-            values = tuple(v.contiguous() for v in values)
-        return function(held, step, *values)
-
-    return NativeOp(step.op, step.note, step.inputs, step.output, run, held=held)
+    return NativeOp(
+        step.op, step.note, step.inputs, step.output, functools.partial(_STEPS[step.op], held, step), held=held
+    )
