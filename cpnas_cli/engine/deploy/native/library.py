@@ -314,6 +314,8 @@ class BinaryConvPlan:
             "weights": torch.from_numpy(np.concatenate(weight_parts).astype(np.int64)),
             "masks": torch.from_numpy(np.concatenate(mask_parts).astype(np.int64)),
         }
+        if self.groups == 1:  # dense: the kernels read no mask (unused bits are 0 on both sides)
+            del arrays["masks"], arrays["block_mask_offset"]
         for name, tensor in arrays.items():
             setattr(self._conv, name, tensor.data_ptr())
         self._conv.n_blocks, self._conv.masked = n_blocks, int(self.groups > 1)
