@@ -10,12 +10,13 @@ Fusion, decided once from who reads what:
   bits out                 a conv whose every reader is another 1-bit conv emits packed sign bits,
                            never the float tensor.
 The 1-bit convs read and write channels_last (NHWC); the torch steps take values as they come.
-Two ATen ops round differently by layout, so they see the layout run_torch would give them: the
-stem conv gets the batch as passed and its weight in the plan's layout (oneDNN picks another
-algorithm for channels_last), the classifier's global average pool a copy in the stem conv
-output's layout, which run_torch's values keep to the end (the channels_last mean sums in another
-order). So the logits equal run_torch's on the same batch, NCHW or channels_last. Conv outputs go
-to buffers kept across calls: a fresh large tensor per call costs its page faults every time.
+ATen ops whose floats depend on the layout see the layout run_torch would give them: the stem
+conv gets the batch as passed and its weight in the plan's layout (oneDNN picks another
+algorithm for channels_last), the means (the classifier's global average pool, the shortcut's
+channel averaging `mix`) a copy in the stem output's layout, which run_torch's values keep to the
+end (the channels_last mean sums in another order). So the logits equal run_torch's on the same
+batch, NCHW or channels_last. Conv outputs go to buffers kept across calls: a fresh large tensor
+per call costs its page faults every time.
 The object holds packed bits, beta, folded BatchNorm and the full-precision tensors, no float copy
 of a 1-bit kernel (the ±1 kernel exists only while a plan packs it).
 """
@@ -33,6 +34,10 @@ from ..plan import _STEPS, Plan, Step, lower
 from . import library
 
 CHANNELS_LAST = torch.channels_last
+# Steps computed by ATen's mean, whose summation order depends on the memory layout: they get
+# their input in run_torch's layout (for `mix` on an NCHW batch that is also 2-5x faster than its
+# mean over a strided view of the channel axis of a channels_last tensor).
+_MEANS = ("gap", "mix")
 
 
 @dataclass
@@ -92,7 +97,7 @@ class NativeNetwork:
         for i, op in enumerate(self.ops):
             start = time.perf_counter() if timings is not None else 0.0
             args = [values[v] for v in op.inputs]
-            if op.kind == "gap":  # ATen's mean sums in a layout-dependent order: run_torch's
+            if op.kind in _MEANS:  # ATen's mean sums in a layout-dependent order: run_torch's
                 args = [a.contiguous(memory_format=layout or torch.contiguous_format) for a in args]  # type: ignore[attr-defined]
             values[op.output] = op.run(*args)
             if layout is None and op.kind == "conv":
