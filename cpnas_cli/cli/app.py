@@ -2,7 +2,7 @@
 
 import typer
 
-from . import ablate, config_cmd, correlate, evaluate, export, profile, search, train, watch
+from . import ablate, bench, config_cmd, correlate, evaluate, export, profile, search, train, watch
 
 app = typer.Typer(
     name="cpnas",
@@ -21,6 +21,7 @@ app.command(epilog=evaluate.EXAMPLES)(evaluate.evaluate)
 app.command(epilog=profile.EPILOG)(profile.profile)
 app.command(epilog=ablate.EXAMPLES)(ablate.ablate)
 app.command(epilog=correlate.EXAMPLES)(correlate.correlate)
+app.command(epilog=bench.EXAMPLES)(bench.bench)
 
 
 def main() -> None:

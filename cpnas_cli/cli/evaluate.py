@@ -15,6 +15,8 @@ Examples:
 
   cpnas evaluate runs/<train-id>/last.safetensors --json
 
+  cpnas evaluate model.cpnas --engine torch
+
   cpnas evaluate best.safetensors --dataset fashion-mnist --data-dir ~/data/fashion-mnist
 """
 
@@ -32,6 +34,12 @@ def evaluate(
     data_dir: DataDir = None,
     batch_size: Annotated[int, typer.Option(help="Evaluation batch size.")] = 500,
     device: Device = None,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            help="native | torch: what runs a packed model.cpnas (default: native where its library is built)."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
 ):
     """Evaluate the 1-bit Child (and the full-precision Parent, if the file holds one) on a test set."""
@@ -39,14 +47,17 @@ def evaluate(
     from cpnas_cli.engine.run.device import resolve_device
 
     report = evaluate_model_file(
-        checkpoint, dataset, str(data_dir) if data_dir else None, batch_size, resolve_device(device or "auto")
+        checkpoint, dataset, str(data_dir) if data_dir else None, batch_size, resolve_device(device or "auto"), engine
     )
     if as_json:
         typer.echo(json.dumps(report.to_dict()))
         return
     from ._train_view import accuracy_table, confusion_table
 
-    console.print(f"[bold]cpnas evaluate[/] {checkpoint}  ({report.dataset}, {report.n_images} test images)")
+    console.print(
+        f"[bold]cpnas evaluate[/] {checkpoint}  ({report.dataset}, {report.n_images} test images, "
+        f"engine: {report.engine})"
+    )
     console.print(accuracy_table(report.results, report.class_names))
     for role, metrics in report.results.items():
         name = "Child (1-bit)" if role == "child" else "Parent (full precision)"

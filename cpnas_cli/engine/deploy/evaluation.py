@@ -1,7 +1,8 @@
 """Test-set metrics of trained networks (top-1, top-5, per-class accuracy, confusion matrix), and
 the evaluation of a model file written by `cpnas train` (or packed by `cpnas export`) on its (or
-another) dataset."""
+another) dataset, a packed model on the native 1-bit engine where it is built (or on torch)."""
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,9 +11,12 @@ import torch
 
 from cpnas_cli import data as datasets
 from cpnas_cli.engine.train.model_file import load_model
-from cpnas_cli.errors import UserError
+from cpnas_cli.errors import Notice, UserError
 
-from .packing import load_packed
+from .native import library
+from .packing import load_packed, read_packed
+
+ENGINES = ("native", "torch")
 
 
 @dataclass
@@ -71,6 +75,7 @@ class Report:
     dataset: str
     class_names: list[str]
     results: dict[str, Metrics]  # "child" and, when the file has one, "parent"
+    engine: str = "torch"  # what ran the Child: "torch" or "native (<ISA path>)"
 
     @property
     def n_images(self) -> int:
@@ -84,20 +89,75 @@ class Report:
             "checkpoint": self.checkpoint,
             "dataset": self.dataset,
             "classes": self.class_names,
+            "engine": self.engine,
             **child,
             "child": child,
             "parent": parent.to_dict() if parent else None,
         }
 
 
+class _NativeChild(torch.nn.Module):
+    """The native network with a Child's call signature: net(x)[0] is the logits."""
+
+    def __init__(self, network):
+        super().__init__()
+        self.network = network
+
+    def forward(self, x):
+        return (self.network(x),)
+
+
+def choose_engine(path: Path, engine: str | None, device: torch.device) -> str:
+    """ "native" or "torch" for this file: the native engine by default where it is built and can
+    run the file; asked for explicitly where it cannot, a UserError that says why."""
+    packed = Path(path).suffix == ".cpnas"
+    if engine not in (None, *ENGINES):
+        raise UserError(f"--engine {engine}: expected one of {', '.join(ENGINES)}", "use --engine native or torch")
+    if engine == "torch" or (engine is None and (not packed or device.type != "cpu")):
+        return "torch"
+    if engine is None and not library.available():
+        warnings.warn(f"native engine unavailable, evaluating on torch: {library.why_unavailable()}", Notice, 2)
+        return "torch"
+    if not packed:
+        raise UserError(
+            f"{path} is a training checkpoint; the native engine runs packed models",
+            f"export it with cpnas export {path} model.cpnas, or use --engine torch",
+        )
+    if not library.available():
+        raise UserError(f"--engine native: {library.why_unavailable()}", "or use --engine torch")
+    if device.type != "cpu":
+        raise UserError(f"--engine native runs on the CPU, not {device}", "use --device cpu, or --engine torch")
+    if not read_packed(Path(path))[0].spec.exact:
+        if engine is None:
+            return "torch"  # load_packed says why, in its notice
+        raise UserError(
+            f"{path} predates exact 1-bit semantics (format version 1): it runs on the torch engine only",
+            "use --engine torch, or export a model trained with this cpnas",
+        )
+    return "native"
+
+
 def evaluate_model_file(
-    path: Path, dataset: str | None, data_dir: str | None, batch_size: int, device: torch.device
+    path: Path,
+    dataset: str | None,
+    data_dir: str | None,
+    batch_size: int,
+    device: torch.device,
+    engine: str | None = None,
 ) -> Report:
     """Load the file (UserError when missing, truncated, damaged or not cpnas), its dataset (the
-    one it was trained on unless `dataset` says otherwise), check they fit, and measure."""
+    one it was trained on unless `dataset` says otherwise), check they fit, and measure with the
+    engine `choose_engine` picks."""
     if batch_size < 1:
         raise UserError(f"batch size must be at least 1, got {batch_size}", "use e.g. --batch-size 500")
-    if Path(path).suffix == ".cpnas":  # a packed 1-bit model: the Child alone
+    engine = choose_engine(Path(path), engine, device)
+    child: torch.nn.Module
+    if engine == "native":
+        from .native.network import NativeNetwork
+
+        info, network = NativeNetwork.from_packed(Path(path), torch.channels_last)  # as the torch path below
+        child, parent, engine = _NativeChild(network), None, f"native ({library.isa()})"
+    elif Path(path).suffix == ".cpnas":  # a packed 1-bit model: the Child alone
         (info, child), parent = load_packed(Path(path), device), None
     else:
         info, child, parent = load_model(Path(path), device)
@@ -129,4 +189,4 @@ def evaluate_model_file(
         shuffle_generator=None,
         device=device,
     )
-    return Report(str(path), name, info.class_names, measure(nets, batches, info.class_names))
+    return Report(str(path), name, info.class_names, measure(nets, batches, info.class_names), engine)

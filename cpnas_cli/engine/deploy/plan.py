@@ -80,7 +80,8 @@ class _Lowering:
 
     def tensor(self, module: nn.Module, what: str, value: torch.Tensor) -> str:
         name = f"{self.names[id(module)]}.{what}"
-        self.plan.tensors[name] = value.detach().contiguous().cpu()
+        layout = torch.contiguous_format if value.is_contiguous() else torch.channels_last
+        self.plan.tensors[name] = value.detach().cpu().contiguous(memory_format=layout)  # oneDNN's floats depend on it
         return name
 
     def module(self, m: nn.Module, x: str, note: str) -> str:

@@ -3,8 +3,9 @@
 Used by the hatchling build hook (`hatch_build.py`, on every `pip install`) and by hand:
     python -m cpnas_cli.engine.deploy.native.build
 The compiler is $CC or gcc. Baseline flags only: the AVX2 / AVX-512 kernels are function
-variants chosen at run time, so one build loads on any x86-64. -ffp-contract=off keeps the
-epilogue's mul-then-add from becoming an FMA, so floats match torch bit for bit.
+variants chosen at run time, so one build loads on any x86-64. The epilogue's one FMA is
+written out (fmaf, hence -lm); -ffp-contract=off keeps the compiler from fusing any other
+mul-then-add, so floats match torch bit for bit.
 """
 
 import os
@@ -17,6 +18,7 @@ HERE = Path(__file__).resolve().parent
 SOURCES = sorted((HERE / "src").glob("*.c"))
 LIBRARY = HERE / "_cpnas_native.so"
 FLAGS = ["-O3", "-std=c11", "-fPIC", "-shared", "-fopenmp", "-ffp-contract=off", "-fvisibility=hidden", "-Wall"]
+LIBS = ["-lm"]
 
 
 class BuildError(RuntimeError):
@@ -29,7 +31,7 @@ def compiler() -> list[str]:
 
 def build(output: Path = LIBRARY) -> Path:
     """Compile the library to `output` (atomically: a failed build leaves no half-written file)."""
-    command = [*compiler(), *FLAGS, *map(str, SOURCES), "-o", f"{output}.tmp"]
+    command = [*compiler(), *FLAGS, *map(str, SOURCES), "-o", f"{output}.tmp", *LIBS]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     except (OSError, subprocess.TimeoutExpired) as error:

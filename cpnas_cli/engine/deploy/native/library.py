@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 LIBRARY_PATH = Path(__file__).resolve().parent / "_cpnas_native.so"
-ABI_VERSION = 1
+ABI_VERSION = 2  # 2: the folded BatchNorm is one FMA
 ISAS = ("portable", "avx2", "avx512")
 ISA_VARIABLE = "CPNAS_NATIVE_ISA"
 BLOCK = 8  # output channels per block of the general kernel (native.h CPNAS_BLOCK)
@@ -202,7 +202,7 @@ def _pack_bits(bits: np.ndarray) -> np.ndarray:
 
 class BinaryConvPlan:
     """One 1-bit conv layer ready to run: packed sign(W), geometry and fused epilogue
-    y = (acc * beta) [* bn_scale + bn_shift] [+ residual], as float32 NHWC or as packed bits.
+    y = fma(acc * beta, bn_scale, bn_shift) [+ residual], as float32 NHWC or as packed bits.
 
     weight: float [out_c, in_c/groups, kh, kw] (only its signs are kept); beta: [out_c] or
     None (= 1, so y is the exact integer acc)."""
@@ -314,6 +314,8 @@ class BinaryConvPlan:
             "weights": torch.from_numpy(np.concatenate(weight_parts).astype(np.int64)),
             "masks": torch.from_numpy(np.concatenate(mask_parts).astype(np.int64)),
         }
+        if self.groups == 1:  # dense: the kernels read no mask (unused bits are 0 on both sides)
+            del arrays["masks"], arrays["block_mask_offset"]
         for name, tensor in arrays.items():
             setattr(self._conv, name, tensor.data_ptr())
         self._conv.n_blocks, self._conv.masked = n_blocks, int(self.groups > 1)

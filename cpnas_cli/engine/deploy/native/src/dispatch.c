@@ -4,11 +4,14 @@
  * A layer call runs in one OpenMP parallel region: (optionally) binarize + pack the float
  * input, a barrier, then output rows of all images shared among the threads (batch x rows, so
  * batch 1 uses every thread too). Each row: the ISA's kernel fills disagreement counts d,
- * the epilogue turns them into y = (K - 2d)*beta [*scale + shift] [+ residual], written as
+ * the epilogue turns them into y = fma(acc*beta, scale, shift) [+ residual], written as
  * NHWC float32 or packed straight into output bits for a following 1-bit conv.
- * The epilogue is mul then add, one rounding each, in that order, never an FMA: the library is
- * compiled with -ffp-contract=off, and torch's separate elementwise ops compute the same.
+ * The folded BatchNorm is one FMA (one rounding) because torch's addcmul and ATen's eval
+ * BatchNorm are fused on every SIMD x86 capability, so the trained Child, the packed model and
+ * this library agree bit for bit. acc*beta and + residual are rounded separately, as in torch;
+ * -ffp-contract=off keeps the compiler from fusing anything else.
  */
+#include <math.h>
 #include <stdlib.h>
 #include "native.h"
 
@@ -24,7 +27,7 @@ CPNAS_API int cpnas_isa_supported(int isa)
     case CPNAS_PORTABLE: return 1;
 #if CPNAS_X86
     case CPNAS_AVX2:
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("popcnt");
     case CPNAS_AVX512:
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
             && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")
@@ -61,7 +64,7 @@ epilogue_row(const struct cpnas_conv *cv, const struct workspace *ws, const floa
         float *y = out ? out + (int64_t)ow * cv->out_c : ws->pixel;
         for (int o = 0; o < cv->out_c; o++) {
             float v = (float)(k - 2 * d[o]) * beta[o];
-            if (scale) v = v * scale[o] + shift[o];
+            if (scale) v = fmaf(v, scale[o], shift[o]); /* vfmadd on AVX2/512, libm fmaf on portable */
             if (r) v = v + r[o];
             y[o] = v;
         }

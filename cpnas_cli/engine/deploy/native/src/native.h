@@ -16,7 +16,7 @@
 
 #include <stdint.h>
 
-#define CPNAS_ABI_VERSION 1
+#define CPNAS_ABI_VERSION 2
 /* The library is built with -fvisibility=hidden: only these entry points are exported. */
 #define CPNAS_API __attribute__((visibility("default")))
 
@@ -28,9 +28,9 @@ enum cpnas_kernel { CPNAS_GENERAL = 0, CPNAS_DEPTHWISE = 1 };
 
 #if defined(__x86_64__) || defined(__i386__)
 #define CPNAS_X86 1
-#define TARGET_AVX2 __attribute__((target("avx2,popcnt,bmi,bmi2")))
+#define TARGET_AVX2 __attribute__((target("avx2,fma,popcnt,bmi,bmi2")))
 #define TARGET_AVX512 \
-    __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vpopcntdq,avx2,popcnt,bmi,bmi2")))
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vpopcntdq,avx2,fma,popcnt,bmi,bmi2")))
 #else
 #define CPNAS_X86 0
 #endif
