@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from .errors import UserError
+from .runs import read_text
 from .space.cells import OPS
 
 STRATEGIES = ("cp", "bnas", "random", "abandit", "pc-darts", "dcp")  # engine/search/strategies/ implements each
@@ -437,22 +438,29 @@ def to_dict(config: Config) -> dict:
 
 
 def load_run_config(path: Path) -> Config:
-    """A run's resolved config.yaml, with the same checks as a preset."""
+    """A run's resolved config.yaml, with the same checks as a preset. The file is a complete dump
+    written at the run's start, so an empty one is damage: resuming it with the defaults would run
+    another experiment."""
+    data = _read_mapping(Path(path), f"run config {path}")
+    if not data:
+        raise UserError(
+            f"run config {path} is empty (damaged)",
+            "restore it from a copy, or start the run again: the defaults would run another experiment",
+        )
     config = Config()
-    _apply_tree(config, _read_mapping(Path(path), f"run config {path}"), source=str(path))
+    _apply_tree(config, data, source=str(path))
     validate(config)
     return config
 
 
 def _read_mapping(path: Path, what: str) -> dict:
+    text = read_text(path, what, "check the path, its permissions, and that it is a YAML file")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise UserError(f"{what} is not valid YAML{where}", "fix the file's syntax") from None
-    except OSError as err:
-        raise UserError(f"{what} cannot be read ({err.strerror})", "check the path and permissions") from None
     if not isinstance(data, dict):
         raise UserError(f"{what} must be a mapping of keys", "see presets/quick.yaml for the layout")
     return data

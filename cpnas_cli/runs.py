@@ -57,6 +57,17 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def read_text(path: Path, what: str, fix: str) -> str:
+    """A text file a user or a run handed us: one that cannot be read or is not UTF-8 (a binary
+    file passed by mistake) is a UserError naming `what`, not a traceback."""
+    try:
+        return Path(path).read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise UserError(f"{what} is not UTF-8 text (byte {err.start} is {err.object[err.start]:#04x})", fix) from None
+    except OSError as err:
+        raise UserError(f"{what} cannot be read ({err.strerror})", fix) from None
+
+
 @dataclass(frozen=True)
 class RunDir:
     path: Path

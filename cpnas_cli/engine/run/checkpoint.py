@@ -16,6 +16,7 @@ from cpnas_cli.errors import UserError
 from cpnas_cli.runs import atomic_write_text, publish
 
 STATE = "state.json"
+VERSION = 1  # of state.json's layout; a state without one was written by version 1
 
 
 def save_checkpoint(folder: Path, tensors: dict[str, torch.Tensor], state: dict, tag: str) -> None:
@@ -25,7 +26,7 @@ def save_checkpoint(folder: Path, tensors: dict[str, torch.Tensor], state: dict,
     tmp = weights.with_suffix(".tmp")
     save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
     publish(tmp, weights)
-    atomic_write_text(folder / STATE, json.dumps({**state, "weights": weights.name}))
+    atomic_write_text(folder / STATE, json.dumps({**state, "version": VERSION, "weights": weights.name}))
     for old in folder.glob("weights-*.safetensors"):
         if old != weights:
             old.unlink(missing_ok=True)
@@ -39,11 +40,24 @@ def load_checkpoint(folder: Path) -> tuple[dict[str, torch.Tensor], dict]:
             f"no checkpoint in {folder}", "the run was interrupted before its first checkpoint: start it again"
         )
     try:
-        state = json.loads(state_file.read_text())
-        tensors = load_file(str(folder / state["weights"]))
-    except (json.JSONDecodeError, KeyError, FileNotFoundError, SafetensorError, OSError) as err:
+        state = json.loads(state_file.read_bytes())  # bytes: bad UTF-8 is a ValueError like bad JSON
+        tensors = load_file(str(folder / _weights_name(state)))
+    except (ValueError, KeyError, TypeError, FileNotFoundError, SafetensorError, OSError) as err:
         raise UserError(
             f"checkpoint in {folder} is damaged ({type(err).__name__})",
             "start the run again; the checkpoint cannot be resumed",
         ) from None
+    if state.get("version", 1) != VERSION:
+        raise UserError(
+            f"{state_file} is of checkpoint version {state.get('version')!r}, this cpnas reads version {VERSION}",
+            "resume it with the cpnas that wrote it, or start the run again",
+        )
     return tensors, state
+
+
+def _weights_name(state) -> str:
+    """The weights file state.json points at: a plain name inside the checkpoint folder."""
+    name = state["weights"]
+    if not isinstance(name, str) or "/" in name or not name.endswith(".safetensors"):
+        raise ValueError("weights is not a file name")
+    return name
