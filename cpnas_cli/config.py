@@ -169,9 +169,17 @@ def load_config(preset: str = "quick", overrides: dict | None = None, sets: Sequ
         key, sep, raw = item.partition("=")
         if not sep:
             raise UserError(f"--set {item!r} is not key=value", "write e.g. --set search.lr=0.05")
-        set_value(config, key.strip(), yaml.safe_load(raw), source="--set")
+        set_value(config, key.strip(), _set_value_yaml(item, raw), source="--set")
     validate(config)
     return config
+
+
+def _set_value_yaml(item: str, raw: str):
+    """The value of `--set key=value`, read as YAML (a number, a list, a string)."""
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:  # also control characters, which YAML's reader refuses
+        raise UserError(f"--set {item!r}: the value is not valid YAML", "quote it, e.g. --set name='my run'") from None
 
 
 def _apply_tree(config: Config, data: dict, source: str) -> None:
@@ -199,6 +207,21 @@ def set_value(obj, key: str, value, source: str) -> None:
         raise _unknown_key(key, source)
     kind = typing.get_type_hints(type(obj))[leaf]
     setattr(obj, leaf, _coerce(value, kind, key, source))
+
+
+def typed_record(cls, data, where: str, fix: str):
+    """A dataclass built from a JSON object (ablation.json, results.json), each field checked
+    against its annotation as config keys are; keys the dataclass lacks are ignored."""
+    if not isinstance(data, dict):
+        raise UserError(f"{where} is not an object", fix)
+    missing = [f.name for f in dataclasses.fields(cls) if f.name not in data and f.default is dataclasses.MISSING]
+    if missing:
+        raise UserError(f"{where} lacks {', '.join(missing)}", fix)
+    kinds = typing.get_type_hints(cls)
+    values = {
+        f.name: _coerce(data[f.name], kinds[f.name], f.name, where) for f in dataclasses.fields(cls) if f.name in data
+    }
+    return cls(**values)
 
 
 def _unknown_key(key: str, source: str) -> UserError:

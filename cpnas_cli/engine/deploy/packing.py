@@ -272,7 +272,7 @@ def read_packed(path: Path) -> tuple[ModelInfo, dict[str, torch.Tensor]]:
         data = json.loads(metadata["manifest"])
         info = ModelInfo(
             genotype=genotypes.from_dict(json.loads(metadata["genotype"]), where=f"{path} genotype"),
-            spec=NetworkSpec(**data["network"], exact=version == str(VERSION)),
+            spec=NetworkSpec.from_dict(data["network"], version == str(VERSION), f"{path} network", fix),
             class_names=data["classes"],
             dataset=data["dataset"],
             extras=data.get("extras", {}),

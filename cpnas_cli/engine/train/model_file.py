@@ -98,7 +98,9 @@ def read_model(path: Path) -> tuple[ModelInfo, dict[str, torch.Tensor]]:
     try:
         info = ModelInfo(
             genotype=genotypes.from_dict(json.loads(metadata["genotype"]), where=f"{path} genotype"),
-            spec=NetworkSpec(**json.loads(metadata["network"]), exact=version == str(VERSION)),
+            spec=NetworkSpec.from_dict(
+                json.loads(metadata["network"]), version == str(VERSION), f"{path} network", fix
+            ),
             class_names=json.loads(metadata["classes"]),
             dataset=metadata["dataset"],
             extras=json.loads(metadata.get("extras", "{}")),
