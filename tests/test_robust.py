@@ -1,16 +1,26 @@
-"""Bad run state and bad files through the command line: one line, exit 2, nothing written. The
-symptoms issue 19 named (a binary genotype file, an empty run config.yaml, a watched path that does
-not exist) and a checkpoint from another version."""
+"""Robustness through the command line (issue 19): bad files and run state are one line, exit 2,
+nothing written (a binary genotype file, an empty run config.yaml, a watched path that does not
+exist, a checkpoint from another version); one writer per run directory; SIGTERM is Ctrl-C."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
 
 import pytest
 from typer.testing import CliRunner
 
 from cpnas_cli.cli.app import app
+from cpnas_cli.config import dump_yaml, load_config
+from cpnas_cli.engine.ablation.plan import make_plan
+from cpnas_cli.engine.ablation.runner import Ablation
 from cpnas_cli.engine.run.checkpoint import load_checkpoint, save_checkpoint
 from cpnas_cli.errors import UserError
-from tests.cli import assert_one_line_error
+from cpnas_cli.runs import lock_writer, new_run_dir, release_writer
+from cpnas_cli.space import genotype as genotypes
+from tests.cli import ENV, assert_one_line_error, run_cli, start_cli, wait_for
+from tests.tiny_runs import TINY_SEARCH, run_states, samples, structure, tiny_args
 
 runner = CliRunner()
 BINARY = bytes(range(256)) * 4  # not UTF-8: byte 0x80 cannot start a character
@@ -72,3 +82,112 @@ def test_a_checkpoint_without_a_version_is_version_1(tmp_path):
     state = tmp_path / "state.json"
     state.write_text(json.dumps({k: v for k, v in json.loads(state.read_text()).items() if k != "version"}))
     assert load_checkpoint(tmp_path)[1]["step"] == 1
+
+
+# --- one writer per run directory ----------------------------------------------------------------
+
+HOLD = (
+    "import sys, time; from cpnas_cli.runs import lock_writer; "
+    "lock_writer(sys.argv[1]); print(1, flush=True); time.sleep(600)"
+)
+
+
+@pytest.fixture
+def held(tmp_path):
+    """`held(folder)`: another process holds folder's writer lock until the test ends (or kills it)."""
+    procs = []
+
+    def hold(folder):
+        proc = subprocess.Popen([sys.executable, "-c", HOLD, str(folder)], stdout=subprocess.PIPE, env=ENV)
+        assert proc.stdout is not None and proc.stdout.readline()
+        procs.append(proc)
+        return proc
+
+    yield hold
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_second_writer_is_refused_naming_the_pid_and_a_killed_ones_lock_is_taken_over(tmp_path, held):
+    proc = held(tmp_path)
+    with pytest.raises(UserError, match=f"PID {proc.pid}"):
+        lock_writer(tmp_path)
+    proc.kill()  # SIGKILL: the kernel drops its lock; the file with its PID stays behind
+    proc.wait()
+    assert (tmp_path / "writer.lock").read_text().strip() == str(proc.pid)
+    lock_writer(tmp_path)
+    assert (tmp_path / "writer.lock").read_text().strip() == str(os.getpid())
+    release_writer(tmp_path)
+
+
+def _resumable_search(folder):
+    run = new_run_dir("test", folder)
+    run.config.write_text(dump_yaml(load_config("quick", sets=TINY_SEARCH)))
+    release_writer(folder)
+    return run
+
+
+@pytest.mark.parametrize("command", ["search", "train"])
+def test_resuming_a_run_another_process_writes_is_one_line_and_writes_nothing(tmp_path, held, command, darts_v2_file):
+    run = _resumable_search(tmp_path / "run")
+    (run.path / "events.jsonl").write_text('{"kind": "header"}\n')
+    if command == "train":  # a train run keeps its genotype; a search with one has finished
+        genotypes.save(genotypes.load(darts_v2_file), run.genotype)
+    proc = held(run.path)
+    before = files_in(run.path)
+    result = runner.invoke(app, [command, "--resume", str(run.path)])
+    assert_one_line_error(result, f"is being written by another cpnas process (PID {proc.pid})")
+    assert files_in(run.path) == before
+
+
+def test_resuming_an_ablation_another_process_runs_is_one_line(tmp_path, held):
+    Ablation.create(tmp_path, load_config("quick", sets=TINY_SEARCH), make_plan(["cp"], None, seeds=1))
+    release_writer(tmp_path)
+    proc = held(tmp_path)
+    result = runner.invoke(app, ["ablate", "--resume", str(tmp_path)])
+    assert_one_line_error(result, f"(PID {proc.pid})")
+
+
+def test_readers_do_not_need_the_lock(tmp_path, held, darts_v2_file):
+    run = _resumable_search(tmp_path / "run")
+    genotypes.save(genotypes.load(darts_v2_file), run.genotype)
+    held(run.path)
+    assert runner.invoke(app, ["export", str(run.path), str(tmp_path / "g.json")]).exit_code == 0
+    assert runner.invoke(app, ["profile", str(run.path)]).exit_code == 0
+
+
+@pytest.mark.e2e
+def test_a_live_search_refuses_a_second_writer_and_after_kill_9_resumes(tiny_search, tmp_path):
+    ref_dir, _ = tiny_search()
+    run_dir = tmp_path / "live"
+    proc = start_cli(tiny_args(run_dir))
+    wait_for(lambda: (run_dir / "events.jsonl").exists())
+    second = run_cli(["search", "--resume", str(run_dir)], timeout=300)
+    assert second.returncode == 2 and f"(PID {proc.pid})" in second.stderr, second.stderr
+    assert len(second.stderr.strip().splitlines()) == 1
+    proc.kill()
+    proc.wait()
+    result = run_cli(["search", "--resume", str(run_dir)], timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert structure(run_dir) == structure(ref_dir)
+
+
+# --- SIGTERM is Ctrl-C -----------------------------------------------------------------------------
+
+
+@pytest.mark.e2e
+def test_sigterm_checkpoints_prints_the_resume_command_and_exits_143(tiny_search, tmp_path):
+    ref_dir, _ = tiny_search()
+    run_dir = tmp_path / "terminated"
+    proc = start_cli(tiny_args(run_dir))
+    events = run_dir / "events.jsonl"
+    wait_for(lambda: events.exists() and '"kind":"sample"' in events.read_text())
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert f"cpnas search --resume {run_dir}" in out.replace("\n", "")
+    assert run_states(events)[-1] == "interrupted"
+    result = run_cli(["search", "--resume", str(run_dir)], timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert structure(run_dir) == structure(ref_dir) and samples(run_dir) == samples(ref_dir)

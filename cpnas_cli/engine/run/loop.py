@@ -5,14 +5,17 @@ A step ends by `commit`: the checkpoint is saved with the step's events pending 
 size before them, then the events are logged and reported. A resume loads the checkpoint, cuts
 the log back to that size and writes the pending events again, so the log holds every event
 exactly once whenever the process died. A run killed before its first checkpoint starts over.
+One process writes a run: `start` and `resume` take the run directory's writer lock (runs.py),
+`writing` gives it back when the run's last write is done.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 
 from cpnas_cli.events import EventWriter, event
-from cpnas_cli.runs import RunDir
+from cpnas_cli.runs import RunDir, lock_writer, release_writer
 
 from .checkpoint import STATE, load_checkpoint, save_checkpoint
 from .interrupt import Interrupted
@@ -22,13 +25,15 @@ Report = Callable[[dict], None]
 
 class RunLoop:
     """Base of the search runner and the trainer. Subclasses call `start` from `begin`, `resume`
-    from `restore`, `commit` after every step and `guarded` around their loop."""
+    from `restore`, `commit` after every step, `guarded` around their loop and `writing` around
+    all of `run`."""
 
     def __init__(self, report: Report, stop):
         self.report, self.stop = report, stop
 
     def start(self, run: RunDir, header: dict, **started) -> None:
         """A new run: the header line, then the `started` status."""
+        lock_writer(run.path)
         self.run_dir, self.log = run, EventWriter(run.events)
         self.log.write([header])
         self.emit("status", state="started", **started)
@@ -36,6 +41,7 @@ class RunLoop:
     def resume(self, run: RunDir, restore: Callable[[dict[str, torch.Tensor], dict], None]) -> bool:
         """Hand the checkpoint's (tensors, state) to `restore`, then cut the log back to it; False
         (and the log removed) when the run died before its first checkpoint."""
+        lock_writer(run.path)  # before anything is cut or written
         if not (run.checkpoint / STATE).is_file():
             run.events.unlink(missing_ok=True)
             return False
@@ -61,6 +67,14 @@ class RunLoop:
         self.log.write([line])
         self.report(line)
         return line
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Around a run's `run()`: its writer lock is released when it returns or fails."""
+        try:
+            yield
+        finally:
+            release_writer(self.run_dir.path)
 
     def guarded(self, loop: Callable[[], None], position: Callable[[], dict]) -> None:
         """Run `loop`, logging how it ended if it did not finish: Ctrl-C already checkpointed

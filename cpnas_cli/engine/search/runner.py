@@ -61,11 +61,12 @@ class Search(RunLoop):
             while self.n < self.total:
                 self._step()
 
-        self.guarded(steps, lambda: {"step": self.n})
-        genotype = self.strategy.genotype(self._meta())
-        genotypes.save(genotype, self.run_dir.genotype)
-        self.emit("genotype", path=str(self.run_dir.genotype), genotype=genotypes.to_dict(genotype))
-        self.emit("status", state="finished", elapsed=round(self.elapsed, 1))
+        with self.writing():
+            self.guarded(steps, lambda: {"step": self.n})
+            genotype = self.strategy.genotype(self._meta())
+            genotypes.save(genotype, self.run_dir.genotype)
+            self.emit("genotype", path=str(self.run_dir.genotype), genotype=genotypes.to_dict(genotype))
+            self.emit("status", state="finished", elapsed=round(self.elapsed, 1))
         return self.run_dir.genotype
 
     def _step(self) -> None:

@@ -153,14 +153,15 @@ class Trainer(RunLoop):
             while not self.finished:
                 self._epoch()
 
-        self.guarded(epochs, lambda: {"epoch": self.epoch, "batch": 0})
-        return self.emit(
-            "status",
-            state="finished",
-            elapsed=round(self.elapsed, 1),
-            best_acc_child=self.best,
-            **{k: self.last.get(k) for k in ("test_acc_child", "test_acc_parent")},
-        )
+        with self.writing():
+            self.guarded(epochs, lambda: {"epoch": self.epoch, "batch": 0})
+            return self.emit(
+                "status",
+                state="finished",
+                elapsed=round(self.elapsed, 1),
+                best_acc_child=self.best,
+                **{k: self.last.get(k) for k in ("test_acc_child", "test_acc_parent")},
+            )
 
     def _epoch(self) -> None:
         self.started = time.perf_counter()
