@@ -13,6 +13,8 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -35,28 +37,52 @@ def _file_mode() -> int:
 FILE_MODE = _file_mode()
 
 
+WRITE_FIX = (
+    "free space on that disk or make the place writable, then run again (a run resumes from its last checkpoint)"
+)
+
+
+@contextmanager
+def disk_errors(
+    path: Path, tmp: Path | None = None, errors: tuple[type[Exception], ...] = (OSError,)
+) -> Iterator[None]:
+    """A failed write of `path` (a full disk, a read-only or forbidden place: `errors`) as a
+    UserError naming it and the cause, with the half-written `tmp` removed: the previous `path`
+    stands untouched."""
+    try:
+        yield
+    except errors as err:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        cause = getattr(err, "strerror", None) or str(err)
+        raise UserError(f"cannot write {path} ({cause})", WRITE_FIX) from None
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temp file in the same directory, fsync, then rename over `path`: readers see the
     old file or the new one, never a torn one, whenever the process dies."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), FILE_MODE)  # mkstemp makes 0600; a user's files follow the umask
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with disk_errors(path):
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with disk_errors(path, Path(tmp)):
+        try:
+            with os.fdopen(fd, "wb") as f:
+                os.fchmod(f.fileno(), FILE_MODE)  # mkstemp makes 0600; a user's files follow the umask
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:  # Ctrl-C too: no temp file is left behind
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def publish(tmp: Path, path: Path) -> None:
     """Rename a finished temp file over `path`, with the mode a new file gets (writers such as
     safetensors create 0600 files)."""
-    os.chmod(tmp, FILE_MODE)
-    os.replace(tmp, path)
+    with disk_errors(path, tmp):
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -1,26 +1,36 @@
 """Robustness through the command line (issue 19): bad files and run state are one line, exit 2,
 nothing written (a binary genotype file, an empty run config.yaml, a watched path that does not
-exist, a checkpoint from another version); one writer per run directory; SIGTERM is Ctrl-C."""
+exist, a checkpoint from another version); one writer per run directory; SIGTERM is Ctrl-C; a NaN
+stops a run at its step and a failed write (a full disk) stops it with one line, the last good
+checkpoint kept in both cases."""
 
+import errno
 import json
 import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import torch
+from safetensors import SafetensorError
 from typer.testing import CliRunner
 
 from cpnas_cli.cli.app import app
-from cpnas_cli.config import dump_yaml, load_config
+from cpnas_cli.config import dump_yaml, load_config, load_run_config
 from cpnas_cli.engine.ablation.plan import make_plan
 from cpnas_cli.engine.ablation.runner import Ablation
+from cpnas_cli.engine.run import checkpoint
 from cpnas_cli.engine.run.checkpoint import load_checkpoint, save_checkpoint
+from cpnas_cli.engine.run.loop import RunLoop
+from cpnas_cli.engine.search.runner import Search
+from cpnas_cli.engine.search.strategies.cp import CPStrategy
 from cpnas_cli.errors import UserError
-from cpnas_cli.runs import lock_writer, new_run_dir, release_writer
+from cpnas_cli.runs import RunDir, lock_writer, new_run_dir, release_writer
 from cpnas_cli.space import genotype as genotypes
 from tests.cli import ENV, assert_one_line_error, run_cli, start_cli, wait_for
-from tests.tiny_runs import TINY_SEARCH, run_states, samples, structure, tiny_args
+from tests.tiny_runs import TINY_SEARCH, run_in_library, run_states, samples, structure, tiny_args
 
 runner = CliRunner()
 BINARY = bytes(range(256)) * 4  # not UTF-8: byte 0x80 cannot start a character
@@ -190,4 +200,118 @@ def test_sigterm_checkpoints_prints_the_resume_command_and_exits_143(tiny_search
     assert run_states(events)[-1] == "interrupted"
     result = run_cli(["search", "--resume", str(run_dir)], timeout=600)
     assert result.returncode == 0, result.stderr
+    assert structure(run_dir) == structure(ref_dir) and samples(run_dir) == samples(ref_dir)
+
+
+# --- numerical faults --------------------------------------------------------------------------------
+
+
+def test_a_step_with_a_nan_or_inf_is_not_committed_and_names_the_value(tmp_path):
+    loop = RunLoop(report=lambda e: None, stop=None)
+    run = new_run_dir("test", tmp_path / "run")
+    loop.start(run, {"kind": "header", "run": "search"})
+    loop.commit({"w": torch.ones(2)}, {"n": 1}, [{"kind": "sample", "n": 1, "loss_child": 0.5}], tag="1")
+    good = (run.checkpoint / "state.json").read_text()
+    diverged = [{"kind": "alpha", "step": 2, "weights": {"normal": [[0.1, float("inf")]]}}]
+    with pytest.raises(UserError, match=r"weights.normal\[0\]\[1\] is inf at alpha step 2") as err:
+        loop.commit({"w": torch.ones(2)}, {"n": 2}, diverged, tag="2")
+    assert f"cpnas search --resume {run.path}" in str(err.value) and "search.lr" in str(err.value)
+    assert (run.checkpoint / "state.json").read_text() == good
+    assert load_checkpoint(run.checkpoint)[1]["n"] == 1
+    release_writer(run.path)
+
+
+@pytest.mark.e2e
+def test_a_nan_loss_stops_the_search_at_that_step_and_it_resumes_to_the_same_genotype(
+    tiny_search, tmp_path, monkeypatch
+):
+    ref_dir, _ = tiny_search()
+    step = CPStrategy.step
+
+    def diverging(self, n, ctx):
+        events = step(self, n, ctx)
+        if n == 2:
+            events[0]["loss_child"] = float("nan")
+        return events
+
+    monkeypatch.setattr(CPStrategy, "step", diverging)
+    with pytest.raises(UserError, match="loss_child is nan at sample n 3"):
+        run_in_library(Search, tmp_path / "run", TINY_SEARCH)
+    run = RunDir(tmp_path / "run")
+    assert load_checkpoint(run.checkpoint)[1]["n"] == 2 and run_states(run.events)[-1] == "failed"
+    monkeypatch.setattr(CPStrategy, "step", step)
+    search = Search(load_run_config(run.config))
+    search.restore(run)
+    search.run()
+    assert structure(run.path) == structure(ref_dir) and samples(run.path) == samples(ref_dir)
+
+
+# --- full disks and read-only places ---------------------------------------------------------------
+
+
+def _checkpointed(folder):
+    save_checkpoint(folder, {"w": torch.ones(3)}, {"n": 1}, tag="1")
+    return (folder / "state.json").read_text()
+
+
+@pytest.mark.parametrize("error", [OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), SafetensorError("No space left")])
+def test_a_full_disk_under_the_weights_keeps_the_previous_checkpoint(tmp_path, monkeypatch, error):
+    good = _checkpointed(tmp_path)
+
+    def half_then_full(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"\0" * 100)  # what got written before the disk filled up
+        raise error
+
+    monkeypatch.setattr(checkpoint, "save_file", half_then_full)
+    with pytest.raises(UserError, match=f"cannot write {tmp_path / 'weights-2.safetensors'} .*No space left"):
+        save_checkpoint(tmp_path, {"w": torch.zeros(3)}, {"n": 2}, tag="2")
+    assert (tmp_path / "state.json").read_text() == good
+    assert load_checkpoint(tmp_path)[0]["w"].tolist() == [1.0, 1.0, 1.0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json", "weights-1.safetensors"]
+
+
+@pytest.mark.parametrize(
+    "fault, at",
+    [
+        (errno.ENOSPC, "os.fsync"),  # the state.json write
+        (errno.EROFS, "tempfile.mkstemp"),  # a read-only place
+        (errno.EACCES, "os.replace"),  # the rename of the weights file
+    ],
+)
+def test_a_failed_write_is_one_user_error_naming_the_path_and_the_cause(tmp_path, monkeypatch, fault, at):
+    good = _checkpointed(tmp_path)
+    module, name = at.split(".")
+
+    def fail(*args, **kwargs):
+        raise OSError(fault, os.strerror(fault))
+
+    monkeypatch.setattr(f"{module}.{name}", fail)
+    with pytest.raises(UserError, match=f"cannot write {tmp_path}/.* \\({os.strerror(fault)}\\)"):
+        save_checkpoint(tmp_path, {"w": torch.zeros(3)}, {"n": 2}, tag="2")
+    monkeypatch.undo()
+    assert (tmp_path / "state.json").read_text() == good and load_checkpoint(tmp_path)[1]["n"] == 1
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.mark.e2e
+def test_a_full_disk_stops_the_search_with_one_line_and_it_resumes_once_space_is_back(
+    tiny_search, tmp_path, monkeypatch
+):
+    ref_dir, _ = tiny_search()
+    run_dir = tmp_path / "run"
+    save = checkpoint.save_file
+
+    def fills_at_the_third(tensors, filename, metadata=None):
+        if "weights-0000003" in filename:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        save(tensors, filename, metadata=metadata)
+
+    monkeypatch.setattr(checkpoint, "save_file", fills_at_the_third)
+    result = runner.invoke(app, tiny_args(run_dir))
+    assert_one_line_error(result, f"cannot write {run_dir / 'checkpoint' / 'weights-0000003.safetensors'}")
+    assert "No space left on device" in result.stderr
+    assert load_checkpoint(run_dir / "checkpoint")[1]["n"] == 2
+    monkeypatch.undo()
+    result = runner.invoke(app, ["search", "--resume", str(run_dir)])
+    assert result.exit_code == 0, result.output
     assert structure(run_dir) == structure(ref_dir) and samples(run_dir) == samples(ref_dir)

@@ -13,23 +13,32 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from cpnas_cli.errors import UserError
-from cpnas_cli.runs import atomic_write_text, publish
+from cpnas_cli.runs import atomic_write_text, disk_errors, publish
 
 STATE = "state.json"
 VERSION = 1  # of state.json's layout; a state without one was written by version 1
 
 
 def save_checkpoint(folder: Path, tensors: dict[str, torch.Tensor], state: dict, tag: str) -> None:
-    """`tag` names the weights file; it must differ from the previous checkpoint's."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """`tag` names the weights file; it must differ from the previous checkpoint's. A write that
+    fails (a full disk) is a UserError naming the file, and the previous checkpoint stands."""
     weights = folder / f"weights-{tag}.safetensors"
-    tmp = weights.with_suffix(".tmp")
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
-    publish(tmp, weights)
+    with disk_errors(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+    write_safetensors(weights, tensors)
     atomic_write_text(folder / STATE, json.dumps({**state, "version": VERSION, "weights": weights.name}))
     for old in folder.glob("weights-*.safetensors"):
         if old != weights:
             old.unlink(missing_ok=True)
+
+
+def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    """Tensors (and string metadata) to `path` through a temp file renamed over it: a failed write
+    (a full disk, a read-only place) is a UserError naming `path`, and the previous file stands."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with disk_errors(path, tmp, (OSError, SafetensorError)):  # safetensors reports a full disk its own way
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+    publish(tmp, path)
 
 
 def load_checkpoint(folder: Path) -> tuple[dict[str, torch.Tensor], dict]:

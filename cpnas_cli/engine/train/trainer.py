@@ -85,6 +85,8 @@ class Trainer(RunLoop):
     """One training run: construct (loads the data, builds the networks: bad input fails here,
     before anything is written), then `begin(run)` or `restore(run)`, then `run()`."""
 
+    command = "train"
+
     def __init__(self, config: Config, genotype: genotypes.Genotype, report: Report = lambda e: None, stop=None):
         super().__init__(report, stop)
         self.config, self.cfg, self.genotype = config, config.train, genotype
