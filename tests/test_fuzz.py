@@ -59,6 +59,7 @@ CRASHED = [  # (target, input): each once escaped its parser as a traceback
     ("checkpoint state.json", b"\x80"),  # UnicodeDecodeError
     ("checkpoint state.json", b"[]"),  # TypeError
     ("checkpoint state.json", b'{"weights": "../../../etc/passwd"}'),  # read outside the checkpoint
+    ("IDX", b"\x00\x00\x08\x03" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x03" * 2),  # a zero dim: frombuffer
     ("genotype JSON", bytes(range(256))),  # UnicodeDecodeError (issue 19's `cpnas profile <binary>`)
 ]
 
