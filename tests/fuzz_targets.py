@@ -31,6 +31,7 @@ from cpnas_cli.engine.run.checkpoint import load_checkpoint, save_checkpoint
 from cpnas_cli.engine.train.model_file import ModelInfo, load_model, save_model
 from cpnas_cli.errors import UserError
 from cpnas_cli.events import EventReader, SchemaError
+from cpnas_cli.runs import LOCK, release_writer
 from cpnas_cli.space import genotype as genotypes
 from cpnas_cli.tui.state import RunState, Unreadable
 from tests.genotypes import DARTS_V2
@@ -134,18 +135,23 @@ class Target:
     beside: Callable[[Path], None] = lambda folder: None  # writes the files the parse also reads
 
 
+def _files(folder: Path) -> list:
+    """The files and their times; the writer lock aside: a writer that accepted its input takes it."""
+    return sorted((p.name, p.stat().st_mtime_ns) for p in folder.iterdir() if p.name != LOCK)
+
+
 def outcome(target: Target, data: bytes, folder: Path) -> str:
     """ "loaded" or "refused" (a UserError); anything else escapes. Fails if the parse wrote."""
     path = folder / target.file_name
     path.write_bytes(data)
     target.beside(folder)
-    before = sorted((p.name, p.stat().st_mtime_ns) for p in folder.iterdir())
+    before = _files(folder)
     try:
         target.parse(path)
         result = "loaded"
     except UserError:
         result = "refused"
-    after = sorted((p.name, p.stat().st_mtime_ns) for p in folder.iterdir())
+    after = _files(folder)
     assert after == before, f"the parse wrote: {before} -> {after}"
     return result
 
@@ -254,6 +260,11 @@ def _checkpoint_weights(folder: Path) -> None:
     (folder / "weights-1.safetensors").write_bytes(file_bytes("checkpoint"))
 
 
+def _open_ablation(path: Path) -> None:
+    Ablation.open(path.parent)
+    release_writer(path.parent)  # opened to run, it holds the writer lock; a campaign opens thousands
+
+
 def _ablation_base(folder: Path) -> None:
     (folder / "base.yaml").write_text(configs.dump_yaml(configs.Config()))
 
@@ -326,7 +337,7 @@ def _targets() -> list[Target]:
             "ablation.json",
             "ablation.json",
             lambda: damaged_json_bytes(_ablation_plan()),
-            lambda p: Ablation.open(p.parent),
+            _open_ablation,
             _ablation_base,
         ),
         Target(

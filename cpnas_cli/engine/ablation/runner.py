@@ -61,11 +61,11 @@ class Ablation:
             raise UserError(
                 f"{folder} is not an ablation directory (no {PLAN})", "pass a directory made by `cpnas ablate`"
             )
-        lock_writer(folder)  # before the plan may grow: one process runs an ablation
         fix = "restore it, or start the ablation again in a new directory"
         plan = Plan.from_dict(read_json(folder / PLAN, str(folder / PLAN), fix), where=str(folder / PLAN))
         base = configs.load_run_config(folder / BASE)
         base.device = device or base.device
+        lock_writer(folder)  # after the reads (a damaged file writes nothing), before the plan may grow
         if seeds is not None and seeds != len(plan.seeds):
             plan = plan.with_seeds(seeds)
             atomic_write_text(folder / PLAN, json.dumps(plan.to_dict(), indent=2) + "\n")
