@@ -170,7 +170,7 @@ class NetworkSpec:
             ("cells", 1 <= self.cells <= 200),
             ("image_size", 1 <= self.image_size <= 4096),
             ("stem_stride", self.stem_stride in (1, 2)),
-            ("group_width", 1 <= self.group_width <= self.channels),
+            ("group_width", 1 <= self.group_width <= 4096),
             ("reductions", all(0 <= r < self.cells for r in self.reductions or [])),
             ("quantizer", self.quantizer in QUANTIZERS),
             ("parent_activation", self.parent_activation in ("relu", "identity")),
