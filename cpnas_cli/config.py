@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from .errors import UserError
+from .runs import read_text
 from .space.cells import OPS
 
 STRATEGIES = ("cp", "bnas", "random", "abandit", "pc-darts", "dcp")  # engine/search/strategies/ implements each
@@ -170,9 +171,17 @@ def load_config(preset: str = "quick", overrides: dict | None = None, sets: Sequ
         key, sep, raw = item.partition("=")
         if not sep:
             raise UserError(f"--set {item!r} is not key=value", "write e.g. --set search.lr=0.05")
-        set_value(config, key.strip(), yaml.safe_load(raw), source="--set")
+        set_value(config, key.strip(), _set_value_yaml(item, raw), source="--set")
     validate(config)
     return config
+
+
+def _set_value_yaml(item: str, raw: str):
+    """The value of `--set key=value`, read as YAML (a number, a list, a string)."""
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:  # also control characters, which YAML's reader refuses
+        raise UserError(f"--set {item!r}: the value is not valid YAML", "quote it, e.g. --set name='my run'") from None
 
 
 def _apply_tree(config: Config, data: dict, source: str) -> None:
@@ -200,6 +209,21 @@ def set_value(obj, key: str, value, source: str) -> None:
         raise _unknown_key(key, source)
     kind = typing.get_type_hints(type(obj))[leaf]
     setattr(obj, leaf, _coerce(value, kind, key, source))
+
+
+def typed_record(cls, data, where: str, fix: str):
+    """A dataclass built from a JSON object (ablation.json, results.json), each field checked
+    against its annotation as config keys are; keys the dataclass lacks are ignored."""
+    if not isinstance(data, dict):
+        raise UserError(f"{where} is not an object", fix)
+    missing = [f.name for f in dataclasses.fields(cls) if f.name not in data and f.default is dataclasses.MISSING]
+    if missing:
+        raise UserError(f"{where} lacks {', '.join(missing)}", fix)
+    kinds = typing.get_type_hints(cls)
+    values = {
+        f.name: _coerce(data[f.name], kinds[f.name], f.name, where) for f in dataclasses.fields(cls) if f.name in data
+    }
+    return cls(**values)
 
 
 def _unknown_key(key: str, source: str) -> UserError:
@@ -445,22 +469,29 @@ def to_dict(config: Config) -> dict:
 
 
 def load_run_config(path: Path) -> Config:
-    """A run's resolved config.yaml, with the same checks as a preset."""
+    """A run's resolved config.yaml, with the same checks as a preset. The file is a complete dump
+    written at the run's start, so an empty one is damage: resuming it with the defaults would run
+    another experiment."""
+    data = _read_mapping(Path(path), f"run config {path}")
+    if not data:
+        raise UserError(
+            f"run config {path} is empty (damaged)",
+            "restore it from a copy, or start the run again: the defaults would run another experiment",
+        )
     config = Config()
-    _apply_tree(config, _read_mapping(Path(path), f"run config {path}"), source=str(path))
+    _apply_tree(config, data, source=str(path))
     validate(config)
     return config
 
 
 def _read_mapping(path: Path, what: str) -> dict:
+    text = read_text(path, what, "check the path, its permissions, and that it is a YAML file")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise UserError(f"{what} is not valid YAML{where}", "fix the file's syntax") from None
-    except OSError as err:
-        raise UserError(f"{what} cannot be read ({err.strerror})", "check the path and permissions") from None
     if not isinstance(data, dict):
         raise UserError(f"{what} must be a mapping of keys", "see presets/quick.yaml for the layout")
     return data

@@ -142,7 +142,11 @@ class EventReader:
         if not isinstance(event, dict) or "kind" not in event:
             self.notices.append(Notice(self.line, "skipped a line without a kind"))
             return None
-        if event["kind"] == "header" and event.get("schema", 0) > SCHEMA:
+        schema = event.get("schema", 0) if event["kind"] == "header" else 0
+        if type(schema) is not int:  # compared with SCHEMA below: a null or a string would crash it
+            self.notices.append(Notice(self.line, "skipped a header whose schema is not a number"))
+            return None
+        if schema > SCHEMA:
             raise SchemaError(f"{self.path} uses event schema {event['schema']}; this cpnas reads up to {SCHEMA}")
         return event
 

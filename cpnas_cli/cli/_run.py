@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from cpnas_cli import config as configs
-from cpnas_cli.engine.run.interrupt import Interrupted
+from cpnas_cli.engine.run.interrupt import Interrupted, StopFlag
 from cpnas_cli.errors import UserError
 from cpnas_cli.runs import RunDir, existing_run, new_run_dir
 
@@ -53,11 +53,11 @@ def open_run(engine, config: configs.Config, run: RunDir | None, name: str, run_
 
 
 @contextmanager
-def resume_hint(command: str, run: RunDir) -> Iterator[None]:
-    """Ctrl-C (after the engine checkpointed, or a second one) ends with the command that resumes
-    the run and exit code 130."""
+def resume_hint(command: str, run: RunDir, stop: StopFlag) -> Iterator[None]:
+    """Ctrl-C or SIGTERM (after the engine checkpointed, or a second one) ends with the command
+    that resumes the run and exit code 130 (Ctrl-C) or 143 (SIGTERM)."""
     try:
         yield
     except (Interrupted, KeyboardInterrupt):
         console.print(f"\n[yellow]Interrupted.[/] Resume with:  cpnas {command} --resume {run.path}")
-        raise typer.Exit(130) from None
+        raise typer.Exit(stop.exit_code) from None

@@ -115,7 +115,7 @@ def ablate(
                 ablation.run()
         except (Interrupted, KeyboardInterrupt):
             console.print(f"\n[yellow]Interrupted.[/] Resume with:  cpnas ablate --resume {folder}")
-            raise typer.Exit(130) from None
+            raise typer.Exit(stop.exit_code) from None
     ablation.write_outputs()
     console.print(units_table(rows(plan, ablation.results)))
     console.print(summary_table(summary(plan, ablation.results)))

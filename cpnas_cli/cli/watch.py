@@ -20,7 +20,7 @@ Examples:
 
   cpnas watch runs/20261122-101500-quick         # a named run, live or finished
 
-  cpnas watch runs/new-run                       # started before the run: waits for it
+  cpnas watch --wait runs/new-run                # started before the run: waits for it
 
 Keys: q quit, tab normal/reduction cell, f follow/pause, ? help.
 """
@@ -35,6 +35,7 @@ def watch(
         ),
     ] = None,
     interval: Annotated[float, typer.Option(help="Seconds between looks at the log.", min=0.05, max=10)] = 0.25,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for a run directory that does not exist yet.")] = False,
 ):
     """Watch a run live: op rankings per edge, K shrinking, the Child/Parent gap, status and genotype."""
     from cpnas_cli.tui.app import WatchApp
@@ -42,6 +43,8 @@ def watch(
 
     if run is not None and run.is_file() and run.suffix != ".jsonl":
         raise UserError(f"{run} is a file, not a run directory", "pass runs/<id> or its events.jsonl")
+    if run is not None and not run.exists() and not wait:  # most often a typo: waiting would hide it
+        raise UserError(f"{run} does not exist", "check the path, or add --wait to wait for a run that starts later")
     latest = latest_run(RUNS_ROOT) if run is None else None
     log = log_path(run) if run is not None else latest.events if latest else None
     if log is not None and log.is_file():  # a log too new for us fails here, before the screen opens

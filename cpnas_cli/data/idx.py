@@ -34,6 +34,8 @@ def read_idx(path: Path, ndim: int, fix: str) -> torch.Tensor:
             fix,
         )
     dims = struct.unpack_from(f">{ndim}I", data, 4)
+    if 0 in dims:  # torch.frombuffer cannot view an empty buffer, and no data is no dataset
+        raise UserError(f"{path} holds no data (dims {dims})", fix)
     expected_len = header_len + math.prod(dims)
     if len(data) != expected_len:
         state = "truncated" if len(data) < expected_len else "longer than its header says"

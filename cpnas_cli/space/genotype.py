@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cpnas_cli.errors import UserError
-from cpnas_cli.runs import atomic_write_text
+from cpnas_cli.runs import atomic_write_text, read_text
 
 from .cells import CELL_TYPES, OPS
 
@@ -138,7 +138,9 @@ def load(path: Path | str) -> Genotype:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"genotype file {path} not found", "pass the genotype.json of a search run")
-    text = path.read_text()
+    text = read_text(
+        path, f"genotype file {path}", "pass a genotype.json written by cpnas, or a DARTS Genotype(...) string"
+    )
     if text.lstrip().startswith("Genotype("):
         return from_darts(text, where=str(path))
     try:

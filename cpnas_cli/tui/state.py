@@ -41,11 +41,37 @@ REQUIRED = {  # fields the panels read; an event without them is skipped as unre
     "epoch": ("epoch",),
     "alpha": ("step", "total", "role", "weights", "genotype"),
 }
+NUMBER = (int, float)
+TYPES: dict[
+    str, dict[str, type | tuple[type, ...]]
+] = {  # fields the panels compute with, when present: another type makes the event unreadable
+    "header": {
+        "run": str,
+        "cells": list,
+        "edges": list,
+        "ops": list,
+        "config": dict,
+        "epochs": NUMBER,
+        "genotype": dict,
+    },
+    "status": {"state": str, "total": NUMBER, "error": str, "t": NUMBER},
+    "sample": {"arch": dict, "z": NUMBER, "total": NUMBER, "seconds": NUMBER, "K": int, "t": NUMBER},
+    "ranking": {"K": int},
+    "prune": {"K": int, "removed": dict},
+    "genotype": {"genotype": dict},
+    "epoch": {"epochs": NUMBER, "seconds": NUMBER, "t": NUMBER},
+    "alpha": {"total": NUMBER, "seconds": NUMBER, "genotype": dict, "t": NUMBER},
+}
 DIFFERENTIABLE = ("pc-darts", "dcp")
 
 
 class Unreadable(ValueError):
     """A well-formed line whose event lacks what the dashboard needs."""
+
+
+def _is(value, kinds) -> bool:
+    """isinstance, where a bool is no number (JSON true is not a count; no field is a bool)."""
+    return isinstance(value, kinds) and not isinstance(value, bool)
 
 
 @dataclass
@@ -89,6 +115,9 @@ class RunState:
         missing = [f for f in REQUIRED.get(kind, ()) if f not in event]
         if missing:
             raise Unreadable(f"a {kind} event without {', '.join(missing)}")
+        wrong = [f for f, kinds in TYPES.get(kind, {}).items() if f in event and not _is(event[f], kinds)]
+        if wrong:
+            raise Unreadable(f"a {kind} event whose {', '.join(wrong)} has the wrong type")
         handler(event)
         self.last_t = event.get("t", self.last_t)
 

@@ -9,7 +9,7 @@ import math
 import re
 from dataclasses import asdict, dataclass
 
-from cpnas_cli.config import BETA_P_KEY, STRATEGIES, STRATEGY_KEY
+from cpnas_cli.config import BETA_P_KEY, STRATEGIES, STRATEGY_KEY, typed_record
 from cpnas_cli.errors import UserError
 
 AXES = ("beta_p", "strategy")
@@ -55,8 +55,19 @@ class Plan:
         return {"axis": self.axis, "settings": [asdict(s) for s in self.settings], "seeds": list(self.seeds)}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Plan":
-        return cls(data["axis"], tuple(Setting(**s) for s in data["settings"]), tuple(data["seeds"]))
+    def from_dict(cls, data, where: str = "ablation plan") -> "Plan":
+        """The plan of an ablation.json; a damaged one is a UserError naming `where`."""
+        fix = "restore the file, or start the ablation again in a new directory"
+        if not isinstance(data, dict) or data.get("axis") not in AXES:
+            raise UserError(f"{where} has no axis ({' or '.join(AXES)})", fix)
+        settings, seeds = data.get("settings"), data.get("seeds")
+        if not isinstance(settings, list) or not settings:
+            raise UserError(f"{where} has no list of settings", fix)
+        if not isinstance(seeds, list) or not seeds or not all(type(s) is int for s in seeds):
+            raise UserError(f"{where} has no list of integer seeds", fix)
+        return cls(
+            data["axis"], tuple(typed_record(Setting, s, f"{where} setting", fix) for s in settings), tuple(seeds)
+        )
 
 
 def make_plan(strategies: list[str] | None, betas: list[float] | None, seeds: int, first_seed: int = 0) -> Plan:

@@ -11,7 +11,9 @@ import json
 import statistics
 from dataclasses import asdict, dataclass, fields
 
-from cpnas_cli.runs import atomic_write_text
+from cpnas_cli.config import typed_record
+from cpnas_cli.errors import UserError
+from cpnas_cli.runs import atomic_write_text, read_json
 
 from .plan import Plan
 
@@ -101,5 +103,8 @@ def read_results(folder) -> list[UnitResult]:
     path = folder / "results.json"
     if not path.is_file():
         return []
-    names = {f.name for f in fields(UnitResult)}
-    return [UnitResult(**{k: v for k, v in row.items() if k in names}) for row in json.loads(path.read_text())["units"]]
+    fix = "restore it, or delete it to run every unit again"
+    units = read_json(path, str(path), fix)
+    if not isinstance(units, dict) or not isinstance(units.get("units"), list):
+        raise UserError(f"{path} has no list of units", fix)
+    return [typed_record(UnitResult, row, f"{path} unit", fix) for row in units["units"]]

@@ -26,7 +26,7 @@ from cpnas_cli.engine.search.runner import Search
 from cpnas_cli.engine.train.trainer import Trainer
 from cpnas_cli.errors import UserError
 from cpnas_cli.events import read_all
-from cpnas_cli.runs import RunDir, atomic_write_bytes, atomic_write_text
+from cpnas_cli.runs import RunDir, atomic_write_bytes, atomic_write_text, lock_writer, read_json, release_writer
 from cpnas_cli.space import genotype as genotypes
 
 from .plan import Plan, Setting
@@ -48,6 +48,7 @@ class Ablation:
     @classmethod
     def create(cls, folder: Path, base: configs.Config, plan: Plan, **kwargs) -> "Ablation":
         """Write the plan and the base configuration into `folder` (new or empty)."""
+        lock_writer(folder)
         atomic_write_text(folder / PLAN, json.dumps(plan.to_dict(), indent=2) + "\n")
         atomic_write_text(folder / BASE, configs.dump_yaml(base))
         return cls(folder, base, plan, **kwargs)
@@ -60,9 +61,11 @@ class Ablation:
             raise UserError(
                 f"{folder} is not an ablation directory (no {PLAN})", "pass a directory made by `cpnas ablate`"
             )
-        plan = Plan.from_dict(json.loads((folder / PLAN).read_text()))
+        fix = "restore it, or start the ablation again in a new directory"
+        plan = Plan.from_dict(read_json(folder / PLAN, str(folder / PLAN), fix), where=str(folder / PLAN))
         base = configs.load_run_config(folder / BASE)
         base.device = device or base.device
+        lock_writer(folder)  # after the reads (a damaged file writes nothing), before the plan may grow
         if seeds is not None and seeds != len(plan.seeds):
             plan = plan.with_seeds(seeds)
             atomic_write_text(folder / PLAN, json.dumps(plan.to_dict(), indent=2) + "\n")
@@ -73,7 +76,14 @@ class Ablation:
         return len(self.results) == len(self.plan.units())
 
     def run(self) -> list[UnitResult]:
-        """Every unit not yet done, in plan order; the outputs are rewritten after each one."""
+        """Every unit not yet done, in plan order; the outputs are rewritten after each one. The
+        ablation's writer lock (taken by `create` or `open`) ends with it."""
+        try:
+            return self._run_units()
+        finally:
+            release_writer(self.folder)
+
+    def _run_units(self) -> list[UnitResult]:
         done = {(r.setting, r.seed) for r in self.results}
         units = self.plan.units()
         for index, (setting, seed) in enumerate(units):

@@ -27,14 +27,13 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from safetensors.torch import save_file
 
 from cpnas_cli.engine.nn.binary import BinaryConv2d, binary_conv2d, exact_scale, hard_sign
 from cpnas_cli.engine.nn.layers import conv2d
 from cpnas_cli.engine.nn.network import EvalNetwork, NetworkSpec
+from cpnas_cli.engine.run.checkpoint import write_safetensors
 from cpnas_cli.engine.train.model_file import ModelInfo, legacy_notice, load_model, read_safetensors
 from cpnas_cli.errors import UserError
-from cpnas_cli.runs import publish
 from cpnas_cli.space import genotype as genotypes
 
 from .profile import profile_eval_network
@@ -211,12 +210,7 @@ def write_packed(path: Path, info: ModelInfo, child: EvalNetwork, source: str = 
         "manifest": json.dumps(manifest(info, source)),
         "genotype": json.dumps(genotypes.to_dict(info.genotype)),
     }
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        save_file(packed_tensors(child), str(tmp), metadata=metadata)
-        publish(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_safetensors(path, packed_tensors(child), metadata)
 
 
 def load_packed(path: Path, device: torch.device | str = "cpu") -> tuple[ModelInfo, EvalNetwork]:
@@ -272,7 +266,7 @@ def read_packed(path: Path) -> tuple[ModelInfo, dict[str, torch.Tensor]]:
         data = json.loads(metadata["manifest"])
         info = ModelInfo(
             genotype=genotypes.from_dict(json.loads(metadata["genotype"]), where=f"{path} genotype"),
-            spec=NetworkSpec(**data["network"], exact=version == str(VERSION)),
+            spec=NetworkSpec.from_dict(data["network"], version == str(VERSION), f"{path} network", fix),
             class_names=data["classes"],
             dataset=data["dataset"],
             extras=data.get("extras", {}),

@@ -12,10 +12,13 @@ from typing import cast
 import torch
 import torch.nn as nn
 
+from cpnas_cli.config import typed_record
+from cpnas_cli.errors import UserError
 from cpnas_cli.space.genotype import Cell as CellGenotype
 from cpnas_cli.space.genotype import Genotype
 
 from .backbone import CellSlot, Classifier, cell_plan, preprocess, reduction_cells, stem
+from .binary import QUANTIZERS
 from .ops import Style, build_op
 
 
@@ -145,6 +148,33 @@ class NetworkSpec:
         data = asdict(self)
         del data["exact"]
         return data
+
+    @classmethod
+    def from_dict(cls, data, exact: bool, where: str, fix: str) -> "NetworkSpec":
+        """The spec a model file stores, every field's type and range checked: a damaged file must
+        not build a network of a billion channels, or crash building one of None."""
+        spec = typed_record(
+            cls, {k: v for k, v in data.items() if k != "exact"} if isinstance(data, dict) else data, where, fix
+        )
+        spec.exact = exact
+        bad = [name for name, ok in spec._checks() if not ok]
+        if bad:
+            raise UserError(f"{where} has out-of-range {', '.join(bad)}", fix)
+        return spec
+
+    def _checks(self) -> list[tuple[str, bool]]:
+        return [
+            ("in_channels", 1 <= self.in_channels <= 16),
+            ("classes", 1 <= self.classes <= 100_000),
+            ("channels", 1 <= self.channels <= 4096),
+            ("cells", 1 <= self.cells <= 200),
+            ("image_size", 1 <= self.image_size <= 4096),
+            ("stem_stride", self.stem_stride in (1, 2)),
+            ("group_width", 1 <= self.group_width <= 4096),
+            ("reductions", all(0 <= r < self.cells for r in self.reductions or [])),
+            ("quantizer", self.quantizer in QUANTIZERS),
+            ("parent_activation", self.parent_activation in ("relu", "identity")),
+        ]
 
     def build(self, genotype: Genotype, binary: bool, drop_path: float = 0.0) -> EvalNetwork:
         style = Style.of(self, binary, affine=True, running_stats=True)

@@ -5,30 +5,42 @@ A step ends by `commit`: the checkpoint is saved with the step's events pending 
 size before them, then the events are logged and reported. A resume loads the checkpoint, cuts
 the log back to that size and writes the pending events again, so the log holds every event
 exactly once whenever the process died. A run killed before its first checkpoint starts over.
+A step whose events hold a NaN or an infinity (a loss, an accuracy, an architecture weight) is
+not committed: the run stops with one line naming the value, the last good checkpoint stands.
+One process writes a run: `start` and `resume` take the run directory's writer lock (runs.py),
+`writing` gives it back when the run's last write is done.
 """
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 
+from cpnas_cli.errors import UserError
 from cpnas_cli.events import EventWriter, event
-from cpnas_cli.runs import RunDir
+from cpnas_cli.runs import RunDir, lock_writer, release_writer
 
 from .checkpoint import STATE, load_checkpoint, save_checkpoint
 from .interrupt import Interrupted
 
 Report = Callable[[dict], None]
+POSITION = ("n", "step", "epoch")  # the fields that say which step an event belongs to
 
 
 class RunLoop:
     """Base of the search runner and the trainer. Subclasses call `start` from `begin`, `resume`
-    from `restore`, `commit` after every step and `guarded` around their loop."""
+    from `restore`, `commit` after every step, `guarded` around their loop and `writing` around
+    all of `run`."""
+
+    command = "search"  # the CLI command that resumes a run of this kind
 
     def __init__(self, report: Report, stop):
         self.report, self.stop = report, stop
 
     def start(self, run: RunDir, header: dict, **started) -> None:
         """A new run: the header line, then the `started` status."""
+        lock_writer(run.path)
         self.run_dir, self.log = run, EventWriter(run.events)
         self.log.write([header])
         self.emit("status", state="started", **started)
@@ -36,6 +48,7 @@ class RunLoop:
     def resume(self, run: RunDir, restore: Callable[[dict[str, torch.Tensor], dict], None]) -> bool:
         """Hand the checkpoint's (tensors, state) to `restore`, then cut the log back to it; False
         (and the log removed) when the run died before its first checkpoint."""
+        lock_writer(run.path)  # before anything is cut or written
         if not (run.checkpoint / STATE).is_file():
             run.events.unlink(missing_ok=True)
             return False
@@ -50,17 +63,38 @@ class RunLoop:
     def commit(self, tensors: dict[str, torch.Tensor], state: dict, events: list[dict], tag: str) -> None:
         """Checkpoint with `events` pending (tag names the weights file: unique per step), then log
         and report them."""
+        self._check_finite(events)
         state = {**state, "events_offset": self.log.size(), "pending_events": events}
         save_checkpoint(self.run_dir.checkpoint, tensors, state, tag=tag)
         self.log.write(events)
         for line in events:
             self.report(line)
 
+    def _check_finite(self, events: list[dict]) -> None:
+        """A diverged step (NaN or inf anywhere in its events) is a UserError before its checkpoint."""
+        for line in events:
+            for name, value in _numbers(line):
+                if not math.isfinite(value):
+                    at = next((f"{k} {line[k]}" for k in POSITION if k in line), "this step")
+                    raise UserError(
+                        f"the run diverged: {name} is {value} at {line['kind']} {at}",
+                        f"its last good checkpoint is kept; lower the learning rate ({self.command}.lr) in "
+                        f"{self.run_dir.config} and resume with: cpnas {self.command} --resume {self.run_dir.path}",
+                    )
+
     def emit(self, kind: str, **fields) -> dict:
         line = event(kind, **fields)
         self.log.write([line])
         self.report(line)
         return line
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Around a run's `run()`: its writer lock is released when it returns or fails."""
+        try:
+            yield
+        finally:
+            release_writer(self.run_dir.path)
 
     def guarded(self, loop: Callable[[], None], position: Callable[[], dict]) -> None:
         """Run `loop`, logging how it ended if it did not finish: Ctrl-C already checkpointed
@@ -76,3 +110,15 @@ class RunLoop:
         except Exception as err:
             self.emit("status", state="failed", error=f"{type(err).__name__}: {err}", **position())
             raise
+
+
+def _numbers(value, name: str = "") -> Iterator[tuple[str, float]]:
+    """(dotted name, number) of every float in an event, nested ones included."""
+    if isinstance(value, float):
+        yield name, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _numbers(item, f"{name}.{key}" if name else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _numbers(item, f"{name}[{i}]")

@@ -65,12 +65,13 @@ class Search(RunLoop):
             while self.n < self.total:
                 self._step()
 
-        self.guarded(steps, lambda: {"step": self.n})
-        genotype = self.strategy.genotype(self._meta())
-        if genotype is not None:
-            genotypes.save(genotype, self.run_dir.genotype)
-            self.emit("genotype", path=str(self.run_dir.genotype), genotype=genotypes.to_dict(genotype))
-        self.emit("status", state="finished", elapsed=round(self.elapsed, 1))
+        with self.writing():
+            self.guarded(steps, lambda: {"step": self.n})
+            genotype = self.strategy.genotype(self._meta())
+            if genotype is not None:
+                genotypes.save(genotype, self.run_dir.genotype)
+                self.emit("genotype", path=str(self.run_dir.genotype), genotype=genotypes.to_dict(genotype))
+            self.emit("status", state="finished", elapsed=round(self.elapsed, 1))
         return self.run_dir.genotype if genotype is not None else None
 
     def _step(self) -> None:

@@ -17,11 +17,10 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
 from cpnas_cli.engine.nn.network import EvalNetwork, NetworkSpec
+from cpnas_cli.engine.run.checkpoint import write_safetensors
 from cpnas_cli.errors import Notice, UserError
-from cpnas_cli.runs import publish
 from cpnas_cli.space import genotype as genotypes
 
 FORMAT = "cpnas-model"
@@ -62,10 +61,7 @@ def save_model(path: Path, info: ModelInfo, child: torch.nn.Module, parent: torc
         "dataset": info.dataset,
         "extras": json.dumps(info.extras),
     }
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-    publish(tmp, path)
+    write_safetensors(Path(path), tensors, metadata)
 
 
 def read_safetensors(path: Path, format: str, noun: str, kind: str, fix: str) -> tuple[dict, dict[str, torch.Tensor]]:
@@ -98,7 +94,9 @@ def read_model(path: Path) -> tuple[ModelInfo, dict[str, torch.Tensor]]:
     try:
         info = ModelInfo(
             genotype=genotypes.from_dict(json.loads(metadata["genotype"]), where=f"{path} genotype"),
-            spec=NetworkSpec(**json.loads(metadata["network"]), exact=version == str(VERSION)),
+            spec=NetworkSpec.from_dict(
+                json.loads(metadata["network"]), version == str(VERSION), f"{path} network", fix
+            ),
             class_names=json.loads(metadata["classes"]),
             dataset=metadata["dataset"],
             extras=json.loads(metadata.get("extras", "{}")),

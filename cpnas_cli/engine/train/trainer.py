@@ -85,6 +85,8 @@ class Trainer(RunLoop):
     """One training run: construct (loads the data, builds the networks: bad input fails here,
     before anything is written), then `begin(run)` or `restore(run)`, then `run()`."""
 
+    command = "train"
+
     def __init__(self, config: Config, genotype: genotypes.Genotype, report: Report = lambda e: None, stop=None):
         super().__init__(report, stop)
         self.config, self.cfg, self.genotype = config, config.train, genotype
@@ -153,14 +155,15 @@ class Trainer(RunLoop):
             while not self.finished:
                 self._epoch()
 
-        self.guarded(epochs, lambda: {"epoch": self.epoch, "batch": 0})
-        return self.emit(
-            "status",
-            state="finished",
-            elapsed=round(self.elapsed, 1),
-            best_acc_child=self.best,
-            **{k: self.last.get(k) for k in ("test_acc_child", "test_acc_parent")},
-        )
+        with self.writing():
+            self.guarded(epochs, lambda: {"epoch": self.epoch, "batch": 0})
+            return self.emit(
+                "status",
+                state="finished",
+                elapsed=round(self.elapsed, 1),
+                best_acc_child=self.best,
+                **{k: self.last.get(k) for k in ("test_acc_child", "test_acc_parent")},
+            )
 
     def _epoch(self) -> None:
         self.started = time.perf_counter()

@@ -1,0 +1,317 @@
+"""Robustness through the command line (issue 19): bad files and run state are one line, exit 2,
+nothing written (a binary genotype file, an empty run config.yaml, a watched path that does not
+exist, a checkpoint from another version); one writer per run directory; SIGTERM is Ctrl-C; a NaN
+stops a run at its step and a failed write (a full disk) stops it with one line, the last good
+checkpoint kept in both cases."""
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import SafetensorError
+from typer.testing import CliRunner
+
+from cpnas_cli.cli.app import app
+from cpnas_cli.config import dump_yaml, load_config, load_run_config
+from cpnas_cli.engine.ablation.plan import make_plan
+from cpnas_cli.engine.ablation.runner import Ablation
+from cpnas_cli.engine.run import checkpoint
+from cpnas_cli.engine.run.checkpoint import load_checkpoint, save_checkpoint
+from cpnas_cli.engine.run.loop import RunLoop
+from cpnas_cli.engine.search.runner import Search
+from cpnas_cli.engine.search.strategies.cp import CPStrategy
+from cpnas_cli.errors import UserError
+from cpnas_cli.runs import RunDir, lock_writer, new_run_dir, release_writer
+from cpnas_cli.space import genotype as genotypes
+from tests.cli import ENV, assert_one_line_error, run_cli, start_cli, wait_for
+from tests.tiny_runs import TINY_SEARCH, run_in_library, run_states, samples, structure, tiny_args
+
+runner = CliRunner()
+BINARY = bytes(range(256)) * 4  # not UTF-8: byte 0x80 cannot start a character
+
+
+def files_in(folder):
+    return sorted((str(p.relative_to(folder)), p.stat().st_mtime_ns) for p in folder.rglob("*"))
+
+
+@pytest.mark.parametrize(
+    "command, after", [("profile", []), ("train", ["--epochs", "1", "--run-dir", "run"]), ("export", ["out.json"])]
+)
+def test_a_binary_genotype_file_is_one_line_not_a_traceback(tmp_path, monkeypatch, command, after):
+    monkeypatch.chdir(tmp_path)
+    binary = tmp_path / "genotype.bin"
+    binary.write_bytes(BINARY)
+    result = runner.invoke(app, [command, str(binary), *after])
+    assert_one_line_error(result, f"genotype file {binary} is not UTF-8 text")
+    assert files_in(tmp_path) == [("genotype.bin", binary.stat().st_mtime_ns)]
+
+
+@pytest.mark.parametrize("text, pattern", [("", "is empty"), ("\n# nothing\n", "is empty"), ("- a\n", "mapping")])
+@pytest.mark.parametrize("command", ["search", "train"])
+def test_resuming_a_run_with_a_broken_config_names_the_file(tmp_path, command, text, pattern):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(text)
+    before = files_in(tmp_path)
+    result = runner.invoke(app, [command, "--resume", str(run)])
+    assert_one_line_error(result, f"run config {run / 'config.yaml'}")
+    assert pattern in result.stderr and files_in(tmp_path) == before
+
+
+def test_resuming_a_run_with_a_binary_config_names_the_file(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_bytes(BINARY)
+    result = runner.invoke(app, ["search", "--resume", str(run)])
+    assert_one_line_error(result, f"run config {run / 'config.yaml'} is not UTF-8 text")
+
+
+def test_watch_of_a_path_that_does_not_exist_is_one_line(tmp_path):
+    result = runner.invoke(app, ["watch", str(tmp_path / "no-such-run")])
+    assert_one_line_error(result, "no-such-run does not exist")
+    assert "--wait" in result.stderr and not (tmp_path / "no-such-run").exists()
+
+
+def test_a_checkpoint_from_another_version_is_refused_with_the_file_named(tmp_path):
+    save_checkpoint(tmp_path, {}, {"step": 1}, tag="1")
+    state = tmp_path / "state.json"
+    assert json.loads(state.read_text())["version"] == 1
+    state.write_text(json.dumps({**json.loads(state.read_text()), "version": 99}))
+    with pytest.raises(UserError, match=f"{state} is of checkpoint version 99"):
+        load_checkpoint(tmp_path)
+
+
+def test_a_checkpoint_without_a_version_is_version_1(tmp_path):
+    save_checkpoint(tmp_path, {}, {"step": 1}, tag="1")
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({k: v for k, v in json.loads(state.read_text()).items() if k != "version"}))
+    assert load_checkpoint(tmp_path)[1]["step"] == 1
+
+
+# --- one writer per run directory ----------------------------------------------------------------
+
+HOLD = (
+    "import sys, time; from cpnas_cli.runs import lock_writer; "
+    "lock_writer(sys.argv[1]); print(1, flush=True); time.sleep(600)"
+)
+
+
+@pytest.fixture
+def held(tmp_path):
+    """`held(folder)`: another process holds folder's writer lock until the test ends (or kills it)."""
+    procs = []
+
+    def hold(folder):
+        proc = subprocess.Popen([sys.executable, "-c", HOLD, str(folder)], stdout=subprocess.PIPE, env=ENV)
+        assert proc.stdout is not None and proc.stdout.readline()
+        procs.append(proc)
+        return proc
+
+    yield hold
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_second_writer_is_refused_naming_the_pid_and_a_killed_ones_lock_is_taken_over(tmp_path, held):
+    proc = held(tmp_path)
+    with pytest.raises(UserError, match=f"PID {proc.pid}"):
+        lock_writer(tmp_path)
+    proc.kill()  # SIGKILL: the kernel drops its lock; the file with its PID stays behind
+    proc.wait()
+    assert (tmp_path / "writer.lock").read_text().strip() == str(proc.pid)
+    lock_writer(tmp_path)
+    assert (tmp_path / "writer.lock").read_text().strip() == str(os.getpid())
+    release_writer(tmp_path)
+
+
+def _resumable_search(folder):
+    run = new_run_dir("test", folder)
+    run.config.write_text(dump_yaml(load_config("quick", sets=TINY_SEARCH)))
+    release_writer(folder)
+    return run
+
+
+@pytest.mark.parametrize("command", ["search", "train"])
+def test_resuming_a_run_another_process_writes_is_one_line_and_writes_nothing(tmp_path, held, command, darts_v2_file):
+    run = _resumable_search(tmp_path / "run")
+    (run.path / "events.jsonl").write_text('{"kind": "header"}\n')
+    if command == "train":  # a train run keeps its genotype; a search with one has finished
+        genotypes.save(genotypes.load(darts_v2_file), run.genotype)
+    proc = held(run.path)
+    before = files_in(run.path)
+    result = runner.invoke(app, [command, "--resume", str(run.path)])
+    assert_one_line_error(result, f"is being written by another cpnas process (PID {proc.pid})")
+    assert files_in(run.path) == before
+
+
+def test_resuming_an_ablation_another_process_runs_is_one_line(tmp_path, held):
+    Ablation.create(tmp_path, load_config("quick", sets=TINY_SEARCH), make_plan(["cp"], None, seeds=1))
+    release_writer(tmp_path)
+    proc = held(tmp_path)
+    result = runner.invoke(app, ["ablate", "--resume", str(tmp_path)])
+    assert_one_line_error(result, f"(PID {proc.pid})")
+
+
+def test_readers_do_not_need_the_lock(tmp_path, held, darts_v2_file):
+    run = _resumable_search(tmp_path / "run")
+    genotypes.save(genotypes.load(darts_v2_file), run.genotype)
+    held(run.path)
+    assert runner.invoke(app, ["export", str(run.path), str(tmp_path / "g.json")]).exit_code == 0
+    assert runner.invoke(app, ["profile", str(run.path)]).exit_code == 0
+
+
+@pytest.mark.e2e
+def test_a_live_search_refuses_a_second_writer_and_after_kill_9_resumes(tiny_search, tmp_path):
+    ref_dir, _ = tiny_search()
+    run_dir = tmp_path / "live"
+    proc = start_cli(tiny_args(run_dir))
+    wait_for(lambda: (run_dir / "events.jsonl").exists())
+    second = run_cli(["search", "--resume", str(run_dir)], timeout=300)
+    assert second.returncode == 2 and f"(PID {proc.pid})" in second.stderr, second.stderr
+    assert len(second.stderr.strip().splitlines()) == 1
+    proc.kill()
+    proc.wait()
+    result = run_cli(["search", "--resume", str(run_dir)], timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert structure(run_dir) == structure(ref_dir)
+
+
+# --- SIGTERM is Ctrl-C -----------------------------------------------------------------------------
+
+
+@pytest.mark.e2e
+def test_sigterm_checkpoints_prints_the_resume_command_and_exits_143(tiny_search, tmp_path):
+    ref_dir, _ = tiny_search()
+    run_dir = tmp_path / "terminated"
+    proc = start_cli(tiny_args(run_dir))
+    events = run_dir / "events.jsonl"
+    wait_for(lambda: events.exists() and '"kind":"sample"' in events.read_text())
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert f"cpnas search --resume {run_dir}" in out.replace("\n", "")
+    assert run_states(events)[-1] == "interrupted"
+    result = run_cli(["search", "--resume", str(run_dir)], timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert structure(run_dir) == structure(ref_dir) and samples(run_dir) == samples(ref_dir)
+
+
+# --- numerical faults --------------------------------------------------------------------------------
+
+
+def test_a_step_with_a_nan_or_inf_is_not_committed_and_names_the_value(tmp_path):
+    loop = RunLoop(report=lambda e: None, stop=None)
+    run = new_run_dir("test", tmp_path / "run")
+    loop.start(run, {"kind": "header", "run": "search"})
+    loop.commit({"w": torch.ones(2)}, {"n": 1}, [{"kind": "sample", "n": 1, "loss_child": 0.5}], tag="1")
+    good = (run.checkpoint / "state.json").read_text()
+    diverged = [{"kind": "alpha", "step": 2, "weights": {"normal": [[0.1, float("inf")]]}}]
+    with pytest.raises(UserError, match=r"weights.normal\[0\]\[1\] is inf at alpha step 2") as err:
+        loop.commit({"w": torch.ones(2)}, {"n": 2}, diverged, tag="2")
+    assert f"cpnas search --resume {run.path}" in str(err.value) and "search.lr" in str(err.value)
+    assert (run.checkpoint / "state.json").read_text() == good
+    assert load_checkpoint(run.checkpoint)[1]["n"] == 1
+    release_writer(run.path)
+
+
+@pytest.mark.e2e
+def test_a_nan_loss_stops_the_search_at_that_step_and_it_resumes_to_the_same_genotype(
+    tiny_search, tmp_path, monkeypatch
+):
+    ref_dir, _ = tiny_search()
+    step = CPStrategy.step
+
+    def diverging(self, n, ctx):
+        events = step(self, n, ctx)
+        if n == 2:
+            events[0]["loss_child"] = float("nan")
+        return events
+
+    monkeypatch.setattr(CPStrategy, "step", diverging)
+    with pytest.raises(UserError, match="loss_child is nan at sample n 3"):
+        run_in_library(Search, tmp_path / "run", TINY_SEARCH)
+    run = RunDir(tmp_path / "run")
+    assert load_checkpoint(run.checkpoint)[1]["n"] == 2 and run_states(run.events)[-1] == "failed"
+    monkeypatch.setattr(CPStrategy, "step", step)
+    search = Search(load_run_config(run.config))
+    search.restore(run)
+    search.run()
+    assert structure(run.path) == structure(ref_dir) and samples(run.path) == samples(ref_dir)
+
+
+# --- full disks and read-only places ---------------------------------------------------------------
+
+
+def _checkpointed(folder):
+    save_checkpoint(folder, {"w": torch.ones(3)}, {"n": 1}, tag="1")
+    return (folder / "state.json").read_text()
+
+
+@pytest.mark.parametrize("error", [OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), SafetensorError("No space left")])
+def test_a_full_disk_under_the_weights_keeps_the_previous_checkpoint(tmp_path, monkeypatch, error):
+    good = _checkpointed(tmp_path)
+
+    def half_then_full(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"\0" * 100)  # what got written before the disk filled up
+        raise error
+
+    monkeypatch.setattr(checkpoint, "save_file", half_then_full)
+    with pytest.raises(UserError, match=f"cannot write {tmp_path / 'weights-2.safetensors'} .*No space left"):
+        save_checkpoint(tmp_path, {"w": torch.zeros(3)}, {"n": 2}, tag="2")
+    assert (tmp_path / "state.json").read_text() == good
+    assert load_checkpoint(tmp_path)[0]["w"].tolist() == [1.0, 1.0, 1.0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json", "weights-1.safetensors"]
+
+
+@pytest.mark.parametrize(
+    "fault, at",
+    [
+        (errno.ENOSPC, "os.fsync"),  # the state.json write
+        (errno.EROFS, "tempfile.mkstemp"),  # a read-only place
+        (errno.EACCES, "os.replace"),  # the rename of the weights file
+    ],
+)
+def test_a_failed_write_is_one_user_error_naming_the_path_and_the_cause(tmp_path, monkeypatch, fault, at):
+    good = _checkpointed(tmp_path)
+    module, name = at.split(".")
+
+    def fail(*args, **kwargs):
+        raise OSError(fault, os.strerror(fault))
+
+    monkeypatch.setattr(f"{module}.{name}", fail)
+    with pytest.raises(UserError, match=f"cannot write {tmp_path}/.* \\({os.strerror(fault)}\\)"):
+        save_checkpoint(tmp_path, {"w": torch.zeros(3)}, {"n": 2}, tag="2")
+    monkeypatch.undo()
+    assert (tmp_path / "state.json").read_text() == good and load_checkpoint(tmp_path)[1]["n"] == 1
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.mark.e2e
+def test_a_full_disk_stops_the_search_with_one_line_and_it_resumes_once_space_is_back(
+    tiny_search, tmp_path, monkeypatch
+):
+    ref_dir, _ = tiny_search()
+    run_dir = tmp_path / "run"
+    save = checkpoint.save_file
+
+    def fills_at_the_third(tensors, filename, metadata=None):
+        if "weights-0000003" in filename:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        save(tensors, filename, metadata=metadata)
+
+    monkeypatch.setattr(checkpoint, "save_file", fills_at_the_third)
+    result = runner.invoke(app, tiny_args(run_dir))
+    assert_one_line_error(result, f"cannot write {run_dir / 'checkpoint' / 'weights-0000003.safetensors'}")
+    assert "No space left on device" in result.stderr
+    assert load_checkpoint(run_dir / "checkpoint")[1]["n"] == 2
+    monkeypatch.undo()
+    result = runner.invoke(app, ["search", "--resume", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    assert structure(run_dir) == structure(ref_dir) and samples(run_dir) == samples(ref_dir)
