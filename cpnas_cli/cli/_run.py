@@ -53,11 +53,11 @@ def open_run(engine, config: configs.Config, run: RunDir | None, name: str, run_
 
 
 @contextmanager
-def resume_hint(command: str, run: RunDir, stop: StopFlag) -> Iterator[None]:
+def resume_hint(command: str, folder: Path, stop: StopFlag) -> Iterator[None]:
     """Ctrl-C or SIGTERM (after the engine checkpointed, or a second one) ends with the command
-    that resumes the run and exit code 130 (Ctrl-C) or 143 (SIGTERM)."""
+    that resumes the run in `folder` and exit code 130 (Ctrl-C) or 143 (SIGTERM)."""
     try:
         yield
     except (Interrupted, KeyboardInterrupt):
-        console.print(f"\n[yellow]Interrupted.[/] Resume with:  cpnas {command} --resume {run.path}")
+        console.print(f"\n[yellow]Interrupted.[/] Resume with:  cpnas {command} --resume {folder}")
         raise typer.Exit(stop.exit_code) from None

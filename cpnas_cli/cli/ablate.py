@@ -11,6 +11,7 @@ from cpnas_cli.runs import new_run_dir
 
 from ._ablate_view import AblationProgress, summary_table, units_table
 from ._options import Device, Preset, Resume, RunDirOpt, Seed, Sets, console, guard
+from ._run import resume_hint
 
 EXAMPLES = """
 Examples:
@@ -96,7 +97,7 @@ def ablate(
         base = configs.load_config(preset, {"device": device}, sets or [])
 
     from cpnas_cli.engine.ablation.runner import Ablation  # torch: after the flags are checked
-    from cpnas_cli.engine.run.interrupt import Interrupted, graceful_interrupt
+    from cpnas_cli.engine.run.interrupt import graceful_interrupt
 
     with graceful_interrupt() as stop:
         if resume is not None:
@@ -109,13 +110,12 @@ def ablate(
             f"[bold]cpnas ablate[/] {folder}  ({len(plan.settings)} settings x {len(plan.seeds)} seeds, "
             f"{ablation.base.data.dataset}, device {ablation.base.device})"
         )
-        try:
-            with AblationProgress(console, len(plan.units()), len(ablation.results)) as view:
-                ablation.report = view
-                ablation.run()
-        except (Interrupted, KeyboardInterrupt):
-            console.print(f"\n[yellow]Interrupted.[/] Resume with:  cpnas ablate --resume {folder}")
-            raise typer.Exit(stop.exit_code) from None
+        with (
+            resume_hint("ablate", folder, stop),
+            AblationProgress(console, len(plan.units()), len(ablation.results)) as view,
+        ):
+            ablation.report = view
+            ablation.run()
     ablation.write_outputs()
     console.print(units_table(rows(plan, ablation.results)))
     console.print(summary_table(summary(plan, ablation.results)))

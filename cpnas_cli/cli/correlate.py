@@ -13,6 +13,7 @@ from cpnas_cli.runs import new_run_dir
 
 from ._correlate_view import CorrelationProgress, statistics_table, summary_table
 from ._options import Device, Preset, Resume, RunDirOpt, Seed, Sets, console, guard
+from ._run import resume_hint
 from .ablate import parse_list
 
 EXAMPLES = """
@@ -100,7 +101,7 @@ def correlate(
 
     from cpnas_cli.engine.ablation.correlation import Correlation  # torch: after the flags are checked
     from cpnas_cli.engine.ablation.correlation_results import summary
-    from cpnas_cli.engine.run.interrupt import Interrupted, graceful_interrupt
+    from cpnas_cli.engine.run.interrupt import graceful_interrupt
 
     with graceful_interrupt() as stop:
         if resume is not None:
@@ -113,13 +114,9 @@ def correlate(
             f"[bold]cpnas correlate[/] {folder}  ({plan.architectures} architectures x {len(plan.seeds)} seeds, "
             f"{study.base.data.dataset}, device {study.base.device})"
         )
-        try:
-            with CorrelationProgress(console, study.units, study.done) as view:
-                study.report = view
-                study.run()
-        except (Interrupted, KeyboardInterrupt):
-            console.print(f"\n[yellow]Interrupted.[/] Resume with:  cpnas correlate --resume {folder}")
-            raise typer.Exit(130) from None
+        with resume_hint("correlate", folder, stop), CorrelationProgress(console, study.units, study.done) as view:
+            study.report = view
+            study.run()
     study.write_outputs()
     rows = study.statistics()  # bootstrap intervals: seconds per seed, so computed once here
     console.print(statistics_table(rows))

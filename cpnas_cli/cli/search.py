@@ -108,7 +108,7 @@ def search(
             f"[bold]cpnas search[/] {run.path}  ({config.search.strategy}, {config.data.dataset}, "
             f"{budget(config.search)}, device {engine.device})"
         )
-        with resume_hint("search", run, stop), SearchProgress(console, engine.total, engine.n) as view:
+        with resume_hint("search", run.path, stop), SearchProgress(console, engine.total, engine.n) as view:
             engine.report = view
             engine.run()
     console.print(survivors_table(read_all(run.events)))

@@ -94,7 +94,7 @@ def train(
         if engine.finished:
             console.print(f"Run {run.path} already finished.")
         else:
-            with resume_hint("train", run, stop), TrainProgress(console, engine.epochs, engine.epoch) as view:
+            with resume_hint("train", run.path, stop), TrainProgress(console, engine.epochs, engine.epoch) as view:
                 engine.report = view
                 engine.run()
     console.print(summary_table(read_all(run.events)))

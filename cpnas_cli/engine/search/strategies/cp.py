@@ -37,14 +37,20 @@ class CPStrategy(SamplingStrategy):
 
     def step(self, n: int, ctx: StepContext) -> list[dict]:
         k, rnd, index = self.plan[n]
+        events = [self.scored_sample(n, ctx)]
+        if rnd == self.cfg.rounds - 1 and index == k - 1:
+            events += self._prune(k, ctx)
+        return events
+
+    def scored_sample(self, n: int, ctx: StepContext) -> dict:
+        """Sample n of the round (Alg. 1, lines 3-5): train it, score it by Eq. 1, record the score
+        for every op it used; returns its event."""
+        k, rnd, index = self.plan[n]
         arch = round_architectures(self.ledger.remaining, round_rng(self.config.seed, k, rnd))[index]
         trained = self.train_sample(n, arch, ctx)
         z = self.score(n, trained.acc)
         self.ledger.record(arch, z)
-        events = [self.sample_event(ctx, n, arch, trained, z, K=k, round=rnd + 1, index=index + 1)]
-        if rnd == self.cfg.rounds - 1 and index == k - 1:
-            events += self._prune(k, ctx)
-        return events
+        return self.sample_event(ctx, n, arch, trained, z, K=k, round=rnd + 1, index=index + 1)
 
     def _prune(self, k: int, ctx: StepContext) -> list[dict]:
         means, ranking = self.ledger.mean_scores(), self.ledger.ranking()

@@ -6,7 +6,7 @@ T x K), in rounds of K0 samples that cover every op of every edge once (schedule
 same learning-rate schedule and batches. Nothing is pruned and no genotype comes out.
 """
 
-from cpnas_cli.bookkeeping.schedule import round_architectures, round_rng, sample_plan
+from cpnas_cli.bookkeeping.schedule import sample_plan
 
 from .base import StepContext
 from .cp import CPStrategy
@@ -21,12 +21,7 @@ class SupernetStrategy(CPStrategy):
         self.plan = [(k, n // k, n % k) for n in range(len(sample_plan(k, self.cfg.rounds)))]
 
     def step(self, n: int, ctx: StepContext) -> list[dict]:
-        k, rnd, index = self.plan[n]
-        arch = round_architectures(self.ledger.remaining, round_rng(self.config.seed, k, rnd))[index]
-        trained = self.train_sample(n, arch, ctx)
-        z = self.score(n, trained.acc)
-        self.ledger.record(arch, z)
-        return [self.sample_event(ctx, n, arch, trained, z, K=k, round=rnd + 1, index=index + 1)]
+        return [self.scored_sample(n, ctx)]  # never prunes: every op stays scoreable
 
     def genotype(self, meta: dict):
         return None  # a supernet to score, not a search
