@@ -4,8 +4,10 @@ per-class results as torch, and one line with exit 2 where it cannot run the fil
 import json
 
 import pytest
+import torch
 
-from cpnas_cli.data import load_dataset
+from cpnas_cli.data import load_dataset, normalize
+from cpnas_cli.engine.deploy.evaluation import load_networks
 from cpnas_cli.engine.deploy.native import library
 from tests.cli import assert_one_line_error
 from tests.test_export import SPEC_SHORTCUT, _trained_checkpoint, _with_version, invoke
@@ -69,3 +71,37 @@ def test_native_on_a_version_1_packed_model_is_one_line(model, tmp_path):
 
 def test_an_unknown_engine_is_one_line(model):
     assert_one_line_error(invoke("evaluate", model[1], "--engine", "gpu"), "expected one of native, torch")
+
+
+
+def _first_conv_output(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    seen = []
+    conv = next(m for m in net.modules() if isinstance(m, torch.nn.Conv2d))
+    handle = conv.register_forward_hook(lambda module, inputs, output: seen.append(output))
+    net(x)
+    handle.remove()
+    return seen[0]
+
+
+@pytest.mark.parametrize("engine", [pytest.param("native", marks=needs_library), "torch"])
+@pytest.mark.parametrize("which", ["checkpoint", "packed"])
+def test_the_evaluated_networks_give_each_image_the_same_result_at_any_batch_size(model, engine, which):
+    """The C export runs one image at a time, evaluate batches of 500. The stem conv's floats feed
+    the first 1-bit conv's signs, so they must not depend on the batch (they did with channels_last
+    weights: docstring of load_networks); the classifier's float sums may (oneDNN's GEMM against
+    its GEMV), so the logits agree within the C export's tolerance (tests/test_c_export.py)."""
+    if which == "checkpoint" and engine == "native":
+        pytest.skip("the native engine runs packed models only (tested above)")
+    path = model[0] if which == "checkpoint" else model[1]
+    _, nets, _ = load_networks(path, engine, torch.device("cpu"))
+    images = normalize(load_dataset("embedded").test_images[:256])
+    with torch.no_grad():
+        for role, net in nets.items():
+            batch = net.eval()(images)[0]
+            alone = torch.cat([net(image[None])[0] for image in images])
+            assert torch.equal(batch.argmax(1), alone.argmax(1)), role
+            assert ((batch - alone).abs().amax(1) <= 1e-5 * alone.abs().amax(1).clamp(min=1)).all(), role
+            if engine == "torch":
+                stem_batch = _first_conv_output(net, images)
+                stem_alone = torch.cat([_first_conv_output(net, image[None]) for image in images])
+                assert torch.equal(stem_batch, stem_alone), role

@@ -46,7 +46,6 @@ def measure(nets: Mapping[str, torch.nn.Module], batches, class_names: list[str]
     for net in nets.values():
         net.eval()
     for x, y in batches:
-        x = x.contiguous(memory_format=torch.channels_last)
         for role, net in nets.items():
             logits = net(x)[0]
             pairs = y.cpu() * k + logits.argmax(1).cpu()
@@ -137,6 +136,27 @@ def choose_engine(path: Path, engine: str | None, device: torch.device) -> str:
     return "native"
 
 
+def load_networks(path: Path, engine: str | None, device: torch.device) -> tuple:
+    """(ModelInfo, {"child": net[, "parent": net]}, what runs the Child) for the engine
+    `choose_engine` picks. The networks keep the contiguous weight layout they load in, unlike
+    training's channels_last: with channels_last weights oneDNN picks another stem-conv kernel for
+    large batches than for one image, 1 ulp apart, enough to flip a sign at a 1-bit conv's input
+    (1 of the 10,000 Fashion-MNIST test labels at batch 500 against batch 1, README). So a model
+    evaluates to the same logits at any batch size, on either engine, as the C export computes
+    one image at a time."""
+    engine = choose_engine(path, engine, device)
+    if engine == "native":
+        from .native.network import NativeNetwork
+
+        info, network = NativeNetwork.from_packed(path)
+        return info, {"child": _NativeChild(network)}, f"native ({library.isa()})"
+    if path.suffix == ".cpnas":  # a packed 1-bit model: the Child alone
+        info, child = load_packed(path, device)
+        return info, {"child": child}, engine
+    info, child, parent = load_model(path, device)
+    return info, {"child": child} | ({"parent": parent} if parent is not None else {}), engine
+
+
 def evaluate_model_file(
     path: Path,
     dataset: str | None,
@@ -150,17 +170,7 @@ def evaluate_model_file(
     engine `choose_engine` picks."""
     if batch_size < 1:
         raise UserError(f"batch size must be at least 1, got {batch_size}", "use e.g. --batch-size 500")
-    engine = choose_engine(Path(path), engine, device)
-    child: torch.nn.Module
-    if engine == "native":
-        from .native.network import NativeNetwork
-
-        info, network = NativeNetwork.from_packed(Path(path), torch.channels_last)  # as the torch path below
-        child, parent, engine = _NativeChild(network), None, f"native ({library.isa()})"
-    elif Path(path).suffix == ".cpnas":  # a packed 1-bit model: the Child alone
-        (info, child), parent = load_packed(Path(path), device), None
-    else:
-        info, child, parent = load_model(Path(path), device)
+    info, nets, engine = load_networks(Path(path), engine, device)
     name = dataset or info.dataset
     if data_dir is None and name == info.dataset:
         data_dir = info.extras.get("data_dir")
@@ -178,9 +188,6 @@ def evaluate_model_file(
             f"{name}'s classes differ from those {path} was trained on",
             f"evaluate on the dataset it was trained on ({info.dataset})",
         )
-    nets = {"child": child.to(memory_format=torch.channels_last)}
-    if parent is not None:
-        nets["parent"] = parent.to(memory_format=torch.channels_last)
     batches = datasets.batches(
         data.test_images,
         data.test_labels,
