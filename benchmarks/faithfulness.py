@@ -1,13 +1,14 @@
 """Does the native 1-bit engine compute what torch computes? A packed model's labels and logits on
-every test image, from the native engine and from the torch execution of the same exact semantics
-(`plan.run_torch`'s ops, as `cpnas evaluate --engine torch` runs them). Prints JSON: images,
+every test image, from the native engine and from the torch execution of the same exact semantics,
+both as `cpnas evaluate --engine native|torch` loads them (evaluation.load_networks). Prints JSON: images,
 label differences (and the first few indices), the largest logit difference relative to the
 logits' scale, both accuracies, the ISA path and the CPU.
 
     python benchmarks/faithfulness.py model.cpnas [--dataset fashion-mnist] [--batch-size 500]
 
 `cpnas evaluate` reports the accuracies of either engine; this script pairs them image by image,
-which the issue's "zero label differences" asks for.
+which the issue's "zero label differences" asks for. --batch-size 1 gives the C export's view
+(one image at a time).
 """
 
 import argparse
@@ -20,23 +21,20 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.bconv import cpu_model
 from cpnas_cli import data as datasets
+from cpnas_cli.engine.deploy.evaluation import load_networks
 from cpnas_cli.engine.deploy.native import library
-from cpnas_cli.engine.deploy.native.network import NativeNetwork
-from cpnas_cli.engine.deploy.packing import load_packed
 
 
 @torch.no_grad()
 def compare(path: Path, dataset: str | None, batch_size: int) -> dict:
-    info, native = NativeNetwork.from_packed(path, torch.channels_last)
-    _, child = load_packed(path, torch.device("cpu"))
-    child = child.to(memory_format=torch.channels_last).eval()
+    cpu = torch.device("cpu")
+    (info, native, _), (_, torch_run, _) = load_networks(path, "native", cpu), load_networks(path, "torch", cpu)
     data = datasets.load_dataset(dataset or info.dataset, info.extras.get("data_dir"), None)
     every = torch.arange(len(data.test_labels))
     batches = datasets.batches(data.test_images, data.test_labels, every, batch_size, shuffle_generator=None)
     labels_native, labels_torch, labels_true, worst = [], [], [], 0.0
     for x, y in batches:
-        x = x.contiguous(memory_format=torch.channels_last)
-        a, b = native(x), child(x)[0]
+        a, b = native["child"](x)[0], torch_run["child"].eval()(x)[0]
         worst = max(worst, float((a - b).abs().max() / b.abs().max().clamp(min=1e-30)))
         labels_native.append(a.argmax(1))
         labels_torch.append(b.argmax(1))
@@ -47,6 +45,7 @@ def compare(path: Path, dataset: str | None, batch_size: int) -> dict:
         "model": str(path),
         "dataset": dataset or info.dataset,
         "images": len(y),
+        "batch_size": batch_size,
         "label_differences": len(differ),
         "first_differing_images": differ[:10].tolist(),
         "max_logit_difference_over_scale": worst,
