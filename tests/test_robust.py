@@ -7,11 +7,14 @@ checkpoint kept in both cases."""
 import errno
 import json
 import os
+import pickle
+import pickletools
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors import SafetensorError
@@ -92,6 +95,30 @@ def test_a_checkpoint_without_a_version_is_version_1(tmp_path):
     state = tmp_path / "state.json"
     state.write_text(json.dumps({k: v for k, v in json.loads(state.read_text()).items() if k != "version"}))
     assert load_checkpoint(tmp_path)[1]["step"] == 1
+
+
+def _cifar_with_a_flipped_opcode(data_dir):
+    """CIFAR-10's layout, every batch valid but data_batch_1, where one byte (the first TUPLE opcode)
+    became BYTEARRAY8: the 8 bytes after it read as a length of terabytes. Found by benchmarks/fuzz.py."""
+    batches = data_dir / "cifar-10-batches-py"
+    batches.mkdir(parents=True)
+    valid = pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 1]}, protocol=4)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        (batches / name).write_bytes(valid)
+    (batches / "batches.meta").write_bytes(pickle.dumps({b"label_names": [b"c%d" % i for i in range(10)]}))
+    at = next(position for op, _, position in pickletools.genops(valid) if op.name == "TUPLE")
+    (batches / "data_batch_1").write_bytes(valid[:at] + pickle.BYTEARRAY8 + valid[at + 1 :])
+
+
+def test_a_damaged_cifar_batch_is_exactly_one_line_on_stderr(tmp_path):
+    """Before the sizes were checked, CPython printed `SystemError: deallocated bytearray object has
+    exported buffers` on stderr as the failed terabyte allocation was freed, above the one line."""
+    _cifar_with_a_flipped_opcode(tmp_path / "data")
+    run = tmp_path / "run"
+    result = run_cli(["search", "--preset", "cifar10", "--data-dir", str(tmp_path / "data"), "--run-dir", str(run)])
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "data_batch_1 is not a readable CIFAR-10 python batch (expected" in result.stderr
+    assert "bytearray8, but only" in result.stderr and not run.exists()
 
 
 # --- one writer per run directory ----------------------------------------------------------------
