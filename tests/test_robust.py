@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 from cpnas_cli.cli.app import app
@@ -33,6 +34,8 @@ from cpnas_cli.errors import UserError
 from cpnas_cli.runs import RunDir, lock_writer, new_run_dir, release_writer
 from cpnas_cli.space import genotype as genotypes
 from tests.cli import ENV, assert_one_line_error, run_cli, start_cli, wait_for
+from tests.fuzz_targets import file_bytes
+from tests.genotypes import DARTS_V2
 from tests.tiny_runs import TINY_SEARCH, run_in_library, run_states, samples, structure, tiny_args
 
 runner = CliRunner()
@@ -53,6 +56,66 @@ def test_a_binary_genotype_file_is_one_line_not_a_traceback(tmp_path, monkeypatc
     result = runner.invoke(app, [command, str(binary), *after])
     assert_one_line_error(result, f"genotype file {binary} is not UTF-8 text")
     assert files_in(tmp_path) == [("genotype.bin", binary.stat().st_mtime_ns)]
+
+
+def _edited(edit) -> dict:
+    data = genotypes.to_dict(genotypes.from_darts(DARTS_V2))
+    edit(data)
+    return data
+
+
+# Genotypes of other search spaces: an op of NASNet's space in a DARTS string, an op of ENAS's in
+# cpnas JSON, and a NASNet-style node taking one input twice (our cells: one edge per pair of nodes).
+# Each as the file a user passes and as the JSON a model file holds.
+NASNET_OP = _edited(lambda d: d["normal"]["nodes"][3][1].update(op="sep_conv_7x7"))
+ENAS_OP = _edited(lambda d: d["normal"]["nodes"][0][0].update(op="conv_3x3"))
+TWICE = _edited(lambda d: d["normal"]["nodes"][1][1].update(input=0))
+FOREIGN = {
+    "nasnet.txt": (DARTS_V2.replace("('dil_conv_3x3', 2)", "('sep_conv_7x7', 2)"), NASNET_OP, "uses op sep_conv_7x7"),
+    "enas.json": (json.dumps(ENAS_OP), ENAS_OP, "uses op conv_3x3, which cpnas's search space does not have"),
+    "twice.json": (json.dumps(TWICE), TWICE, "normal node 3 takes node 0 twice, which cpnas's cells cannot"),
+}
+
+
+def _model_of(genotype: dict, path: Path) -> None:
+    """A trained model file as `cpnas train` writes it, but holding this genotype (an edited file)."""
+    path.write_bytes(file_bytes("model"))
+    with safe_open(str(path), "pt") as f:
+        metadata, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    save_file(tensors, str(path), metadata={**metadata, "genotype": json.dumps(genotype)})
+
+
+@pytest.mark.parametrize("name", list(FOREIGN))
+@pytest.mark.parametrize("command", ["profile", "train", "export", "evaluate"])
+def test_a_genotype_of_another_search_space_is_one_line_naming_the_file(tmp_path, monkeypatch, command, name):
+    monkeypatch.chdir(tmp_path)
+    text, in_a_model, problem = FOREIGN[name]
+    source = tmp_path / name
+    source.write_text(text)
+    if command == "evaluate":  # a trained model file whose genotype is that one
+        source = tmp_path / "best.safetensors"
+        _model_of(in_a_model, source)
+    after = {"train": ["--epochs", "1", "--run-dir", "run"], "export": ["cells.svg"]}.get(command, [])
+    before = files_in(tmp_path)
+    result = runner.invoke(app, [command, str(source), *after])
+    assert_one_line_error(result, f"{source}")
+    assert problem in result.stderr and "`cpnas search`" in result.stderr
+    assert files_in(tmp_path) == before
+
+
+def test_a_genotype_with_other_node_counts_is_of_this_space_and_profiles(tmp_path):
+    five = DARTS_V2.replace("normal_concat=[2, 3, 4, 5]", "normal_concat=[2, 3, 4, 5, 6]").replace(
+        "('dil_conv_3x3', 2)]", "('dil_conv_3x3', 2), ('skip_connect', 0), ('sep_conv_3x3', 5)]"
+    )
+    (tmp_path / "five.txt").write_text(five)  # 5 nodes in the normal cell, 4 in the reduction cell
+    result = runner.invoke(app, ["profile", str(tmp_path / "five.txt")])
+    assert result.exit_code == 0, result.output
+
+
+def test_a_genotype_given_to_evaluate_says_to_train_it_first(tmp_path, darts_v2_file):
+    result = runner.invoke(app, ["evaluate", str(darts_v2_file)])
+    assert_one_line_error(result, f"{darts_v2_file} is a genotype, not a cpnas model checkpoint")
+    assert f"train it first (cpnas train {darts_v2_file})" in result.stderr
 
 
 @pytest.mark.parametrize("text, pattern", [("", "is empty"), ("\n# nothing\n", "is empty"), ("- a\n", "mapping")])
