@@ -221,6 +221,18 @@ def test_a_second_writer_is_refused_naming_the_pid_and_a_killed_ones_lock_is_tak
     release_writer(tmp_path)
 
 
+def test_a_run_killed_before_its_config_was_written_starts_again_in_its_directory(tmp_path, held):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "writer.lock").write_text("12345\n")  # all a run killed at its very start leaves
+    result = runner.invoke(app, ["train", "--resume", str(tmp_path / "run")])
+    assert_one_line_error(result, "is not a cpnas run directory (no config.yaml)")
+    assert new_run_dir("test", tmp_path / "run").path == tmp_path / "run"  # the same --run-dir starts it again
+    release_writer(tmp_path / "run")
+    proc = held(tmp_path / "run")  # unless that first run is alive and about to write
+    with pytest.raises(UserError, match=f"PID {proc.pid}"):
+        new_run_dir("test", tmp_path / "run")
+
+
 def _resumable_search(folder):
     run = new_run_dir("test", folder)
     run.config.write_text(dump_yaml(load_config("quick", sets=TINY_SEARCH)))
