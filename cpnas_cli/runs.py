@@ -142,7 +142,9 @@ def new_run_dir(name: str, run_dir: Path | None = None, root: Path = RUNS_ROOT) 
             suffix += 1
             run_dir = root / f"{stamp}-{name}-{suffix}"
     run_dir = Path(run_dir)
-    if run_dir.exists() and any(run_dir.iterdir()):
+    # writer.lock alone: a run killed before it wrote its config; starting it again is safe (the lock
+    # below refuses if that run is still alive)
+    if run_dir.exists() and any(p.name != LOCK for p in run_dir.iterdir()):
         raise UserError(
             f"run directory {run_dir} already exists and is not empty",
             f"resume it with --resume {run_dir}, or choose another --run-dir",

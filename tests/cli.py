@@ -49,14 +49,14 @@ def press_ctrl_c(proc, timeout: float) -> tuple[str, str]:
     return proc.communicate(timeout=timeout)
 
 
-def kill_at_a_random_moment(proc, run_dir: Path, within: float) -> None:
-    """SIGKILL `proc` once its run has started (`run_dir/config.yaml` exists: imports take long on a busy
+def kill_at_a_random_moment(proc, run_dir: Path, within: float, started: str = "config.yaml") -> None:
+    """SIGKILL `proc` once its run has started (`run_dir/started` exists: imports take long on a busy
     machine), after a delay drawn uniformly from [0, within) seconds by a seeded generator; wait for it.
 
     The seed and the delay are printed: `pytest -s` shows them, and pytest's report of a failing test
     shows its captured stdout. `CPNAS_KILL_SEED=<seed>` replays the draw; the delay is the same fraction
     of `within`, the duration of this machine's uninterrupted reference run."""
-    wait_for(lambda: (run_dir / "config.yaml").exists())
+    wait_for(lambda: (run_dir / started).exists())
     seed = int(os.environ.get(KILL_SEED) or random.SystemRandom().randrange(1_000_000))
     delay = random.Random(seed).uniform(0.0, within)
     test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0]

@@ -1,14 +1,19 @@
 """Every parser of cpnas as a fuzz target: a valid input to start from, hypothesis strategies that
 damage it (bytes flipped, cut, inserted; JSON and YAML values replaced or dropped; safetensors
 headers and metadata rewritten), and the parse itself. The property, for every target: the input
-loads, or the parse raises UserError (the CLI's one line and exit 2); nothing else escapes and
-nothing is written. tests/test_fuzz.py checks it with a few hundred inputs per target,
-benchmarks/fuzz.py with many more."""
+loads, or the parse raises UserError (the CLI's one line and exit 2); nothing else escapes, nothing
+is written, and nothing is printed on stderr (by Python or by C code) but a Notice.
+tests/test_fuzz.py checks it with a few hundred inputs per target, benchmarks/fuzz.py with many more."""
 
 import contextlib
+import io
 import json
+import os
 import pickle
 import struct
+import sys
+import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -29,7 +34,7 @@ from cpnas_cli.engine.deploy.packing import load_packed, write_packed
 from cpnas_cli.engine.nn.network import NetworkSpec
 from cpnas_cli.engine.run.checkpoint import load_checkpoint, save_checkpoint
 from cpnas_cli.engine.train.model_file import ModelInfo, load_model, save_model
-from cpnas_cli.errors import UserError
+from cpnas_cli.errors import Notice, UserError
 from cpnas_cli.events import EventReader, SchemaError
 from cpnas_cli.runs import LOCK, release_writer
 from cpnas_cli.space import genotype as genotypes
@@ -140,19 +145,48 @@ def _files(folder: Path) -> list:
     return sorted((p.name, p.stat().st_mtime_ns) for p in folder.iterdir() if p.name != LOCK)
 
 
+@contextlib.contextmanager
+def _stderr_caught(printed: list[str]):
+    """Append to `printed` what is written to stderr meanwhile, through sys.stderr or straight to
+    file descriptor 2 (C code: CPython's PyErr_Print), and every warning the CLI would show other
+    than a Notice (it prints those as their one yellow line)."""
+    python_stderr, saved = sys.stderr, os.dup(2)
+    with tempfile.TemporaryFile() as c_stderr, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", Notice)
+        sys.stderr = io.StringIO()
+        os.dup2(c_stderr.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            text, sys.stderr = sys.stderr.getvalue(), python_stderr
+            c_stderr.seek(0)
+            text += c_stderr.read().decode("utf-8", "replace")
+            hidden = (Notice, DeprecationWarning, PendingDeprecationWarning)  # the CLI hides the last two
+            text += "".join(
+                f"{w.category.__name__}: {w.message}\n" for w in caught if not issubclass(w.category, hidden)
+            )
+            if text:
+                printed.append(text)
+
+
 def outcome(target: Target, data: bytes, folder: Path) -> str:
-    """ "loaded" or "refused" (a UserError); anything else escapes. Fails if the parse wrote."""
+    """ "loaded" or "refused" (a UserError); anything else escapes. Fails if the parse wrote a file
+    or printed on stderr."""
     path = folder / target.file_name
     path.write_bytes(data)
     target.beside(folder)
-    before = _files(folder)
-    try:
-        target.parse(path)
-        result = "loaded"
-    except UserError:
-        result = "refused"
+    before, printed = _files(folder), []
+    with _stderr_caught(printed):
+        try:
+            target.parse(path)
+            result = "loaded"
+        except UserError:
+            result = "refused"
     after = _files(folder)
     assert after == before, f"the parse wrote: {before} -> {after}"
+    assert not printed, f"the parse printed on stderr: {printed[0][:300]!r}"
     return result
 
 

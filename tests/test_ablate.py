@@ -1,10 +1,13 @@
 """`cpnas ablate`: the plan of settings and seeds, the results table against numbers worked by
-hand, the picture, bad input, and a tiny ablation end to end that is interrupted after its first
-unit and resumed without redoing it."""
+hand, the picture, bad input, a tiny ablation end to end that is interrupted after its first
+unit and resumed without redoing it, and one stopped by kill -9 at a random moment, by SIGTERM or
+by a NaN, each resumed to the uninterrupted ablation's results."""
 
 import csv
 import io
 import json
+import signal
+import time
 
 import pytest
 from PIL import Image
@@ -14,10 +17,20 @@ from cpnas_cli.cli.app import app
 from cpnas_cli.engine.ablation import Plan, Setting, UnitResult, make_plan, rows, summary
 from cpnas_cli.engine.ablation.plot import MEAN, chart_png
 from cpnas_cli.engine.ablation.results import COLUMNS, read_results, write_tables
+from cpnas_cli.engine.run.checkpoint import load_checkpoint
+from cpnas_cli.engine.search.strategies.cp import CPStrategy
 from cpnas_cli.errors import UserError
 from cpnas_cli.events import read_all
-from tests.cli import assert_one_line_error, press_ctrl_c, run_cli, set_flags, start_cli, wait_for
-from tests.tiny_runs import TINY_SEARCH
+from tests.cli import (
+    assert_one_line_error,
+    kill_at_a_random_moment,
+    press_ctrl_c,
+    run_cli,
+    set_flags,
+    start_cli,
+    wait_for,
+)
+from tests.tiny_runs import TINY_SEARCH, run_states, samples
 
 runner = CliRunner()
 
@@ -262,3 +275,108 @@ def test_interrupted_ablation_resumes_without_redoing_finished_units(tmp_path):
     assert summary_rows["cp"]["test_acc_child"] == first["test_acc_child"] and summary_rows["random"]["seeds"] == 1
     assert Image.open(folder / "results.png").size == (960, 600)
     assert len((folder / "results.csv").read_text().splitlines()) == 3
+
+
+# --- kill -9, SIGTERM and a NaN: one setting, one seed, resumed to the uninterrupted results --------
+
+ONE_UNIT = [
+    *TINY,
+    "search.ops=[zero, skip, sep_conv_3x3]",
+    "train.train_images=100",
+]  # 5 samples, 2 epochs of 2 batches
+TIMINGS = {"search_seconds", "train_seconds", "search_vs_cp", "t", "seconds", "eval_seconds", "elapsed", "images_per_s"}
+
+
+def one_unit_args(folder) -> list[str]:
+    return [
+        "ablate",
+        "--strategies",
+        "cp",
+        "--seeds",
+        "1",
+        "--device",
+        "cpu",
+        "--run-dir",
+        str(folder),
+        *set_flags(ONE_UNIT),
+    ]
+
+
+def outcome(folder) -> dict:
+    """What an exact resume reproduces: the results rows, the unit's search samples and training
+    epochs, all without their timings."""
+    unit = folder / "units" / "cp-seed0"
+    untimed = lambda d: {k: v for k, v in d.items() if k not in TIMINGS}  # noqa: E731
+    return {
+        "results": [untimed(u) for u in json.loads((folder / "results.json").read_text())["units"]],
+        "samples": samples(unit / "search"),
+        "epochs": [untimed(e) for e in read_all(unit / "train" / "events.jsonl") if e["kind"] == "epoch"],
+    }
+
+
+@pytest.fixture(scope="module")
+def one_unit(tmp_path_factory):
+    """An uninterrupted one-unit ablation in a subprocess (as the stopped ones run), timed."""
+    folder = tmp_path_factory.mktemp("ablation") / "whole"
+    started = time.perf_counter()
+    result = run_cli(one_unit_args(folder), timeout=1200)
+    assert result.returncode == 0, result.stderr
+    return folder, time.perf_counter() - started
+
+
+@pytest.mark.e2e
+def test_sigkill_at_a_random_moment_then_resume_gives_the_same_ablation(one_unit, tmp_path):
+    whole, seconds = one_unit
+    folder = tmp_path / "killed"
+    proc = start_cli(one_unit_args(folder))
+    kill_at_a_random_moment(proc, folder, within=0.9 * seconds, started="base.yaml")  # search, training or tables
+    result = run_cli(["ablate", "--resume", str(folder)], timeout=1200)
+    assert result.returncode == 0, result.stderr
+    assert outcome(folder) == outcome(whole)
+
+
+@pytest.mark.e2e
+def test_sigterm_checkpoints_prints_the_resume_command_exits_143_and_resumes_to_the_same_ablation(one_unit, tmp_path):
+    whole, _ = one_unit
+    folder = tmp_path / "terminated"
+    search = folder / "units" / "cp-seed0" / "search"
+    proc = start_cli(one_unit_args(folder))
+    wait_for(
+        lambda: (search / "events.jsonl").exists() and '"kind":"sample"' in (search / "events.jsonl").read_text(), 1200
+    )
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 143, err
+    assert f"cpnas ablate --resume {folder}" in out.replace("\n", "") and not err.strip()
+    assert (
+        load_checkpoint(search / "checkpoint")[1]["n"] >= 1 and run_states(search / "events.jsonl")[-1] == "interrupted"
+    )
+    result = run_cli(["ablate", "--resume", str(folder)], timeout=1200)
+    assert result.returncode == 0, result.stderr
+    assert outcome(folder) == outcome(whole)
+
+
+@pytest.mark.e2e
+def test_a_nan_stops_the_ablation_with_one_line_and_it_resumes_to_the_same_ablation(one_unit, tmp_path, monkeypatch):
+    whole, _ = one_unit
+    folder = tmp_path / "diverged"
+    search = folder / "units" / "cp-seed0" / "search"
+    step = CPStrategy.step
+
+    def diverging(self, n, ctx):
+        events = step(self, n, ctx)
+        if n == 2:
+            events[0]["loss_child"] = float("nan")
+        return events
+
+    monkeypatch.setattr(CPStrategy, "step", diverging)
+    result = runner.invoke(app, one_unit_args(folder))
+    assert_one_line_error(result, "the run diverged: loss_child is nan at sample n 3: its last good checkpoint is kept")
+    fix = f"lower the learning rate (search.lr) in {search / 'config.yaml'} and resume with: cpnas ablate --resume"
+    assert f"{fix} {folder}" in result.stderr
+    assert load_checkpoint(search / "checkpoint")[1]["n"] == 2 and run_states(search / "events.jsonl")[-1] == "failed"
+    assert not (folder / "results.json").exists()
+    monkeypatch.undo()
+    resumed = runner.invoke(app, ["ablate", "--resume", str(folder)])
+    assert resumed.exit_code == 0, resumed.output
+    assert outcome(folder) == outcome(whole)

@@ -254,6 +254,21 @@ def test_cifar10_bad_batches(tmp_path):
         load_dataset("cifar10", str(tmp_path))
 
 
+@pytest.mark.parametrize(
+    "damaged, says",
+    [
+        (b"\x80\x04\x96" + struct.pack("<Q", 2**62) + b"abc.", "expected 4611686018427387904 bytes in a bytearray8"),
+        (b"\x80\x04\x8e" + struct.pack("<Q", 2**40) + b"abc.", "expected 1099511627776 bytes in a bytes8"),
+        (b"\x80\x02Nr" + struct.pack("<I", 2**31) + b".", "memo index 2147483648 at byte 3 is beyond the 2 opcodes"),
+    ],
+)
+def test_cifar10_sizes_a_damaged_pickle_claims_are_checked_before_anything_is_allocated(tmp_path, damaged, says):
+    write_cifar(tmp_path)
+    (tmp_path / "cifar-10-batches-py" / "data_batch_1").write_bytes(damaged)
+    with pytest.raises(UserError, match=f"data_batch_1 is not a readable CIFAR-10 python batch \\({says}"):
+        load_dataset("cifar10", str(tmp_path))
+
+
 class RunsCode:
     def __init__(self, target):
         self.target = target

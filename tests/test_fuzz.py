@@ -1,15 +1,19 @@
-"""Every parser fuzzed (tests/fuzz_targets.py): any input loads or is a UserError, writes nothing;
-and the damaged inputs that once crashed a parser, kept as regressions."""
+"""Every parser fuzzed (tests/fuzz_targets.py): any input loads or is a UserError, writes nothing,
+prints nothing on stderr; and the damaged inputs that once crashed a parser, kept as regressions."""
 
 import json
+import pickle
+import pickletools
 import struct
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 
 from tests.fuzz_targets import TARGETS, file_bytes, outcome
+from tests.genotypes import DARTS_V2
 
 EXAMPLES = 200  # per target, a few seconds each; benchmarks/fuzz.py runs many more
 
@@ -42,7 +46,16 @@ def _with_network(kind: str, **changes) -> bytes:
     return struct.pack("<Q", len(raw)) + raw + valid[8 + length :]
 
 
-CRASHED = [  # (target, input): each once escaped its parser as a traceback
+def _tuple_made_bytearray8() -> bytes:
+    """A CIFAR batch whose first TUPLE opcode became BYTEARRAY8: the next 8 bytes read as a length
+    of terabytes (CPython printed `SystemError: deallocated bytearray object has exported buffers`
+    as the failed allocation was freed)."""
+    valid = pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 1], b"batch_label": b"x"})
+    at = next(position for op, _, position in pickletools.genops(valid) if op.name == "TUPLE")
+    return valid[:at] + pickle.BYTEARRAY8 + valid[at + 1 :]
+
+
+CRASHED = [  # (target, input): each once escaped its parser as a traceback, or printed on stderr
     ("--set value", b"name=\x1f"),  # yaml's ReaderError
     ("events.jsonl", b'{"kind": "header", "schema": null, "run": "r"}\n'),  # None > SCHEMA
     ("events.jsonl", b'{"kind": "header", "run": "r"}\n{"kind": "status", "state": [0]}\n'),  # unhashable
@@ -61,6 +74,8 @@ CRASHED = [  # (target, input): each once escaped its parser as a traceback
     ("checkpoint state.json", b'{"weights": "../../../etc/passwd"}'),  # read outside the checkpoint
     ("IDX", b"\x00\x00\x08\x03" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x03" * 2),  # a zero dim: frombuffer
     ("genotype JSON", bytes(range(256))),  # UnicodeDecodeError (issue 19's `cpnas profile <binary>`)
+    ("CIFAR batch", _tuple_made_bytearray8()),  # a stray SystemError line on stderr
+    ("genotype DARTS string", DARTS_V2.replace("normal_concat=[2, 3, 4, 5]", "normal_concat=5").encode()),  # TypeError
 ]
 
 

@@ -136,12 +136,13 @@ def test_darts_range_concat_and_file_loading(tmp_path):
     [
         (lambda d: d.update(format="other"), "not a cpnas genotype"),
         (lambda d: d.update(version=99), "version 99"),
-        (lambda d: d["normal"]["nodes"][0][0].update(op="conv_7x7"), "unknown op 'conv_7x7'"),
-        (lambda d: d["normal"]["nodes"][0][0].update(op="zero"), "unknown op 'zero'"),
+        (lambda d: d["normal"]["nodes"][0][0].update(op="conv_7x7"), "uses op conv_7x7, which cpnas's search space"),
+        (lambda d: d["normal"]["nodes"][0][0].update(op="zero"), "normal node 2: an edge with the zero op"),
+        (lambda d: d["normal"]["nodes"][0][0].update(op="none"), "normal node 2: an edge with the zero op"),
         (lambda d: d["normal"]["nodes"][0][0].update(input=2), "input 2 must be a node before it"),
         (
             lambda d: d["reduce"]["nodes"][1][1].update(input=d["reduce"]["nodes"][1][0]["input"]),
-            "same input appears twice",
+            "reduce node 3 takes node 2 twice",
         ),
         (lambda d: d["normal"].update(concat=[2, 9]), "concat"),
         (lambda d: d.pop("reduce"), "reduce is missing"),
@@ -157,9 +158,31 @@ def test_validation_names_the_problem(tmp_path, mutate, message):
         g.load(path)
 
 
+def test_darts_spellings_are_read_in_json_too():
+    data = g.to_dict(g.from_darts(DARTS_V2))
+    for node in data["normal"]["nodes"]:
+        for edge in node:
+            edge["op"] = {"skip": "skip_connect"}.get(edge["op"], edge["op"])
+    assert g.from_dict(data) == g.from_darts(DARTS_V2)
+
+
+def test_every_op_of_another_search_space_is_named_at_once():
+    nasnet_like = DARTS_V2.replace("('dil_conv_3x3', 2)", "('sep_conv_7x7', 2)").replace(
+        "('max_pool_3x3', 0), ('max_pool_3x3', 1)", "('conv_7x1_1x7', 0), ('max_pool_3x3', 1)"
+    )
+    with pytest.raises(UserError, match="F uses ops sep_conv_7x7, conv_7x1_1x7, which cpnas's search space"):
+        g.from_darts(nasnet_like, where="F")
+
+
 @pytest.mark.parametrize(
     "text",
-    ["{not json", "Genotype(normal=[('sep_conv_3x3', 0)], reduce=[])", "Genotype(normal=__import__('os'))", "[1, 2]"],
+    [
+        "{not json",
+        "Genotype(normal=[('sep_conv_3x3', 0)], reduce=[])",
+        "Genotype(normal=__import__('os'))",
+        "[1, 2]",
+        DARTS_V2.replace("normal_concat=[2, 3, 4, 5]", "normal_concat=5"),  # was a TypeError
+    ],
 )
 def test_malformed_files_are_user_errors(tmp_path, text):
     path = tmp_path / "g.json"

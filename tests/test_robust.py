@@ -7,14 +7,18 @@ checkpoint kept in both cases."""
 import errno
 import json
 import os
+import pickle
+import pickletools
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 from cpnas_cli.cli.app import app
@@ -30,6 +34,8 @@ from cpnas_cli.errors import UserError
 from cpnas_cli.runs import RunDir, lock_writer, new_run_dir, release_writer
 from cpnas_cli.space import genotype as genotypes
 from tests.cli import ENV, assert_one_line_error, run_cli, start_cli, wait_for
+from tests.fuzz_targets import file_bytes
+from tests.genotypes import DARTS_V2
 from tests.tiny_runs import TINY_SEARCH, run_in_library, run_states, samples, structure, tiny_args
 
 runner = CliRunner()
@@ -50,6 +56,66 @@ def test_a_binary_genotype_file_is_one_line_not_a_traceback(tmp_path, monkeypatc
     result = runner.invoke(app, [command, str(binary), *after])
     assert_one_line_error(result, f"genotype file {binary} is not UTF-8 text")
     assert files_in(tmp_path) == [("genotype.bin", binary.stat().st_mtime_ns)]
+
+
+def _edited(edit) -> dict:
+    data = genotypes.to_dict(genotypes.from_darts(DARTS_V2))
+    edit(data)
+    return data
+
+
+# Genotypes of other search spaces: an op of NASNet's space in a DARTS string, an op of ENAS's in
+# cpnas JSON, and a NASNet-style node taking one input twice (our cells: one edge per pair of nodes).
+# Each as the file a user passes and as the JSON a model file holds.
+NASNET_OP = _edited(lambda d: d["normal"]["nodes"][3][1].update(op="sep_conv_7x7"))
+ENAS_OP = _edited(lambda d: d["normal"]["nodes"][0][0].update(op="conv_3x3"))
+TWICE = _edited(lambda d: d["normal"]["nodes"][1][1].update(input=0))
+FOREIGN = {
+    "nasnet.txt": (DARTS_V2.replace("('dil_conv_3x3', 2)", "('sep_conv_7x7', 2)"), NASNET_OP, "uses op sep_conv_7x7"),
+    "enas.json": (json.dumps(ENAS_OP), ENAS_OP, "uses op conv_3x3, which cpnas's search space does not have"),
+    "twice.json": (json.dumps(TWICE), TWICE, "normal node 3 takes node 0 twice, which cpnas's cells cannot"),
+}
+
+
+def _model_of(genotype: dict, path: Path) -> None:
+    """A trained model file as `cpnas train` writes it, but holding this genotype (an edited file)."""
+    path.write_bytes(file_bytes("model"))
+    with safe_open(str(path), "pt") as f:
+        metadata, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    save_file(tensors, str(path), metadata={**metadata, "genotype": json.dumps(genotype)})
+
+
+@pytest.mark.parametrize("name", list(FOREIGN))
+@pytest.mark.parametrize("command", ["profile", "train", "export", "evaluate"])
+def test_a_genotype_of_another_search_space_is_one_line_naming_the_file(tmp_path, monkeypatch, command, name):
+    monkeypatch.chdir(tmp_path)
+    text, in_a_model, problem = FOREIGN[name]
+    source = tmp_path / name
+    source.write_text(text)
+    if command == "evaluate":  # a trained model file whose genotype is that one
+        source = tmp_path / "best.safetensors"
+        _model_of(in_a_model, source)
+    after = {"train": ["--epochs", "1", "--run-dir", "run"], "export": ["cells.svg"]}.get(command, [])
+    before = files_in(tmp_path)
+    result = runner.invoke(app, [command, str(source), *after])
+    assert_one_line_error(result, f"{source}")
+    assert problem in result.stderr and "`cpnas search`" in result.stderr
+    assert files_in(tmp_path) == before
+
+
+def test_a_genotype_with_other_node_counts_is_of_this_space_and_profiles(tmp_path):
+    five = DARTS_V2.replace("normal_concat=[2, 3, 4, 5]", "normal_concat=[2, 3, 4, 5, 6]").replace(
+        "('dil_conv_3x3', 2)]", "('dil_conv_3x3', 2), ('skip_connect', 0), ('sep_conv_3x3', 5)]"
+    )
+    (tmp_path / "five.txt").write_text(five)  # 5 nodes in the normal cell, 4 in the reduction cell
+    result = runner.invoke(app, ["profile", str(tmp_path / "five.txt")])
+    assert result.exit_code == 0, result.output
+
+
+def test_a_genotype_given_to_evaluate_says_to_train_it_first(tmp_path, darts_v2_file):
+    result = runner.invoke(app, ["evaluate", str(darts_v2_file)])
+    assert_one_line_error(result, f"{darts_v2_file} is a genotype, not a cpnas model checkpoint")
+    assert f"train it first (cpnas train {darts_v2_file})" in result.stderr
 
 
 @pytest.mark.parametrize("text, pattern", [("", "is empty"), ("\n# nothing\n", "is empty"), ("- a\n", "mapping")])
@@ -94,6 +160,30 @@ def test_a_checkpoint_without_a_version_is_version_1(tmp_path):
     assert load_checkpoint(tmp_path)[1]["step"] == 1
 
 
+def _cifar_with_a_flipped_opcode(data_dir):
+    """CIFAR-10's layout, every batch valid but data_batch_1, where one byte (the first TUPLE opcode)
+    became BYTEARRAY8: the 8 bytes after it read as a length of terabytes. Found by benchmarks/fuzz.py."""
+    batches = data_dir / "cifar-10-batches-py"
+    batches.mkdir(parents=True)
+    valid = pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 1]}, protocol=4)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        (batches / name).write_bytes(valid)
+    (batches / "batches.meta").write_bytes(pickle.dumps({b"label_names": [b"c%d" % i for i in range(10)]}))
+    at = next(position for op, _, position in pickletools.genops(valid) if op.name == "TUPLE")
+    (batches / "data_batch_1").write_bytes(valid[:at] + pickle.BYTEARRAY8 + valid[at + 1 :])
+
+
+def test_a_damaged_cifar_batch_is_exactly_one_line_on_stderr(tmp_path):
+    """Before the sizes were checked, CPython printed `SystemError: deallocated bytearray object has
+    exported buffers` on stderr as the failed terabyte allocation was freed, above the one line."""
+    _cifar_with_a_flipped_opcode(tmp_path / "data")
+    run = tmp_path / "run"
+    result = run_cli(["search", "--preset", "cifar10", "--data-dir", str(tmp_path / "data"), "--run-dir", str(run)])
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "data_batch_1 is not a readable CIFAR-10 python batch (expected" in result.stderr
+    assert "bytearray8, but only" in result.stderr and not run.exists()
+
+
 # --- one writer per run directory ----------------------------------------------------------------
 
 HOLD = (
@@ -129,6 +219,18 @@ def test_a_second_writer_is_refused_naming_the_pid_and_a_killed_ones_lock_is_tak
     lock_writer(tmp_path)
     assert (tmp_path / "writer.lock").read_text().strip() == str(os.getpid())
     release_writer(tmp_path)
+
+
+def test_a_run_killed_before_its_config_was_written_starts_again_in_its_directory(tmp_path, held):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "writer.lock").write_text("12345\n")  # all a run killed at its very start leaves
+    result = runner.invoke(app, ["train", "--resume", str(tmp_path / "run")])
+    assert_one_line_error(result, "is not a cpnas run directory (no config.yaml)")
+    assert new_run_dir("test", tmp_path / "run").path == tmp_path / "run"  # the same --run-dir starts it again
+    release_writer(tmp_path / "run")
+    proc = held(tmp_path / "run")  # unless that first run is alive and about to write
+    with pytest.raises(UserError, match=f"PID {proc.pid}"):
+        new_run_dir("test", tmp_path / "run")
 
 
 def _resumable_search(folder):

@@ -3,7 +3,7 @@ event log, exact resume after SIGKILL or Ctrl-C, `cpnas evaluate` tables and JSO
 bad checkpoint or genotype ending in one line and exit code 2."""
 
 import json
-import time
+import signal
 from pathlib import Path
 
 import pytest
@@ -15,12 +15,14 @@ from typer.testing import CliRunner
 from cpnas_cli.cli.app import app
 from cpnas_cli.config import load_config
 from cpnas_cli.data import Augment
+from cpnas_cli.engine.run.checkpoint import load_checkpoint
 from cpnas_cli.engine.search.data import SearchData
 from cpnas_cli.engine.train.model_file import load_model
+from cpnas_cli.engine.train.pair import TrainingPair
 from cpnas_cli.engine.train.trainer import Trainer
 from cpnas_cli.events import read_all
 from cpnas_cli.space import genotype as g
-from tests.cli import assert_one_line_error, kill_at_a_random_moment, press_ctrl_c, run_cli, set_flags, start_cli
+from tests.cli import assert_one_line_error, kill_at_a_random_moment, run_cli, set_flags, start_cli, wait_for
 from tests.genotypes import DARTS_V2, DARTS_V2_VARIANT
 from tests.tiny_runs import run_in_library, run_states
 
@@ -145,18 +147,22 @@ def test_sigkill_at_a_random_moment_then_resume_gives_the_same_training(referenc
 
 
 @pytest.mark.e2e
-def test_ctrl_c_checkpoints_prints_the_resume_command_and_resumes_exactly(reference, darts_v2_file, tmp_path):
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_checkpoints_prints_the_resume_command_and_resumes_exactly(
+    reference, darts_v2_file, tmp_path, signum, code
+):
     ref_dir, _ = reference
     run_dir = tmp_path / "interrupted"
     proc = start_cli(["train", str(darts_v2_file), "--run-dir", str(run_dir), *set_flags(TINY)])
     events = run_dir / "events.jsonl"
-    deadline = time.time() + 120
-    while time.time() < deadline and not (events.exists() and '"kind":"epoch"' in events.read_text()):
-        time.sleep(0.02)
-    out, err = press_ctrl_c(proc, timeout=120)
-    assert proc.returncode == 130, err
-    assert f"cpnas train --resume {run_dir}" in out.replace("\n", "")
+    wait_for(lambda: events.exists() and '"kind":"epoch"' in events.read_text())
+    proc.send_signal(signum)  # Ctrl-C, or what a scheduler sends
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == code, err
+    assert f"cpnas train --resume {run_dir}" in out.replace("\n", "") and not err.strip()
     assert run_states(events)[-1] == "interrupted"
+    _, state = load_checkpoint(run_dir / "checkpoint")  # the checkpoint of where it stopped, loadable
+    assert state["epoch"] >= 1 and state["pending_events"][-1]["state"] == "interrupted"
     result = run_cli(["train", "--resume", str(run_dir)], timeout=600)
     assert result.returncode == 0, result.stderr
     assert "Child (1-bit)" in result.stdout
@@ -167,8 +173,36 @@ def test_ctrl_c_checkpoints_prints_the_resume_command_and_resumes_exactly(refere
     )
     states = run_states(events)
     assert states == ["started", "interrupted", "resumed", "finished"]
-    again = run_cli(["train", "--resume", str(run_dir)], timeout=120)
+    again = run_cli(["train", "--resume", str(run_dir)], timeout=600)
     assert again.returncode == 0 and "already finished" in again.stdout
+
+
+@pytest.mark.e2e
+def test_a_nan_loss_stops_the_training_at_that_epoch_and_it_resumes_to_the_same_training(
+    reference, darts_v2_file, tmp_path, monkeypatch
+):
+    ref_dir, _ = reference
+    run_dir = tmp_path / "run"
+    train_batch, calls = TrainingPair.train_batch, []
+
+    def diverging(self, x, y, lr):  # the first batch of epoch 2 (8 batches per epoch) returns a NaN loss
+        calls.append(1)
+        result = train_batch(self, x, y, lr)
+        return {**result, "loss": float("nan")} if len(calls) == 9 else result
+
+    monkeypatch.setattr(TrainingPair, "train_batch", diverging)
+    result = runner.invoke(app, ["train", str(darts_v2_file), "--run-dir", str(run_dir), *set_flags(TINY)])
+    assert_one_line_error(result, "error: the run diverged: loss is nan at epoch 2: its last good checkpoint is kept")
+    assert f"lower the learning rate (train.lr) in {run_dir / 'config.yaml'}" in result.stderr
+    assert f"resume with: cpnas train --resume {run_dir}" in result.stderr
+    assert load_checkpoint(run_dir / "checkpoint")[1]["epoch"] == 1
+    assert load_model(run_dir / "last.safetensors")[0].extras["epoch"] == 1  # not overwritten by the diverged epoch
+    assert run_states(run_dir / "events.jsonl")[-1] == "failed"
+    monkeypatch.undo()
+    resumed = runner.invoke(app, ["train", "--resume", str(run_dir)])
+    assert resumed.exit_code == 0, resumed.output
+    assert epochs(run_dir) == epochs(ref_dir)
+    assert run_states(run_dir / "events.jsonl") == ["started", "resumed", "finished"]
 
 
 @pytest.mark.e2e
@@ -250,7 +284,7 @@ def test_evaluate_refuses_a_dataset_the_model_was_not_trained_on(reference, tmp_
         (
             "Genotype(normal=[('conv_9x9', 0), ('skip_connect', 1)], "
             "reduce=[('skip_connect', 0), ('skip_connect', 1)])",
-            "unknown op",
+            "uses op conv_9x9, which cpnas's search space does not have",
         ),
     ],
 )

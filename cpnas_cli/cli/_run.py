@@ -9,7 +9,7 @@ import typer
 from cpnas_cli import config as configs
 from cpnas_cli.engine.run.interrupt import Interrupted, StopFlag
 from cpnas_cli.errors import UserError
-from cpnas_cli.runs import RunDir, existing_run, new_run_dir
+from cpnas_cli.runs import RunDir, atomic_write_text, existing_run, new_run_dir
 
 from ._options import console
 
@@ -47,7 +47,7 @@ def open_run(engine, config: configs.Config, run: RunDir | None, name: str, run_
         engine.restore(run)
         return run
     run = new_run_dir(name, run_dir)
-    run.config.write_text(configs.dump_yaml(config))
+    atomic_write_text(run.config, configs.dump_yaml(config))  # a kill mid-write leaves no torn config
     engine.begin(run)
     return run
 

@@ -91,13 +91,16 @@ def _read_batch(path: Path, num_classes: int, fix: str) -> tuple[torch.Tensor, t
 
 def _unpickle_dict(path: Path, fix: str) -> dict:
     try:
-        with open(path, "rb") as file:
-            content = load_data_pickle(file)
+        data = path.read_bytes()
     except OSError as err:
         raise UserError(f"cannot read {path} ({err.strerror or err})", fix) from err
+    try:
+        content = load_data_pickle(data)
     # A damaged pickle can fail in many ways (EOFError, UnpicklingError, ValueError, ...).
     except Exception as err:
-        raise UserError(f"{path} is not a readable CIFAR-10 python batch ({err})", fix) from err
+        raise UserError(
+            f"{path} is not a readable CIFAR-10 python batch ({str(err) or type(err).__name__})", fix
+        ) from err
     if not isinstance(content, dict):
         raise UserError(f"{path} is not a CIFAR-10 python batch (holds a {type(content).__name__}, not a dict)", fix)
     return content

@@ -77,6 +77,9 @@ def from_dict(data: dict, where: str = "genotype") -> Genotype:
             "upgrade cpnas or re-export the genotype",
         )
     cells = {kind: _cell_from_dict(data.get(kind), f"{where}: {kind}") for kind in CELL_TYPES}
+    check_space(cells, where)
+    for kind, cell in cells.items():
+        validate_cell(cell, f"{where}: {kind}")
     meta = data.get("meta") or {}
     if not isinstance(meta, dict):
         raise UserError(f"{where}: meta must be an object", "remove it or make it a JSON object")
@@ -95,33 +98,60 @@ def _cell_from_dict(cell, where: str) -> Cell:
         for item in node:
             if not isinstance(item, dict) or "op" not in item or "input" not in item:
                 raise UserError(f'{where} node {n + 2}: edge {item!r} needs "op" and "input"', fix)
-            edges.append(Edge(item["op"], item["input"], item.get("indicator")))
+            edges.append(Edge(_our_name(item["op"]), item["input"], item.get("indicator")))
         nodes.append(tuple(edges))
     concat = cell.get("concat")
     if not isinstance(concat, list):
         raise UserError(f"{where} has no concat list", fix)
-    result = Cell(tuple(nodes), tuple(concat))
-    validate_cell(result, where)
-    return result
+    return Cell(tuple(nodes), tuple(concat))
+
+
+def _our_name(op):
+    """Our name of an op; DARTS's spellings (none, skip_connect) are read in JSON too."""
+    return OUR_NAMES.get(op, op) if isinstance(op, str) else op
+
+
+def check_space(cells: dict[str, Cell], where: str) -> None:
+    """Every op of the genotype is one of cpnas's (the DARTS space, paper Sec. 2.2): the ops a
+    genotype of another search space brings (NASNet's sep_conv_7x7, ProxylessNAS's mbconv, ...)
+    are named all at once, before the structure is checked."""
+    ops = [e.op for cell in cells.values() for node in cell.nodes for e in node]
+    foreign = list(dict.fromkeys(repr(op) if not isinstance(op, str) else op for op in ops if op not in OPS))
+    if foreign:
+        raise UserError(
+            f"{where} uses {'ops' if len(foreign) > 1 else 'op'} {', '.join(foreign)}, which cpnas's search space "
+            "does not have (a genotype of another search space, or a misspelt op)",
+            f"its cells are built from {', '.join(o for o in OPS if o != 'zero')}: fix the names, "
+            "or search a genotype in this space with `cpnas search`",
+        )
 
 
 def validate_cell(cell: Cell, where: str) -> None:
-    """A cell is a DAG over known ops: inputs come from earlier nodes, no input twice per node."""
+    """A cell is a DAG over known ops: inputs come from earlier nodes, at most one edge from each
+    (the DARTS space has one edge per pair of nodes; NASNet's allows two from one input)."""
     for n, node in enumerate(cell.nodes):
         dst = n + 2
         sources = [e.source for e in node]
         for e in node:
-            if e.op not in OPS or e.op == "zero":
+            if e.op not in OPS:
+                check_space({"cell": cell}, where)
+            if e.op == "zero":
                 raise UserError(
-                    f"{where} node {dst}: unknown op {e.op!r}", f"use one of {', '.join(o for o in OPS if o != 'zero')}"
+                    f"{where} node {dst}: an edge with the zero op (DARTS: none), which no found cell keeps",
+                    f"drop that edge or give it one of {', '.join(o for o in OPS if o != 'zero')}",
                 )
             if not isinstance(e.source, int) or isinstance(e.source, bool) or not 0 <= e.source < dst:
                 raise UserError(
                     f"{where} node {dst}: input {e.source!r} must be a node before it (0..{dst - 1})",
                     "fix the edge's input index",
                 )
-        if len(set(sources)) != len(sources):
-            raise UserError(f"{where} node {dst}: the same input appears twice", "keep one edge per input node")
+        twice = next((s for s in sources if sources.count(s) > 1), None)
+        if twice is not None:
+            raise UserError(
+                f"{where} node {dst} takes node {twice} twice, which cpnas's cells cannot: they have one edge "
+                "per pair of nodes, as in DARTS (NASNet-style cells are another search space)",
+                "give each edge of that node its own input, or search a genotype in this space with `cpnas search`",
+            )
     last = len(cell.nodes) + 1
     if not cell.concat or any(not isinstance(i, int) or not 2 <= i <= last for i in cell.concat):
         raise UserError(
@@ -151,6 +181,17 @@ def load(path: Path | str) -> Genotype:
             "pass a genotype.json written by cpnas, or a DARTS Genotype(...) string",
         ) from None
     return from_dict(data, where=str(path))
+
+
+def holds_genotype(path: Path) -> bool:
+    """Whether the file at `path` starts like a genotype (cpnas JSON or a DARTS string): to name
+    the mix-up when one is given where a model file goes."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(4096).decode("utf-8", "replace").lstrip()
+    except OSError:
+        return False
+    return head.startswith("Genotype(") or (head.startswith("{") and f'"{FORMAT}"' in head)
 
 
 # --- DARTS ----------------------------------------------------------------------------------
@@ -190,11 +231,15 @@ def from_darts(text: str, where: str = "DARTS genotype") -> Genotype:
             raise UserError(f"{where}: {kind} must be a list of (op, input) pairs, two per node", fix)
         if not all(isinstance(p, tuple) and len(p) == 2 for p in pairs):
             raise UserError(f"{where}: {kind} holds something other than (op, input) pairs", fix)
-        edges = [Edge(OUR_NAMES.get(op, op), src) for op, src in pairs]
+        edges = [Edge(_our_name(op), src) for op, src in pairs]
         nodes = tuple(tuple(edges[i : i + 2]) for i in range(0, len(edges), 2))
         concat = fields.get(f"{kind}_concat", list(range(2, 2 + len(nodes))))
+        if not isinstance(concat, (list, tuple)):
+            raise UserError(f"{where}: {kind}_concat must be a list of node numbers", fix)
         cells[kind] = Cell(nodes, tuple(concat))
-        validate_cell(cells[kind], f"{where}: {kind}")
+    check_space(cells, where)
+    for kind, cell in cells.items():
+        validate_cell(cell, f"{where}: {kind}")
     return Genotype(cells["normal"], cells["reduce"], {"source": "darts"})
 
 

@@ -50,6 +50,7 @@ class Correlation:
         self.folder, self.base, self.plan = Path(folder), base, plan
         self.report, self.stop = report, stop
         self.architectures = read_architectures(self.folder)  # finished stand-alone trainings
+        self.resume_command = f"cpnas correlate --resume {self.folder}"  # what a unit that stops names
 
     @classmethod
     def create(cls, folder: Path, base: configs.Config, plan: CorrelationPlan, **kwargs) -> "Correlation":
@@ -150,7 +151,7 @@ class Correlation:
             if finished_status(run) is None:
                 self.report({"kind": "phase", "phase": "supernet", "setting": "supernet", "seed": seed})
                 make = lambda c: Search(c, self.report, self.stop, SupernetStrategy)  # noqa: E731
-                run_or_resume(run, config, make, self.base.device)
+                run_or_resume(run, config, make, self.base.device, self.resume_command)
         archs = draw_architectures(list(measured.search.ops), measured.search.nodes, self.plan.architectures, seed)
         acc = measure(run, measured, archs)
         scores = {
@@ -168,7 +169,8 @@ class Correlation:
         run = RunDir(self.folder / f"seed{seed}" / f"arch{i}")
         if finished_status(run) is None:
             self.report({"kind": "phase", "phase": "train", "setting": f"architecture {i}", "seed": seed})
-            run_or_resume(run, config, lambda c: Trainer(c, genotype, self.report, self.stop), self.base.device)
+            train = lambda c: Trainer(c, genotype, self.report, self.stop)  # noqa: E731
+            run_or_resume(run, config, train, self.base.device, self.resume_command)
         trained = finished_status(run)
         if trained is None:
             raise RuntimeError(f"{run.path}: the training ran without finishing")

@@ -118,14 +118,15 @@ class Ablation:
     def _unit(self, setting: Setting, seed: int) -> UnitResult:
         where = self.folder / "units" / f"{setting.slug}-seed{seed}"
         search_run, train_run = RunDir(where / "search"), RunDir(where / "train")
-        config = self._config(setting, seed)
+        config, resume = self._config(setting, seed), f"cpnas ablate --resume {self.folder}"
         if not search_run.genotype.is_file():
             self.report({"kind": "phase", "phase": "search", "setting": setting.label, "seed": seed})
-            run_or_resume(search_run, config, lambda c: Search(c, self.report, self.stop), self.base.device)
+            run_or_resume(search_run, config, lambda c: Search(c, self.report, self.stop), self.base.device, resume)
         genotype = genotypes.load(search_run.genotype)
         if finished_status(train_run) is None:
             self.report({"kind": "phase", "phase": "train", "setting": setting.label, "seed": seed})
-            run_or_resume(train_run, config, lambda c: Trainer(c, genotype, self.report, self.stop), self.base.device)
+            train = lambda c: Trainer(c, genotype, self.report, self.stop)  # noqa: E731
+            run_or_resume(train_run, config, train, self.base.device, resume)
         searched, trained = finished_status(search_run), finished_status(train_run)
         if searched is None or trained is None:
             raise RuntimeError(f"{where}: the search or the training ran without finishing")
@@ -160,19 +161,21 @@ class Ablation:
         return config
 
 
-def run_or_resume(run: RunDir, config: configs.Config, make_engine: Callable, device: str) -> None:
+def run_or_resume(run: RunDir, config: configs.Config, make_engine: Callable, device: str, resumed_by: str) -> None:
     """Run a unit's search or training (`make_engine(config)`), or resume its interrupted one
-    with its own saved configuration (on `device`)."""
+    with its own saved configuration (on `device`). `resumed_by` is the command line that
+    continues the whole study, which a run that stops (a NaN) names."""
     resuming = run.is_run()
     if resuming:
         config = configs.load_run_config(run.config)
         config.device = device
     engine = make_engine(config)
+    engine.resumed_by = resumed_by
     if resuming:
         engine.restore(run)
     else:
         run.path.mkdir(parents=True, exist_ok=True)
-        run.config.write_text(configs.dump_yaml(config))
+        atomic_write_text(run.config, configs.dump_yaml(config))  # a kill mid-write leaves no torn config
         engine.begin(run)
     engine.run()
 

@@ -37,6 +37,12 @@ class RunLoop:
 
     def __init__(self, report: Report, stop):
         self.report, self.stop = report, stop
+        self.resumed_by: str | None = None  # set when another command resumes this run (an ablation's unit)
+
+    @property
+    def resume_command(self) -> str:
+        """What a user types to continue this run after it stopped."""
+        return self.resumed_by or f"cpnas {self.command} --resume {self.run_dir.path}"
 
     def start(self, run: RunDir, header: dict, **started) -> None:
         """A new run: the header line, then the `started` status."""
@@ -63,23 +69,23 @@ class RunLoop:
     def commit(self, tensors: dict[str, torch.Tensor], state: dict, events: list[dict], tag: str) -> None:
         """Checkpoint with `events` pending (tag names the weights file: unique per step), then log
         and report them."""
-        self._check_finite(events)
+        self.check_finite(events)
         state = {**state, "events_offset": self.log.size(), "pending_events": events}
         save_checkpoint(self.run_dir.checkpoint, tensors, state, tag=tag)
         self.log.write(events)
         for line in events:
             self.report(line)
 
-    def _check_finite(self, events: list[dict]) -> None:
-        """A diverged step (NaN or inf anywhere in its events) is a UserError before its checkpoint."""
+    def check_finite(self, events: list[dict]) -> None:
+        """A diverged step (NaN or inf anywhere in its events) is a UserError before its checkpoint
+        (and before anything else of the step is written)."""
         for line in events:
             for name, value in _numbers(line):
                 if not math.isfinite(value):
-                    at = next((f"{k} {line[k]}" for k in POSITION if k in line), "this step")
                     raise UserError(
-                        f"the run diverged: {name} is {value} at {line['kind']} {at}",
+                        f"the run diverged: {name} is {value} at {_position(line)}",
                         f"its last good checkpoint is kept; lower the learning rate ({self.command}.lr) in "
-                        f"{self.run_dir.config} and resume with: cpnas {self.command} --resume {self.run_dir.path}",
+                        f"{self.run_dir.config} and resume with: {self.resume_command}",
                     )
 
     def emit(self, kind: str, **fields) -> dict:
@@ -110,6 +116,15 @@ class RunLoop:
         except Exception as err:
             self.emit("status", state="failed", error=f"{type(err).__name__}: {err}", **position())
             raise
+
+
+def _position(line: dict) -> str:
+    """Which step an event belongs to, in words: "epoch 2", "sample n 3", "alpha step 2"."""
+    kind = line["kind"]
+    key = next((k for k in POSITION if k in line), None)
+    if key is None:
+        return f"{kind} (this step)"
+    return f"{kind} {line[key]}" if key == kind else f"{kind} {key} {line[key]}"
 
 
 def _numbers(value, name: str = "") -> Iterator[tuple[str, float]]:

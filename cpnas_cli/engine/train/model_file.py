@@ -67,6 +67,8 @@ def save_model(path: Path, info: ModelInfo, child: torch.nn.Module, parent: torc
 def read_safetensors(path: Path, format: str, noun: str, kind: str, fix: str) -> tuple[dict, dict[str, torch.Tensor]]:
     """Metadata and tensors of a cpnas safetensors file whose metadata says `format`; a missing,
     truncated or foreign file is a UserError naming it (`noun` when missing, `kind` when foreign)."""
+    if path.is_dir() or genotypes.holds_genotype(path):  # a genotype or a run given where a model goes
+        raise _not_a_model(path, kind, fix)
     if not path.is_file():
         raise UserError(f"{noun} {path} not found", fix)
     try:
@@ -78,6 +80,17 @@ def read_safetensors(path: Path, format: str, noun: str, kind: str, fix: str) ->
     except (SafetensorError, OSError, RuntimeError, ValueError) as err:
         raise UserError(f"{path} is truncated or not a safetensors file ({type(err).__name__})", fix) from None
     return metadata, tensors
+
+
+def _not_a_model(path: Path, kind: str, fix: str) -> UserError:
+    """What was given instead of a model file (a training run, a search run, a genotype), and what to pass."""
+    trained = [path / name for name in ("best.safetensors", "last.safetensors") if (path / name).is_file()]
+    if trained:
+        return UserError(f"{path} is a training run, not {kind}", f"pass its model file: {trained[0]}")
+    if path.is_file() or (path / "genotype.json").is_file():
+        what = "a genotype" if path.is_file() else "a search run"
+        return UserError(f"{path} is {what}, not {kind}", f"train it first (cpnas train {path}), then {fix}")
+    return UserError(f"{path} is a directory, not {kind}", fix)
 
 
 def read_model(path: Path) -> tuple[ModelInfo, dict[str, torch.Tensor]]:

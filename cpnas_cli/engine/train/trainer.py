@@ -209,6 +209,7 @@ class Trainer(RunLoop):
             elapsed=round(self.elapsed, 1),
             best=is_best,
         )
+        self.check_finite([line])  # a diverged epoch writes no model file: last.safetensors stays the good one
         self.last = {k: line[k] for k in ("epoch", "test_acc_child", "test_acc_parent")}
         self._write_models(is_best)
         self.partial = EpochSums()
