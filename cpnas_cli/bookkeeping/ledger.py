@@ -85,7 +85,7 @@ class Ledger:
     def prune(self, rng: random.Random) -> list[Removal]:
         """Remove the op with the lowest e on every edge (ties broken by `rng`); K drops by one."""
         ranking = self.ranking()
-        worst = {}
+        worst: dict[str, list[str]] = {}
         for cell, edges in ranking.items():
             worst[cell] = []
             for e in edges:

@@ -1,4 +1,5 @@
-"""A finished CP-NAS search's ledger, rebuilt from its event log on either scale of Eq. 2. Torch-free.
+"""A finished search's CP-NAS ledger (cp, bnas, random), rebuilt from its log on either scale of
+Eq. 2. Torch-free.
 
 The log holds every sample's architecture and z (rounded to 4 decimals) and every pruning's
 removed ops, which is all the ledger (ledger.py) is made of. Replaying it with another scale
@@ -13,6 +14,8 @@ from cpnas_cli.space.genotype import Genotype
 from .cp_rule import derive
 from .ledger import Ledger
 
+LEDGER_STRATEGIES = ("cp", "bnas", "random")  # the searches whose log is a ledger's history
+
 
 def log_scale(events: list[dict]) -> str:
     """The scale the search that wrote `events` used (logs from before it was recorded: percent)."""
@@ -24,7 +27,7 @@ def replay(events: list[dict], scale: str | None = None) -> Ledger:
     head = events[0]
     if head.get("kind") != "header" or head.get("run") != "search":
         raise ValueError("not a search log: its first line is no search header")
-    if head["config"]["search"]["strategy"] not in ("cp", "bnas"):
+    if head["config"]["search"]["strategy"] not in LEDGER_STRATEGIES:
         raise ValueError(f"a {head['config']['search']['strategy']} search keeps no CP-NAS ledger")
     ledger = Ledger.start(list(head["ops"]), list(head["cells"]), len(head["edges"]), scale or log_scale(events))
     for event in events[1:]:
