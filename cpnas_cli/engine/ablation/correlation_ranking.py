@@ -31,6 +31,7 @@ give the spread over searches.
 import csv
 import io
 import json
+import re
 import statistics as stats_lib
 from collections.abc import Callable
 from pathlib import Path
@@ -78,19 +79,16 @@ def write_results(
     rows, points = [], []
     for path, head, scores in searches:
         seed = head["config"]["seed"]
-        rows += [
-            {"search": str(path), "seed": seed, **row}
-            for row in ranking_statistics(scores, architectures, seed, resamples)
-        ]
+        statistics = ranking_statistics(scores, architectures, seed, resamples)
+        rows += [{"search": str(path), "seed": seed, **row} for row in statistics]
         points += [
             {"search": str(path), "cell": p[0], "edge": p[1], "op": p[2], "truth": truth_means[p]}
             | {name: scores[name][p] for name in SCORES}
             for p in scores[FIRST_Z]
             if p in truth_means
         ]
-    table = summary(score_names(), rows)
     results = {"truth": str(truth), "searches": [str(p) for p, _, _ in searches], "architectures": len(architectures)}
-    results |= {"statistics": rows, "summary": table, "points": points}
+    results |= {"statistics": rows, "summary": summary(score_names(), rows), "points": points}
     atomic_write_text(folder / "results.json", json.dumps(results, indent=2) + "\n")
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, ["search", *COLUMNS[:2], "points", *COLUMNS[2:]], lineterminator="\n")
@@ -98,42 +96,40 @@ def write_results(
     writer.writerows(rows)
     atomic_write_text(folder / "results.csv", buffer.getvalue())
     for name in SCORES:
-        dots = [
-            (s[name][p], truth_means[p], n) for n, (_, _, s) in enumerate(searches) for p in s[name] if p in truth_means
-        ]
-        notes = [
-            f"{r['search']}: tau {_fmt(r['tau'])}, rho {_fmt(r['rho'])}"
-            for r in rows
-            if r["score"] == f"{name} (pooled)"
-        ]
-        title = f"{name}, per op and edge, against stand-alone accuracy"
-        png = scatter_png(title, name, "mean stand-alone Child test accuracy (%)", dots, notes)
-        atomic_write_bytes(folder / f"scatter-{_slug(name)}.png", png)
+        atomic_write_bytes(folder / f"scatter-{_slug(name)}.png", _scatter(name, searches, truth_means, rows))
     return rows
 
 
+def _scatter(name: str, searches: list[Searched], truth: Column, rows: list[dict]) -> bytes:
+    """One score's pooled points against their truth, a colour per search, each search's tau and rho below."""
+    dots = [(s[name][p], truth[p], n) for n, (_, _, s) in enumerate(searches) for p in s[name] if p in truth]
+    mine = [r for r in rows if r["score"] == f"{name} (pooled)"]
+    notes = [f"{r['search']}: tau {_fmt(r['tau'])}, rho {_fmt(r['rho'])}" for r in mine]
+    title = f"{name}, per op and edge, against stand-alone accuracy"
+    return scatter_png(title, name, "mean stand-alone Child test accuracy (%)", dots, notes)
+
+
 def search_scores(path: Path) -> tuple[dict, dict[str, Column]]:
-    """(the search's header, every score of SCORES per point) from a cp or bnas search's log."""
+    """(the search's header, every score of SCORES per point) from a cp, bnas or random search's log."""
     run = existing_run(path)
     events = read_all(run.events) if run.events.is_file() else []
     rankings = [e for e in events if e["kind"] == "ranking" and "mean_z" in e]
     if not events or events[0]["kind"] != "header" or not rankings:
         raise UserError(
             f"{path} has no ranking with mean z in its log",
-            "pass a cp or bnas search that ranked at least once (abandit and pc-darts rank otherwise)",
+            "pass a cp, bnas or random search that ranked at least once (abandit and pc-darts rank otherwise)",
         )
-    first: Column = {}
-    for cell, edges in rankings[0]["mean_z"].items():
-        for edge, means in enumerate(edges):
-            first.update({(cell, edge, op): z for op, z in means.items()})
-    last: dict[str, Column] = {name: {} for name in SCORES}
+    scores: dict[str, Column] = {name: {} for name in SCORES}
     for ranking in rankings:  # a later ranking overwrites: each op keeps the last it was in
         for cell, edges in ranking["mean_z"].items():
             for edge, means in enumerate(edges):
-                for name, values in [(LAST_Z, means)] + [
-                    (f"e ({scale}), last ranking", edge_indicator(means, scale)) for scale in SCALES
-                ]:
-                    last[name].update({(cell, edge, op): v for op, v in values.items()})
+                last = {LAST_Z: means} | {
+                    f"e ({scale}), last ranking": edge_indicator(means, scale) for scale in SCALES
+                }
+                for name, values in last.items():
+                    scores[name].update({(cell, edge, op): v for op, v in values.items()})
+                if ranking is rankings[0]:
+                    scores[FIRST_Z].update({(cell, edge, op): z for op, z in means.items()})
     prunes = [e for e in events if e["kind"] == "prune"]
     removed_at = {
         (cell, edge, op): j
@@ -141,8 +137,8 @@ def search_scores(path: Path) -> tuple[dict, dict[str, Column]]:
         for cell, ops in prune["removed"].items()
         for edge, op in enumerate(ops)
     }
-    survived = {point: float(removed_at.get(point, len(prunes))) for point in first}
-    return events[0], {**last, FIRST_Z: first, SURVIVED: survived}
+    scores[SURVIVED] = {point: float(removed_at.get(point, len(prunes))) for point in scores[FIRST_Z]}
+    return events[0], scores
 
 
 def op_accuracy(architectures: list[tuple[Architecture, float]], picks) -> Column:
@@ -236,7 +232,8 @@ def _check_space(path: Path, head: dict, arch: Architecture) -> None:
 
 
 def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in name).strip("-").replace("--", "-")
+    """A score's name as part of a file name: `e (fraction), last ranking` -> `e-fraction-last-ranking`."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")
 
 
 def _fmt(value: float | None) -> str:
