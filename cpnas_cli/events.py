@@ -1,12 +1,15 @@
 """The run's event log, `events.jsonl`: schema, writer and a tolerant tail reader. Torch-free.
 
 One JSON object per line, append-only. The first line is a header (`kind: "header"`) with the
-schema version, the resolved config and the names of cells, edges and ops. Then, by `kind`:
+schema version, the resolved config and the names of cells, edges and ops (a cp or bnas search
+also `indicator_scale`: fraction | percent, how Eq. 2 reads z̄; absent in logs written before it
+was recorded, which were percent). Then, by `kind`:
 
   status      state: started | resumed | interrupted | finished | failed (+ error)
   sample      one sampled architecture: n, total, K, round, index, arch, acc_child, acc_parent,
               z, loss_child, loss_parent, lr, seconds, child_seconds, parent_seconds, images_per_s
-  ranking     K, mean_z and indicator (e, Eq. 2) per op per edge: {cell: [{op: value}, ...]}
+  ranking     K, mean_z (percent) and indicator (e, Eq. 2) per op per edge: {cell: [{op: value}, ...]},
+              scale (fraction | percent; absent: percent); abandit's carry its bounds instead
   prune       K (before), removed: {cell: [op per edge]}
   checkpoint  sample: how many samples the saved state holds
   genotype    path and the genotype itself

@@ -15,13 +15,13 @@ CELLS = ["normal", "reduce"]
 POLL = 0.02
 
 
-def started_log(path: Path, *events: dict, search: dict | None = None, total: int = 5) -> EventWriter:
-    """A search's log as a run begins it: the header (with `search` as its search config), the
-    started status for `total` samples or phases, then `events`; the writer, to add more."""
+def started_log(path: Path, *events: dict, search: dict | None = None, total: int = 5, **head) -> EventWriter:
+    """A search's log as a run begins it: the header (with `search` as its search config and `head`'s
+    fields), the started status for `total` samples or phases, then `events`; the writer, to add more."""
     log = EventWriter(path)
     log.write(
         [
-            header("search", {"search": search or {"rounds": 1}}, cells=CELLS, edges=EDGES, ops=OPS),
+            header("search", {"search": search or {"rounds": 1}}, cells=CELLS, edges=EDGES, ops=OPS, **head),
             {"kind": "status", "t": time.time(), "state": "started", "total": total},
             *events,
         ]

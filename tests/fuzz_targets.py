@@ -277,6 +277,7 @@ def _read_events(path: Path) -> RunState:
     for cell in state.cells:
         for edge in range(len(state.edges)):
             state.edge_rows(cell, edge)
+            state.margin(cell, edge)
     (state.ranking_source(), state.eta(0.0), *(state.genotype_nodes(cell) for cell in state.cells))
     return state
 

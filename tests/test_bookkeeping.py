@@ -23,21 +23,34 @@ def test_eq1_scores_child_plus_weighted_gap():
 
 
 def test_eq2_is_a_softmax_over_mean_scores():
-    # two ops, z̄ = 1 and 0: e = e/(e+1) = 0.7310586, 1/(e+1) = 0.2689414
-    e = edge_indicator({"a": 1.0, "b": 0.0})
+    # percent: z̄ enter as they are. Two ops, z̄ = 1 and 0: e = e/(e+1) = 0.7310586, 1/(e+1) = 0.2689414
+    e = edge_indicator({"a": 1.0, "b": 0.0}, "percent")
     assert e["a"] == pytest.approx(0.7310586, abs=1e-7)
     assert e["b"] == pytest.approx(0.2689414, abs=1e-7)
     # three ops, z̄ = 2, 1, 0: e^2 / (e^2 + e + 1) = 7.389056 / 11.107338 = 0.6652410
-    e = edge_indicator({"x": 2.0, "y": 1.0, "z": 0.0})
+    e = edge_indicator({"x": 2.0, "y": 1.0, "z": 0.0}, "percent")
     assert e["x"] == pytest.approx(0.6652410, abs=1e-7)
     assert e["y"] == pytest.approx(0.2447285, abs=1e-7)
     assert e["z"] == pytest.approx(0.0900306, abs=1e-7)
 
 
+def test_eq2_reads_accuracy_as_a_fraction_by_default():
+    # z̄ = 200, 100, 0 percent are 2, 1, 0 as fractions: the three-op values above
+    e = edge_indicator({"x": 200.0, "y": 100.0, "z": 0.0})
+    assert e["x"] == pytest.approx(0.6652410, abs=1e-7)
+    assert e["z"] == pytest.approx(0.0900306, abs=1e-7)
+    # 60 against 50 percent: 1 / (1 + exp(-0.1)) = 1 / 1.9048374 = 0.5249792; in percent 1 / (1 + exp(-10)) = 0.9999546
+    assert edge_indicator({"a": 60.0, "b": 50.0})["a"] == pytest.approx(0.5249792, abs=1e-7)
+    assert edge_indicator({"a": 60.0, "b": 50.0}, "percent")["a"] == pytest.approx(0.9999546, abs=1e-7)
+
+
 def test_eq2_is_stable_for_percent_scale_scores():
     # percent-scale scores would overflow a naive exp(); shifting by the max keeps it exact
-    e = edge_indicator({"a": 1000.0, "b": 999.0})
+    e = edge_indicator({"a": 1000.0, "b": 999.0}, "percent")
     assert e["a"] == pytest.approx(1 / (1 + math.exp(-1)))
+    # and past about 37 points a percent e is exactly 1.0 in floating point; as a fraction it is not
+    assert edge_indicator({"a": 80.0, "b": 40.0}, "percent")["a"] == 1.0
+    assert edge_indicator({"a": 80.0, "b": 40.0})["a"] == pytest.approx(1 / (1 + math.exp(-0.4)))
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -80,9 +93,9 @@ def test_sample_plan_counts_t_times_k0_down_to_2():
     ]
 
 
-def hand_ledger() -> Ledger:
+def hand_ledger(scale: str = "fraction") -> Ledger:
     """One cell, two edges, ops a b c, two rounds of three samples with known scores."""
-    ledger = Ledger.start(["a", "b", "c"], ["normal"], 2)
+    ledger = Ledger.start(["a", "b", "c"], ["normal"], 2, scale)
     samples = [  # (edge 0 op, edge 1 op, z)
         ("a", "b", 70.0),
         ("b", "c", 60.0),
@@ -110,11 +123,22 @@ def test_prune_removes_the_lowest_indicator_on_every_edge():
     assert [(r.edge, r.op) for r in removed] == [(0, "c"), (1, "b")]
     assert ledger.remaining == {"normal": [["a", "b"], ["a", "c"]]}
     assert ledger.k == 2
-    # e of c on edge 0: exp(45) / (exp(67.5) + exp(70) + exp(45)) = 1 / (exp(22.5) + exp(25) + 1)
-    assert removed[0].indicator == pytest.approx(1 / (math.exp(22.5) + math.exp(25) + 1))
+    # e of c on edge 0, z̄ as fractions: exp(0.45) / (exp(0.675) + exp(0.70) + exp(0.45))
+    # = 1 / (exp(0.225) + exp(0.25) + 1) = 1 / (1.252323 + 1.284025 + 1) = 0.282777
+    assert removed[0].indicator == pytest.approx(0.282777, abs=1e-6)
     assert removed[0].mean_score == 45.0
     # scores start afresh for the next K; the ranking that decided is kept
     assert ledger.scores == {"normal": [{"a": [], "b": []}, {"a": [], "c": []}]}
+    # b on edge 1: 1 / (exp(0.10) + 1 + exp(0.075)) = 1 / (1.105171 + 1 + 1.077884) = 0.314164
+    assert ledger.last_ranking["normal"][1]["b"] == pytest.approx(0.314164, abs=1e-6)
+
+
+def test_prune_removes_the_same_ops_in_percent_with_other_e():
+    ledger = hand_ledger(scale="percent")
+    removed = ledger.prune(random.Random(0))
+    assert [(r.edge, r.op) for r in removed] == [(0, "c"), (1, "b")]  # as on the fraction scale
+    # e of c on edge 0: exp(45) / (exp(67.5) + exp(70) + exp(45)) = 1 / (exp(22.5) + exp(25) + 1)
+    assert removed[0].indicator == pytest.approx(1 / (math.exp(22.5) + math.exp(25) + 1))
     assert ledger.last_ranking["normal"][1]["b"] == pytest.approx(1 / (math.exp(10) + 1 + math.exp(7.5)))
 
 
@@ -140,6 +164,13 @@ def test_ledger_survives_a_json_round_trip():
     ledger.prune(random.Random(0))
     again = Ledger.from_dict(json.loads(json.dumps(ledger.to_dict())))
     assert again == ledger
+
+
+def test_a_checkpoint_from_before_the_scale_was_stored_stays_in_percent():
+    data = hand_ledger().to_dict()
+    del data["scale"]
+    assert Ledger.from_dict(data).scale == "percent"
+    assert hand_ledger().scale == "fraction"
 
 
 def test_budget_plans_the_epochs_that_fit_after_the_first():

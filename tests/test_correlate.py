@@ -19,7 +19,9 @@ from cpnas_cli.engine.ablation.correlation_plan import (
     to_genotype,
 )
 from cpnas_cli.engine.ablation.correlation_results import summary
+from cpnas_cli.engine.ablation.correlation_truth import reusable_trainings, training_key
 from cpnas_cli.errors import UserError
+from cpnas_cli.space import genotype as genotypes
 from cpnas_cli.space.cells import OPS, cell_edges
 from tests.cli import assert_one_line_error, kill_at_a_random_moment, run_cli, set_flags, start_cli
 from tests.test_ablate import TINY
@@ -73,11 +75,11 @@ def test_summary_over_seeds():
         {"score": "z beta_p=1 (A_P)", "tau": 0.5, "rho": 0.6, "top_k_overlap": 1.0},
         {"score": "z beta_p=1 (A_P)", "tau": 0.1, "rho": None, "top_k_overlap": 0.0},
     ]
-    entry = summary(plan, rows)[0]
+    entry = summary(plan.scores(), rows)[0]
     assert entry["seeds"] == 2 and entry["tau"] == pytest.approx(0.3)
     assert entry["tau_std"] == pytest.approx(0.2828427)  # sqrt(((0.2)^2 + (0.2)^2) / 1)
     assert entry["rho"] == 0.6 and entry["rho_std"] is None  # the undefined value is left out
-    assert summary(plan, rows)[1] == {"score": "random", "seeds": 0, **dict.fromkeys(
+    assert summary(plan.scores(), rows)[1] == {"score": "random", "seeds": 0, **dict.fromkeys(
         ["tau", "tau_std", "rho", "rho_std", "top_k_overlap", "top_k_overlap_std"])}  # fmt: skip
 
 
@@ -111,6 +113,39 @@ def test_from_needs_a_supernet_with_every_op(tmp_path, tiny_search):
     assert_one_line_error(from_(finished), "was pruned to 1 of 4 ops per edge")
 
 
+def test_the_training_key_is_the_genotype_the_train_recipe_and_the_seed():
+    genotype = to_genotype(draw_architectures(list(OPS), 4, 1, seed=0)[0], 4, {"index": 0})
+    config = load_config("quick")
+    key = training_key(genotype, config)
+    # what a stand-alone training never reads leaves the key alone
+    for change in ("search.kernel_weight=0.001", "data.val_fraction=0.2", "device=cpu"):
+        assert training_key(genotype, load_config("quick", sets=[change])) == key, change
+    assert training_key(to_genotype(draw_architectures(list(OPS), 4, 1, seed=0)[0], 4, {"index": 7}), config) == key
+    # the recipe, the data it trains on, the seed and the network do not
+    for change in ("train.epochs=1", "train.kernel_weight=0", "data.dataset=fashion-mnist", "seed=1"):
+        assert training_key(genotype, load_config("quick", sets=[change])) != key, change
+    assert training_key(to_genotype(draw_architectures(list(OPS), 4, 1, seed=1)[0], 4), config) != key
+
+
+def test_reusable_trainings_are_keyed_also_where_the_row_has_no_key(tmp_path):
+    genotype = to_genotype(draw_architectures(list(OPS), 4, 1, seed=0)[0], 4)
+    config = load_config("quick")
+    (tmp_path / "seed0" / "arch0").mkdir(parents=True)
+    (tmp_path / "seed0" / "arch0" / "config.yaml").write_text(dump_yaml(config))
+    rows = [
+        {"genotype": genotypes.to_dict(genotype), "train_run": "seed0/arch0", "test_acc_child": 61.0},  # older row
+        {"truth_key": "k", "train_run": "/elsewhere/arch3", "test_acc_child": 55.0},  # itself reused
+    ]
+    (tmp_path / "results.json").write_text(json.dumps({"architectures": rows}))
+    found = reusable_trainings(tmp_path)
+    assert found[training_key(genotype, config)]["train_run"] == str(tmp_path / "seed0" / "arch0")
+    assert found["k"]["train_run"] == "/elsewhere/arch3" and found["k"]["test_acc_child"] == 55.0
+
+
+def test_truth_must_be_a_correlate_run(tmp_path):
+    assert_one_line_error(runner.invoke(app, ["correlate", "--truth", str(tmp_path)]), "is not a correlate directory")
+
+
 def test_plan_round_trips():
     plan = make_plan(5, [0.5, 2], seeds=2, first_seed=3)
     assert plan.seeds == (3, 4) and plan.top_k == 1
@@ -126,15 +161,23 @@ def tables(folder) -> dict:
     return {k: data[k] for k in ("architectures", "statistics", "summary")}
 
 
-@pytest.mark.e2e
-def test_correlate_killed_at_random_resumes_to_the_same_tables(tmp_path):
-    args = ["correlate", "--architectures", "3", "--seeds", "1", "--beta-p", "0,2", "--device", "cpu", *set_flags(TINY)]
-    reference = tmp_path / "reference"
+ARGS = ["correlate", "--architectures", "3", "--seeds", "1", "--beta-p", "0,2", "--device", "cpu", *set_flags(TINY)]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """A tiny study run uninterrupted once for this module: (its directory, its wall seconds)."""
+    folder = tmp_path_factory.mktemp("correlate") / "reference"
     started = time.perf_counter()
-    result = run_cli([*args, "--run-dir", str(reference)], timeout=600)
-    seconds = time.perf_counter() - started
+    result = run_cli([*ARGS, "--run-dir", str(folder)], timeout=600)
     assert result.returncode == 0, result.stderr
     assert "Kendall tau" in result.stdout and "z beta_p=2" in result.stdout
+    return folder, time.perf_counter() - started
+
+
+@pytest.mark.e2e
+def test_correlate_killed_at_random_resumes_to_the_same_tables(tmp_path, reference):
+    reference, seconds = reference
     data = json.loads((reference / "results.json").read_text())
     assert [(r["seed"], r["index"]) for r in data["architectures"]] == [(0, 0), (0, 1), (0, 2)]
     assert [r["score"] for r in data["statistics"]] == ["z beta_p=0 (A_C)", "z beta_p=1 (A_P)", "z beta_p=2", "random"]
@@ -142,7 +185,7 @@ def test_correlate_killed_at_random_resumes_to_the_same_tables(tmp_path):
     assert len((reference / "results.csv").read_text().splitlines()) == 5
 
     killed = tmp_path / "killed"
-    proc = start_cli([*args, "--run-dir", str(killed)])
+    proc = start_cli([*ARGS, "--run-dir", str(killed)])
     kill_at_a_random_moment(proc, killed / "seed0" / "supernet", within=seconds)
     result = run_cli(["correlate", "--resume", str(killed)], timeout=600)
     assert result.returncode == 0, result.stderr
@@ -152,8 +195,36 @@ def test_correlate_killed_at_random_resumes_to_the_same_tables(tmp_path):
 
     # --from the reference's supernet: the same draw, the same scores, the same trainings
     scored = tmp_path / "from"
-    result = run_cli([*args, "--from", str(reference / "seed0" / "supernet"), "--run-dir", str(scored)], timeout=600)
+    result = run_cli([*ARGS, "--from", str(reference / "seed0" / "supernet"), "--run-dir", str(scored)], timeout=600)
     assert result.returncode == 0, result.stderr
     assert not (scored / "seed0" / "supernet").exists()
     assert (scored / "seed0" / "scores.json").read_text() == (reference / "seed0" / "scores.json").read_text()
     assert tables(scored) == tables(reference)
+
+
+@pytest.mark.e2e
+def test_truth_reuses_the_trainings_for_another_supernet_setting(tmp_path, reference):
+    reference, _ = reference
+    other = tmp_path / "kernel"
+    cp_loss = ["--set", "search.kernel_weight=0.001", "--set", "search.center_weight=0.1"]
+    result = run_cli([*ARGS, *cp_loss, "--truth", str(reference), "--run-dir", str(other)], timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("(reused from") == 3
+    assert (other / "seed0" / "supernet" / "events.jsonl").is_file()  # its own supernet
+    assert not list((other / "seed0").glob("arch*"))  # and no training of its own
+    mine, theirs = (json.loads((f / "results.json").read_text())["architectures"] for f in (other, reference))
+    for row, original in zip(mine, theirs, strict=True):
+        assert row["truth_key"] == original["truth_key"] and row["reused_from"] == str(reference.resolve())
+        assert row["test_acc_child"] == original["test_acc_child"]
+        assert row["train_run"] == str(reference.resolve() / original["train_run"])
+
+
+@pytest.mark.e2e
+def test_ranking_of_a_real_search_against_a_real_truth(tmp_path, reference, tiny_search):
+    search, _ = tiny_search()
+    out = tmp_path / "ranking"
+    result = run_cli(["correlate", "--ranking", str(search), "--truth", str(reference[0]), "--run-dir", str(out)])
+    assert result.returncode == 0, result.stderr
+    data = json.loads((out / "results.json").read_text())
+    # three architectures of 2 x 14 edges: at most 3 different ops per edge have a truth
+    assert 28 <= data["statistics"][0]["points"] <= 84 and len(data["statistics"]) == 10

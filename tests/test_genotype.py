@@ -1,6 +1,7 @@
 """Genotype derivation, the genotype.json schema and the DARTS string form."""
 
 import json
+import random
 
 import pytest
 
@@ -98,6 +99,30 @@ def test_keep_all_takes_every_nonzero_survivor():
     assert [(e.op, e.source) for e in genotype.reduce.nodes[0]] == [("dil_conv_5x5", 1)]
     with pytest.raises(UserError, match="--format json"):
         g.to_darts(genotype)
+
+
+def saturated_ledger(scale: str) -> Ledger:
+    """K = 2 finished on nodes = 2 cells: x beats y on every edge; at node 3 (edges 0->3, 1->3,
+    2->3) by 40, 50 and 45 points, with x's mean z over the search 90, 70 and 80."""
+    ledger = Ledger.start(["x", "y"], ["normal", "reduce"], 5, scale)
+    x, y = [60, 60, 90, 70, 80], [50, 50, 50, 20, 35]
+    for cell in ledger.scores:
+        ledger.scores[cell] = [{"x": [x[i]], "y": [y[i]]} for i in range(5)]
+        ledger.lifetime[cell] = [{"x": [x[i], 1], "y": [y[i], 1]} for i in range(5)]
+    ledger.prune(random.Random(0))
+    return ledger
+
+
+def test_percent_e_saturates_where_fraction_still_ranks_the_margins():
+    # percent: e = 1 / (1 + exp(-40)) rounds to exactly 1.0 on all three edges: the tie goes to the
+    # mean z over the search, 90 (from 0) and 80 (from 2)
+    percent = derive(saturated_ledger("percent"), nodes=2)
+    assert [(e.op, e.source) for e in percent.normal.nodes[1]] == [("x", 0), ("x", 2)]
+    assert {e.indicator for e in percent.normal.nodes[1]} == {1.0}
+    # fraction: e = 1 / (1 + exp(-m / 100)) orders the margins: 50 (from 1), 45 (from 2)
+    fraction = derive(saturated_ledger("fraction"), nodes=2)
+    assert [(e.op, e.source) for e in fraction.normal.nodes[1]] == [("x", 1), ("x", 2)]
+    assert [e.indicator for e in fraction.normal.nodes[1]] == [0.622459, 0.610639]  # 1 / (1 + exp(-0.5)), ... -0.45
 
 
 def test_derive_refuses_an_unfinished_search():

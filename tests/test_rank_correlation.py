@@ -1,6 +1,7 @@
 """Kendall's tau-b, Spearman's rho, the bootstrap interval and top-k overlap against values worked by hand."""
 
 import math
+import random
 
 import pytest
 
@@ -44,6 +45,25 @@ def test_ties_and_discordance():
     x, y = [1, 1, 2, 3], [4, 3, 2, 1]
     assert kendall_tau_b(x, y) == pytest.approx(-5 / math.sqrt(30))
     assert spearman_rho(x, y) == pytest.approx(-4.5 / math.sqrt(22.5))
+
+
+def pair_count_tau_b(x, y):
+    """Kendall's tau-b straight from its definition: every pair, O(n^2)."""
+    pairs = [(i, j) for i in range(len(x)) for j in range(i + 1, len(x))]
+    signs = [(x[i] > x[j]) - (x[i] < x[j]) for i, j in pairs], [(y[i] > y[j]) - (y[i] < y[j]) for i, j in pairs]
+    numerator = sum(a * b for a, b in zip(*signs, strict=True))
+    denominator = math.sqrt(sum(a != 0 for a in signs[0]) * sum(b != 0 for b in signs[1]))
+    return numerator / denominator if denominator else None
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_merge_sort_tau_b_is_the_pair_count(seed):
+    # few distinct values on both sides: ties in x, in y and in both
+    rng = random.Random(seed)
+    n = rng.randint(2, 40)
+    x, y = [rng.randint(0, 5) for _ in range(n)], [rng.choice([0.5, 1.0, 2.0, rng.random()]) for _ in range(n)]
+    expected = pair_count_tau_b(x, y)
+    assert kendall_tau_b(x, y) == (None if expected is None else pytest.approx(expected, abs=1e-12))
 
 
 def test_perfect_orders():

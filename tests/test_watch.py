@@ -77,8 +77,21 @@ def test_ranking_table_orders_ops_by_e_after_a_ranking_event(tmp_path):
 
     async def scenario(pilot):
         await until(pilot, lambda: len(pilot.app.state.samples) == 3)
-        # live: Eq. 2 over the mean z so far; sep (z 90) > zero (60) > skip (40)
-        assert row(text_of(pilot, "#rank-normal")).split()[1::2] == ["sep_conv_3x3", "zero", "skip"]
+        # live: Eq. 2 over the mean z so far; sep (z 90) > zero (60) > skip (40). A log without
+        # indicator_scale is from before it was recorded: percent, where 30 points give 1.000
+        table = text_of(pilot, "#rank-normal")
+        assert row(table).split()[1:] == [
+            "sep_conv_3x3",
+            "1.000",
+            "90.0",
+            "zero",
+            "9e-14",
+            "60.0",
+            "skip",
+            "2e-22",
+            "40.0",
+        ]
+        assert "e (percent) z̄ (%)" in table
         log.emit(
             "ranking",
             K=3,
@@ -87,7 +100,7 @@ def test_ranking_table_orders_ops_by_e_after_a_ranking_event(tmp_path):
         )
         await until(pilot, lambda: pilot.app.state.ranking is not None)
         table = text_of(pilot, "#rank-normal")
-        assert row(table).split()[1:] == ["skip", ".665", "sep_conv_3x3", ".245", "zero", ".090"]
+        assert row(table).split()[1:] == ["skip", ".665", "3.0", "sep_conv_3x3", ".245", "2.0", "zero", ".090", "1.0"]
         assert "ranking at K=3" in table
         leader = pilot.app.state.edge_rows("normal", 0)[0]
         assert leader.op == "skip" and leader.leader
@@ -112,10 +125,63 @@ def test_pruned_ops_are_struck_with_the_k_they_went_at(tmp_path):
         table = pilot.app.board.query_one("#rank-reduce")
         rendered = table.render()
         line = row(rendered.plain, "4→5")
-        assert line.split()[1:] == ["skip", ".600", "sep_conv_3x3", ".300", "zero", "K3"]
+        assert line.split()[1:] == ["skip", ".600", "3.0", "sep_conv_3x3", ".300", "2.0", "zero", "K3"]
         start = rendered.plain.index(line) + line.index("zero")
         struck = [s for s in rendered.spans if s.start <= start < s.end and "strike" in str(s.style)]
         assert struck, "the pruned op is not struck"
+
+    drive(tmp_path / "events.jsonl", scenario)
+
+
+def test_a_fraction_scale_log_shows_graded_e_and_the_k2_margin(tmp_path):
+    log = started_log(tmp_path / "events.jsonl", sample(1, "zero", 40, 50), indicator_scale="fraction")
+
+    async def scenario(pilot):
+        await until(pilot, lambda: pilot.app.state.samples)
+        log.emit(
+            "ranking",
+            K=3,
+            mean_z=per_edge({"zero": 60, "skip": 70, "sep_conv_3x3": 80}),
+            indicator=per_edge({"zero": 0.3, "skip": 0.33, "sep_conv_3x3": 0.37}),
+            scale="fraction",
+        )
+        log.emit("prune", K=3, removed={c: ["zero"] * len(EDGES) for c in CELLS})
+        log.write([sample(2, "skip", 40, 50, k=2), sample(3, "sep_conv_3x3", 50, 70, k=2)])  # z 60 and 90
+        await until(pilot, lambda: len(pilot.app.state.samples) == 3)
+        # live at K = 2: e = softmax(z̄ / 100): sep 1 / (1 + exp(-0.3)) = 0.5744, skip 0.4256; margin 90 - 60
+        table = text_of(pilot, "#rank-normal")
+        assert row(table).split()[1:] == [
+            "sep_conv_3x3",
+            ".574",
+            "90.0",
+            "skip",
+            ".426",
+            "60.0",
+            "zero",
+            "K3",
+            "Δ+30.0",
+        ]
+        assert "e (fraction) z̄ (%)" in table
+        log.emit(
+            "ranking",
+            K=2,
+            mean_z=per_edge({"skip": 60, "sep_conv_3x3": 90}),
+            indicator=per_edge({"skip": 0.425557, "sep_conv_3x3": 0.574443}),
+            scale="fraction",
+        )
+        log.emit("prune", K=2, removed={c: ["skip"] * len(EDGES) for c in CELLS})
+        await until(pilot, lambda: pilot.app.state.k == 1)
+        # one op left: the K = 2 ranking's e, z̄ and margin stay beside it
+        assert row(text_of(pilot, "#rank-normal")).split()[1:] == [
+            "sep_conv_3x3",
+            ".574",
+            "90.0",
+            "skip",
+            "K2",
+            "zero",
+            "K3",
+            "Δ+30.0",
+        ]
 
     drive(tmp_path / "events.jsonl", scenario)
 

@@ -20,7 +20,7 @@ import math
 import random
 from dataclasses import dataclass, field, replace
 
-from .indicator import edge_indicator
+from .indicator import softmax
 from .ledger import Ledger, Removal
 from .schedule import Architecture
 
@@ -39,7 +39,7 @@ def upper_bound(m: float, n: int, trials: int) -> float:
 
 def sampling_probabilities(lower: dict[str, float]) -> dict[str, float]:
     """Eq. 4.10: p = softmax(-s_L) over the ops of one edge."""
-    return edge_indicator({op: -s for op, s in lower.items()})
+    return softmax({op: -s for op, s in lower.items()})
 
 
 def bandit_plan(k0: int, rounds: int) -> list[tuple[str, int, int]]:

@@ -2,13 +2,15 @@
 
 The ledger knows which ops are alive on every edge, the scores z each op collected since the
 last pruning, and the history of rankings and removals. It is plain data (`to_dict` /
-`from_dict`) so a checkpoint can store it as JSON and a resumed run continues exactly.
+`from_dict`) so a checkpoint can store it as JSON and a resumed run continues exactly. It also
+holds the scale Eq. 2 reads z̄ on (indicator.py): a checkpoint written before the scale was
+stored was a percent one, and a resumed run stays on it, so one run never mixes two scales.
 """
 
 import random
 from dataclasses import dataclass, field
 
-from .indicator import edge_indicator
+from .indicator import SCALE, edge_indicator
 from .schedule import Architecture
 
 Ranking = dict[str, list[dict[str, float]]]  # cell -> edge -> op -> value
@@ -34,10 +36,11 @@ class Ledger:
     removals: list[Removal] = field(default_factory=list)
     last_ranking: Ranking = field(default_factory=dict)  # e per op at the latest pruning step
     lifetime: Tallies = field(default_factory=dict)  # [sum, count] of every z an op ever got
+    scale: str = SCALE  # how Eq. 2 reads z̄ (indicator.SCALES)
 
     @classmethod
-    def start(cls, ops: list[str], cells: list[str], edges: int) -> "Ledger":
-        ledger = cls({cell: [list(ops) for _ in range(edges)] for cell in cells})
+    def start(cls, ops: list[str], cells: list[str], edges: int, scale: str = SCALE) -> "Ledger":
+        ledger = cls({cell: [list(ops) for _ in range(edges)] for cell in cells}, scale=scale)
         ledger.clear_scores()
         ledger.lifetime = {cell: [{op: [0.0, 0] for op in ops} for _ in range(edges)] for cell in cells}
         return ledger
@@ -76,19 +79,31 @@ class Ledger:
 
     def ranking(self) -> Ranking:
         """e per op on every edge (Eq. 2)."""
-        return {cell: [edge_indicator(ops) for ops in edges] for cell, edges in self.mean_scores().items()}
+        means = self.mean_scores()
+        return {cell: [edge_indicator(ops, self.scale) for ops in edges] for cell, edges in means.items()}
 
     def prune(self, rng: random.Random) -> list[Removal]:
         """Remove the op with the lowest e on every edge (ties broken by `rng`); K drops by one."""
+        ranking = self.ranking()
+        worst: dict[str, list[str]] = {}
+        for cell, edges in ranking.items():
+            worst[cell] = []
+            for e in edges:
+                lowest = min(e.values())
+                worst[cell].append(rng.choice(sorted(op for op, v in e.items() if v == lowest)))
+        return self.remove(worst)
+
+    def remove(self, ops: dict[str, list[str]]) -> list[Removal]:
+        """Remove `ops` (cell -> the op per edge), recording what each scored; K drops by one.
+        `prune` chooses them; replay.py takes them from a log's prune event."""
         k = self.k
         means, ranking = self.mean_scores(), self.ranking()
         removed = []
         for cell, edges in ranking.items():
             for edge, e in enumerate(edges):
-                lowest = min(e.values())
-                worst = rng.choice(sorted(op for op, v in e.items() if v == lowest))
-                self.remaining[cell][edge].remove(worst)
-                removed.append(Removal(k, cell, edge, worst, means[cell][edge][worst], e[worst]))
+                op = ops[cell][edge]
+                self.remaining[cell][edge].remove(op)
+                removed.append(Removal(k, cell, edge, op, means[cell][edge][op], e[op]))
         self.removals.extend(removed)
         self.last_ranking = ranking
         self.clear_scores()
@@ -101,6 +116,7 @@ class Ledger:
             "removals": [vars(r) for r in self.removals],
             "last_ranking": self.last_ranking,
             "lifetime": self.lifetime,
+            "scale": self.scale,
         }
 
     @classmethod
@@ -111,4 +127,5 @@ class Ledger:
             removals=[Removal(**r) for r in data["removals"]],
             last_ranking=data["last_ranking"],
             lifetime=data["lifetime"],
+            scale=data.get("scale", "percent"),  # checkpoints from before the scale was stored
         )

@@ -8,9 +8,10 @@ different values (constant scores). Zero would claim "no association"; a constan
 ranking at all, so the tables show n/a instead.
 """
 
+import itertools
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 Statistic = Callable[[Sequence[float], Sequence[float]], float | None]
 
@@ -31,22 +32,49 @@ def average_ranks(values: Sequence[float]) -> list[float]:
 
 
 def kendall_tau_b(x: Sequence[float], y: Sequence[float]) -> float | None:
-    """(concordant - discordant) / sqrt((n0 - ties in x) (n0 - ties in y)) over all pairs; a pair
-    tied in x or y counts in neither numerator term. O(n^2): n is a few dozen architectures."""
+    """(concordant - discordant) / sqrt((n0 - ties in x) (n0 - ties in y)) over all n0 pairs; a
+    pair tied in x or y counts in neither numerator term. Knight's O(n log n) way: sorted by
+    (x, y), the discordant pairs are the inversions of y, counted by a merge sort (the op-level
+    scores of `cpnas correlate --ranking` have a few hundred points, bootstrapped 1000 times)."""
     _check(x, y)
-    concordant = discordant = tied_x = tied_y = pairs = 0
-    for i in range(len(x)):
-        for j in range(i + 1, len(x)):
-            pairs += 1
-            dx, dy = x[i] - x[j], y[i] - y[j]
-            tied_x += dx == 0
-            tied_y += dy == 0
-            if dx * dy > 0:
-                concordant += 1
-            elif dx * dy < 0:
-                discordant += 1
+    n = len(x)
+    order = sorted(range(n), key=lambda i: (x[i], y[i]))
+    pairs = n * (n - 1) // 2
+    tied_x, tied_both = _tied_pairs([x[i] for i in order]), _tied_pairs([(x[i], y[i]) for i in order])
+    ys = [y[i] for i in order]
+    discordant = _inversions(ys)  # sorts ys
+    tied_y = _tied_pairs(ys)
+    concordant = pairs - tied_x - tied_y + tied_both - discordant
     denominator = math.sqrt((pairs - tied_x) * (pairs - tied_y))
     return (concordant - discordant) / denominator if denominator else None
+
+
+def _tied_pairs(sorted_values: list) -> int:
+    """Pairs of equal values in a sorted list: t (t - 1) / 2 per run of t equal values."""
+    pairs, run = 0, 1
+    for previous, value in itertools.pairwise(sorted_values):
+        run = run + 1 if value == previous else 1
+        pairs += run - 1
+    return pairs
+
+
+def _inversions(values: list) -> int:
+    """Pairs i < j with values[i] > values[j] (strictly), sorting `values` in place by merging."""
+    if len(values) < 2:
+        return 0
+    middle = len(values) // 2
+    left, right = values[:middle], values[middle:]
+    count = _inversions(left) + _inversions(right)
+    i = j = 0
+    for k in range(len(values)):
+        if j == len(right) or (i < len(left) and left[i] <= right[j]):
+            values[k] = left[i]
+            i += 1
+        else:
+            values[k] = right[j]
+            count += len(left) - i  # every left value still waiting is larger than right[j]
+            j += 1
+    return count
 
 
 def spearman_rho(x: Sequence[float], y: Sequence[float]) -> float | None:
@@ -67,18 +95,26 @@ def bootstrap_interval(
     drawn with replacement) by a generator seeded with `seed`: the same seed, the same interval.
     Resamples where the statistic is undefined (e.g. all draws tied) are left out; None if every one is."""
     _check(x, y)
+    values = [
+        statistic([x[i] for i in picks], [y[i] for i in picks]) for picks in resample_indices(len(x), seed, resamples)
+    ]
+    return percentile_interval(values, level)
+
+
+def resample_indices(units: int, seed: int, resamples: int = 1000) -> Iterator[list[int]]:
+    """`resamples` draws of `units` indices with replacement, by a generator seeded with `seed`."""
     rng = random.Random(f"cpnas-bootstrap:{seed}")
-    values = []
     for _ in range(resamples):
-        picks = [rng.randrange(len(x)) for _ in x]
-        value = statistic([x[i] for i in picks], [y[i] for i in picks])
-        if value is not None:
-            values.append(value)
-    if not values:
+        yield [rng.randrange(units) for _ in range(units)]
+
+
+def percentile_interval(values: Sequence[float | None], level: float = 0.95) -> tuple[float, float] | None:
+    """The central `level` interval of the defined values (None left out); None if none is defined."""
+    defined = sorted(v for v in values if v is not None)
+    if not defined:
         return None
-    values.sort()
     tail = (1 - level) / 2
-    return _quantile(values, tail), _quantile(values, 1 - tail)
+    return _quantile(defined, tail), _quantile(defined, 1 - tail)
 
 
 def top_k_overlap(scores: Sequence[float], truth: Sequence[float], k: int) -> float:

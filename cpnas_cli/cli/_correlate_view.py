@@ -17,9 +17,10 @@ class CorrelationProgress(AblationProgress):
         if event["kind"] != "result":
             return super().__call__(event)
         self.progress.update(self.units, advance=1)
+        reused = f" (reused from {event['reused_from']})" if event.get("reused_from") else ""
         self.progress.console.print(
             f"seed {event['seed']} architecture {event['index']}: supernet A_C {event['acc_child']:.1f}% "
-            f"A_P {event['acc_parent']:.1f}%, stand-alone Child {event['test_acc_child']:.2f}%",
+            f"A_P {event['acc_parent']:.1f}%, stand-alone Child {event['test_acc_child']:.2f}%{reused}",
             highlight=False,
         )
 
@@ -41,9 +42,23 @@ def statistics_table(rows: list[dict]) -> Table:
     return table
 
 
-def summary_table(rows: list[dict]) -> Table:
-    table = Table(title="Over seeds: mean ± sd (n/a: undefined, e.g. a constant score)")
-    for name in ("score", "seeds", "Kendall tau", "Spearman rho", "top-k overlap"):
+def ranking_table(rows: list[dict]) -> Table:
+    """`--ranking`: per search and score (pooled over ops and edges, or per edge), tau and rho
+    against the mean stand-alone accuracy of the architectures holding each op on each edge."""
+    table = Table(title="The search's own ranking, op by op, against stand-alone 1-bit test accuracy")
+    for name in ("score", "search seed", "points", "Kendall tau [95% CI]", "Spearman rho [95% CI]", "top-k overlap"):
+        table.add_column(name, justify="left" if name == "score" else "right")
+    for r in rows:
+        overlap = "n/a" if r["top_k_overlap"] is None else f"{r['top_k_overlap']:.2f} (k={r['top_k']})"
+        table.add_row(
+            r["score"], str(r["seed"]), str(r["points"]), _with_interval(r, "tau"), _with_interval(r, "rho"), overlap
+        )
+    return table
+
+
+def summary_table(rows: list[dict], unit: str = "seeds") -> Table:
+    table = Table(title=f"Over {unit}: mean ± sd (n/a: undefined, e.g. a constant score)")
+    for name in ("score", unit, "Kendall tau", "Spearman rho", "top-k overlap"):
         table.add_column(name, justify="left" if name == "score" else "right")
     for r in rows:
         table.add_row(r["score"], str(r["seeds"]), _mean(r, "tau"), _mean(r, "rho"), _mean(r, "top_k_overlap", ""))

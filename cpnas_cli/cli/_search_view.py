@@ -1,5 +1,6 @@
 """What `cpnas search` shows: a live progress display fed by the engine's events, and the result table."""
 
+from rich import box
 from rich.console import Console
 from rich.progress import TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -53,34 +54,54 @@ def _prune_line(event: dict) -> str:
 
 
 def survivors_table(events: list[dict]) -> Table:
-    """The op left on every edge and its final indicator e, from the log's prune and ranking events
-    (a differentiable search's log has neither: its final weights are shown instead)."""
+    """The op left on every edge with the numbers that chose it, from the log's prune and ranking
+    events: its e and mean z at the last ranking (K = 2), and the margin of that z over the other
+    op's, which is what orders a node's inputs in the genotype (a differentiable search's log has
+    neither: its final weights are shown instead)."""
     head = events[0]
     alphas = [e for e in events if e["kind"] == "alpha"]
     if alphas:
         return weights_table(head, alphas[-1])
     remaining = {cell: [list(head["ops"]) for _ in head["edges"]] for cell in head["cells"]}
-    last = {}
+    last: dict = {}
     for event in events:
         if event["kind"] == "prune":
             for cell, ops in event["removed"].items():
                 for edge, op in enumerate(ops):
                     remaining[cell][edge].remove(op)
         elif event["kind"] == "ranking":
-            last = event["indicator"]
-    table = Table(title="Surviving operation per edge (final indicator e, Eq. 2)")
+            last = event
+    scale = last.get("scale", head.get("indicator_scale", "percent"))
+    table = Table(
+        title=f"Surviving operation per edge, at the last ranking (K={last.get('K', '-')})",
+        caption=f"e: Eq. 2 with accuracy as a {'fraction' if scale == 'fraction' else 'percentage'} · z̄: mean z (%) · "
+        "Δ: z̄ minus the other op's (orders a node's inputs)",
+        box=box.SIMPLE_HEAD,  # 9 columns: without rules between them they fit 80 characters
+        collapse_padding=True,
+    )
     table.add_column("edge")
     for cell in remaining:
-        table.add_column(f"{cell} cell")
+        table.add_column(f"{cell} cell", no_wrap=True)
         table.add_column("e", justify="right")
+        table.add_column("z̄", justify="right")
+        table.add_column("Δ", justify="right")
     for i, (src, dst) in enumerate(head["edges"]):
         row = [f"{src} -> {dst}"]
         for cell, per_edge in remaining.items():
-            ops = per_edge[i]
-            e = last[cell][i].get(ops[0]) if last and len(ops) == 1 else None
-            row += [" / ".join(ops), f"{e:.3f}" if e is not None else "-"]
+            row += [" / ".join(per_edge[i]), *_decided(last, cell, i, per_edge[i])]
         table.add_row(*row)
     return table
+
+
+def _decided(ranking: dict, cell: str, edge: int, alive: list[str]) -> list[str]:
+    """e, z̄ and the margin of an edge's survivor in `ranking` ("-" while more than one op is alive
+    or a ranking lacks them: abandit's carry bounds, not mean z)."""
+    if len(alive) != 1 or "mean_z" not in ranking:
+        return ["-", "-", "-"]
+    op, means = alive[0], ranking["mean_z"][cell][edge]
+    others = [z for other, z in means.items() if other != op]
+    margin = f"{means[op] - max(others):+.1f}" if others else "-"
+    return [f"{ranking['indicator'][cell][edge][op]:.3f}", f"{means[op]:.1f}", margin]
 
 
 def weights_table(head: dict, last: dict) -> Table:

@@ -1,6 +1,7 @@
 """`cpnas correlate`: does the Child-Parent indicator (Eq. 1) rank architectures as training them
 stand-alone does? Score N drawn architectures with a Child-Parent supernet, train each as a 1-bit
-network, and report Kendall's tau and Spearman's rho with bootstrap intervals (docs/correlate.md)."""
+network, and report Kendall's tau and Spearman's rho with bootstrap intervals (docs/correlate.md).
+`--truth` reuses another study's trainings; `--ranking` scores a finished search's own ranking op by op."""
 
 from pathlib import Path
 from typing import Annotated
@@ -11,7 +12,7 @@ from cpnas_cli import config as configs
 from cpnas_cli.errors import UserError
 from cpnas_cli.runs import new_run_dir
 
-from ._correlate_view import CorrelationProgress, statistics_table, summary_table
+from ._correlate_view import CorrelationProgress, ranking_table, statistics_table, summary_table
 from ._options import Device, Preset, Resume, RunDirOpt, Seed, Sets, console, guard
 from ._run import resume_hint
 from .ablate import parse_list
@@ -24,6 +25,11 @@ Examples:
   cpnas correlate --resume runs/20261205-000000-correlate-fashion-mnist-ablation   # continue an interrupted one
 
   cpnas correlate --from runs/<correlate-run>/seed0/supernet --architectures 48     # score more with a trained supernet
+
+  cpnas correlate --truth runs/<correlate-run> --set search.kernel_weight=0.001 --set search.center_weight=0.1
+                                        # another supernet setting against the same trainings (one supernet per seed)
+
+  cpnas correlate --ranking runs/<cp-search> --truth runs/<correlate-run>   # the search's own ranking, op by op
 """
 
 
@@ -51,6 +57,20 @@ def correlate(
             "seed<s>/supernet) instead of training one; its search and data settings are used.",
         ),
     ] = None,
+    truth: Annotated[
+        Path | None,
+        typer.Option(
+            help="Reuse this correlate run's stand-alone trainings where genotype, train recipe and seed match; "
+            "with --ranking, the trainings to compare against.",
+        ),
+    ] = None,
+    ranking: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Score a finished cp, bnas or random search's own ranking (mean z per op and edge) against --truth's "
+            "trainings, op by op; no supernet, no training (repeatable: one row set per search).",
+        ),
+    ] = None,
     preset: Preset = "quick",
     seed: Seed = None,
     device: Device = None,
@@ -65,7 +85,18 @@ def correlate(
     from dataclasses import replace
 
     from cpnas_cli.engine.ablation.correlation_plan import make_plan, supernet_of
+    from cpnas_cli.engine.ablation.correlation_truth import truth_run
 
+    if ranking:
+        flags: dict[str, object] = {"--architectures": architectures, "--beta-p": beta_p, "--seeds": seeds}
+        flags |= {"--seed": seed, "--set": sets, "--from": from_, "--resume": resume}
+        given = [name for name, value in flags.items() if value is not None]
+        if given or truth is None:
+            raise UserError(
+                f"--ranking compares a finished search with --truth's trainings; {', '.join(given) or 'no --truth'}",
+                "pass --ranking runs/<search> --truth runs/<correlate run> and nothing else but --run-dir",
+            )
+        return _rank(ranking, truth_run(truth), run_dir)
     if resume is not None:
         given = [
             name
@@ -77,6 +108,7 @@ def correlate(
                 ("--set", sets),
                 ("--run-dir", run_dir),
                 ("--from", from_),
+                ("--truth", truth),
             )
             if v is not None
         ]
@@ -98,6 +130,8 @@ def correlate(
             scored = configs.load_run_config(supernet / "config.yaml")
             base.search, base.data = scored.search, scored.data
             plan = replace(plan, supernet=str(supernet.resolve()))
+        if truth is not None:
+            plan = replace(plan, truth=str(truth_run(truth)))
 
     from cpnas_cli.engine.ablation.correlation import Correlation  # torch: after the flags are checked
     from cpnas_cli.engine.ablation.correlation_results import summary
@@ -120,5 +154,22 @@ def correlate(
     study.write_outputs()
     rows = study.statistics()  # bootstrap intervals: seconds per seed, so computed once here
     console.print(statistics_table(rows))
-    console.print(summary_table(summary(plan, rows)))
+    console.print(summary_table(summary(plan.scores(), rows)))
+    console.print(f"Results: [bold]{folder / 'results.csv'}[/], {folder / 'results.json'}, {folder}/scatter-*.png")
+
+
+def _rank(searches: list[Path], truth: Path, run_dir: Path | None) -> None:
+    """--ranking: every search's op-level scores against the truth run's trainings (torch-free)."""
+    from cpnas_cli.engine.ablation.correlation_ranking import load, score_names, write_results
+    from cpnas_cli.engine.ablation.correlation_results import summary
+
+    architectures, loaded = load(searches, truth)  # bad input fails here, before a folder is made
+    folder = new_run_dir("correlate-ranking", run_dir).path
+    console.print(
+        f"[bold]cpnas correlate --ranking[/] {folder}  ({len(searches)} search(es) against the "
+        f"{len(architectures)} trainings of {truth})"
+    )
+    rows = write_results(folder, truth, architectures, loaded)
+    console.print(ranking_table(rows))
+    console.print(summary_table(summary(score_names(), rows), unit="searches"))
     console.print(f"Results: [bold]{folder / 'results.csv'}[/], {folder / 'results.json'}, {folder}/scatter-*.png")

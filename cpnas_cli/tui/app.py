@@ -32,8 +32,13 @@ HELP = """[b]cpnas watch[/b] · a live view of a run's event log (events.jsonl)
 [b]q[/b] quit   [b]tab[/b] normal/reduction cell   [b]f[/b] follow/pause   [b]?[/b] help
 
 [b]Ranking[/b]: each edge i→j lists its ops by the indicator e (Eq. 2), best
-first: a softmax over each op's mean score z since the last pruning, live
+first, each with its mean score z̄ (Eq. 1, percent) where the row has room:
+e is a softmax over the edge's z̄ since the last pruning, with accuracy read
+as a fraction (the header says "e (fraction)"; logs from before this was
+recorded read it in percent, where a few points already give 1.000); live
 from the first sample; at the end of a K stage, the search's own ranking.
+From K = 2 on, Δ is the leader's z̄ minus the other op's: the margin that
+orders a node's inputs in the genotype.
 [green b]green[/] leader · [u]underlined[/] in the latest sample · [dim s]struck[/] K8: pruned
 at K=8 · [b]·[/b] no score yet in this stage.
 sep3/5 = sep_conv_3x3/5x5 · dil3/5 = dil_conv_3x3/5x5 · avg3, max3: pools

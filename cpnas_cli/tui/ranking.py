@@ -1,5 +1,6 @@
-"""The ranking table of one cell: per edge, the alive ops ordered by the indicator e (Eq. 2),
-the leader highlighted, the op of the latest sample underlined, pruned ops struck with their K."""
+"""The ranking table of one cell: per edge, the alive ops ordered by the indicator e (Eq. 2), each
+with its mean z where the row has room, the leader highlighted, the op of the latest sample
+underlined, pruned ops struck with their K; from K = 2 on, the margin that orders a node's inputs."""
 
 from rich.text import Text
 
@@ -18,7 +19,7 @@ def format_e(e: float | None) -> str:
     return "0" if e == 0 else f"{e:.0e}".replace("e-0", "e-")
 
 
-def _tokens(rows, full: bool, spaced: bool) -> list[Text]:
+def _tokens(rows, full: bool, spaced: bool, with_z: bool) -> list[Text]:
     join = " " if spaced else ""
     tokens = []
     for r in rows:
@@ -29,20 +30,31 @@ def _tokens(rows, full: bool, spaced: bool) -> list[Text]:
             style = " ".join(s for s, on in ((LEADER, r.leader), (SAMPLED, r.sampled)) if on)
             # unspaced, "sep5" + "1e-4" would read as one word: a colour marks where the value starts
             value_style = ("bold " if r.leader else "") + ("" if spaced else "cyan")
-            tokens.append(Text.assemble((name, style), (join + format_e(r.e), value_style.strip())))
+            token = Text.assemble((name, style), (join + format_e(r.e), value_style.strip()))
+            if with_z and r.z is not None:
+                token.append(f" {r.z:.1f}", "dim")
+            tokens.append(token)
     return tokens
 
 
-def edge_lines(labels: list[str], edges: list, width: int) -> list[Text]:
-    """One row per edge, all in one style: full op names if every row fits, else 4-letter
-    names, else with no space between name and value."""
+def edge_lines(labels: list[str], edges: list, width: int, tails: list[str] | None = None) -> list[Text]:
+    """One row per edge, all in one style: full op names with their mean z if every row fits,
+    else 4-letter names, else with no space between name and value, else without the mean z.
+    `tails` end the rows (e.g. the K = 2 margin)."""
+    tails = tails or [""] * len(labels)
     # strict=False: the labels come from the header, the rows from the events; the dashboard shows
     # the edges both name rather than fail on a log whose header names fewer
-    for full, spaced in ((True, True), (False, True), (False, False)):
-        rows = [(label, _tokens(ranked, full, spaced)) for label, ranked in zip(labels, edges, strict=False)]
-        if all(len(label) + sum(len(t) + 1 for t in tokens) <= width for label, tokens in rows):
+    for full, spaced, with_z in LADDER:
+        rows = [
+            (label, _tokens(ranked, full, spaced, with_z), tail)
+            for label, ranked, tail in zip(labels, edges, tails, strict=False)
+        ]
+        if all(len(label) + sum(len(t) + 1 for t in tokens) + len(tail) <= width for label, tokens, tail in rows):
             break
-    return [Text.assemble((label + " ", "dim"), Text(" ").join(tokens)) for label, tokens in rows]
+    return [Text.assemble((label + " ", "dim"), Text(" ").join(tokens), (tail, "bold")) for label, tokens, tail in rows]
+
+
+LADDER = ((True, True, True), (False, True, True), (False, False, True), (False, True, False), (False, False, False))
 
 
 class RankingTable(Panel):
@@ -55,7 +67,8 @@ class RankingTable(Panel):
     def lines(self, width: int, height: int) -> list[Text]:
         s = self.state
         name = "reduction" if self.cell == "reduce" else self.cell
-        head = Text(f" {name} cell · ops by e (Eq. 2) · {s.ranking_source() if s.header else ''}", style="bold reverse")
+        values = f"e ({'fraction' if s.scale == 'fraction' else 'percent'}) z̄ (%)"
+        head = Text(f" {name} cell · {values} · {s.ranking_source() if s.header else ''}", style="bold reverse")
         hint = "" if self.screen.has_class("-wide") else " tab: other cell "
         head.pad_right(max(0, width - len(head) - len(hint)))
         head.append(hint, style="reverse")
@@ -63,8 +76,12 @@ class RankingTable(Panel):
             return [head, Text("this log has no ranking for this cell", style="dim")]
         labels = [f"{a}→{b}" for a, b in s.edges]
         pad = max(map(len, labels), default=0)
+        margins = [s.margin(self.cell, i) for i in range(len(labels))]
         body = edge_lines(
-            [label.rjust(pad) for label in labels], [s.edge_rows(self.cell, i) for i in range(len(labels))], width
+            [label.rjust(pad) for label in labels],
+            [s.edge_rows(self.cell, i) for i in range(len(labels))],
+            width,
+            ["" if m is None else f" Δ{m:+.1f}" for m in margins],
         )
         legend = Text.assemble(
             ("leader", LEADER),

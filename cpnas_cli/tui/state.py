@@ -10,7 +10,7 @@ A differentiable search (pc-darts, dcp) logs one `alpha` event per phase instead
 import math
 from dataclasses import dataclass, field
 
-from cpnas_cli.bookkeeping.indicator import edge_indicator
+from cpnas_cli.bookkeeping.indicator import SCALES, edge_indicator
 
 ETA_WINDOW = 10  # samples or epochs averaged for the time per step
 REQUIRED = {  # fields the panels read; an event without them is skipped as unreadable
@@ -53,10 +53,11 @@ TYPES: dict[
         "config": dict,
         "epochs": NUMBER,
         "genotype": dict,
+        "indicator_scale": str,
     },
     "status": {"state": str, "total": NUMBER, "error": str, "t": NUMBER},
     "sample": {"arch": dict, "z": NUMBER, "total": NUMBER, "seconds": NUMBER, "K": int, "t": NUMBER},
-    "ranking": {"K": int},
+    "ranking": {"K": int, "indicator": dict, "mean_z": dict},
     "prune": {"K": int, "removed": dict},
     "genotype": {"genotype": dict},
     "epoch": {"epochs": NUMBER, "seconds": NUMBER, "t": NUMBER},
@@ -80,6 +81,7 @@ class Ranked:
 
     op: str
     e: float | None = None  # current indicator; None: no score yet in this K stage
+    z: float | None = None  # the mean z (percent) that e comes from; None: none to show
     pruned_at: int | None = None  # the K at which it was removed
     sampled: bool = False  # part of the latest sampled architecture
     leader: bool = False
@@ -238,31 +240,58 @@ class RunState:
             return f"ranking at K={self.ranking.get('K')}"
         return f"K={k}, no sample yet"
 
+    @property
+    def scale(self) -> str:
+        """How Eq. 2 reads z̄ in this run: fraction | percent (logs from before it was recorded)."""
+        scale = (self.header or {}).get("indicator_scale", "percent")
+        return scale if scale in SCALES else "percent"
+
     def edge_rows(self, cell: str, edge: int) -> list[Ranked]:
         """The ops of one edge: alive ones by e, highest first, then the pruned, latest first."""
         alive = self.remaining[cell][edge]
-        values = self._indicator(cell, edge, alive)
+        values, means = self._values(cell, edge, alive)
         sampled = set()
         if self.latest and cell in self.latest.get("arch", {}) and self.k == self.latest.get("K", self.k):
             sampled = {self.latest["arch"][cell][edge]}
-        rows = [Ranked(op, values.get(op), sampled=op in sampled) for op in alive]
+        rows = [Ranked(op, values.get(op), means.get(op), sampled=op in sampled) for op in alive]
         rows.sort(key=lambda r: -r.e if r.e is not None else math.inf)
         if rows and rows[0].e is not None:
             rows[0].leader = True
         return rows + [Ranked(op, pruned_at=k) for op, k in reversed(self.pruned[cell][edge])]
 
-    def _indicator(self, cell: str, edge: int, alive: list[str]) -> dict[str, float]:
-        """e of the alive ops: the ranking of this K if it came, else Eq. 2 over the means so far,
-        else (right after a pruning) the values the previous ranking gave them."""
+    def margin(self, cell: str, edge: int) -> float | None:
+        """What orders a node's inputs in the genotype: the leader's z̄ minus the other op's in the
+        K = 2 stage (live from its samples, then its ranking's, kept once one op is left); None
+        before it has scored both ops."""
+        alive = self.remaining[cell][edge]
+        if self.ranking and self.ranking.get("K") == 2 and self.k in (1, 2):
+            means = self._ranked_means(cell, edge, list(self.ranking["indicator"][cell][edge]))
+        elif self.k == 2:
+            means = {op: s / n for op, (s, n) in self.scores[cell][edge].items() if n and op in alive}
+        else:
+            return None
+        if len(means) < 2:
+            return None
+        leader = alive[0] if self.k == 1 else max(means, key=means.__getitem__)
+        return means[leader] - max(z for op, z in means.items() if op != leader)
+
+    def _values(self, cell: str, edge: int, alive: list[str]) -> tuple[dict[str, float], dict[str, float]]:
+        """e and z̄ of the alive ops: the ranking of this K if it came, else Eq. 2 over the means so
+        far, else (right after a pruning) the values the previous ranking gave them."""
         if self.ranking and self.ranking.get("K") == self.k:
-            return self.ranking["indicator"][cell][edge]
+            return self.ranking["indicator"][cell][edge], self._ranked_means(cell, edge, alive)
         means = {op: s / n for op, (s, n) in self.scores[cell][edge].items() if n and op in alive}
         if means:
-            return edge_indicator(means)
+            return edge_indicator(means, self.scale), means
         if self.ranking:
             previous = self.ranking["indicator"][cell][edge]
-            return {op: previous[op] for op in alive if op in previous}
-        return {}
+            return {op: previous[op] for op in alive if op in previous}, self._ranked_means(cell, edge, alive)
+        return {}, {}
+
+    def _ranked_means(self, cell: str, edge: int, alive: list[str]) -> dict[str, float]:
+        """z̄ of the alive ops in the latest ranking (none in abandit's, which rank by bounds)."""
+        means = (self.ranking or {}).get("mean_z", {}).get(cell, [])
+        return {op: means[edge][op] for op in alive if edge < len(means) and op in means[edge]}
 
     def plan(self) -> list[int]:
         """K of every sample of the whole search, in order (T rounds of K samples, K = K0 .. 2)."""

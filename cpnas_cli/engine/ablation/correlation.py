@@ -6,13 +6,16 @@ the drawn architectures with it, train each of them stand-alone, then rank-corre
       base.yaml                      the resolved configuration every unit starts from
       seed<s>/supernet/              a search run of the supernet strategy (K fixed at the op count)
       seed<s>/scores.json            the drawn architectures with their A_C and A_P on the search-validation split
-      seed<s>/arch<i>/               a training run of architecture i (cpnas watch works on it)
+      seed<s>/arch<i>/               a training run of architecture i (cpnas watch works on it); absent
+                                     when --truth gave it (its row names the run it came from)
       results.json  results.csv      every architecture, every (score, seed) statistic, the summary over seeds
       scatter-<score>.png            one picture per score: stand-alone accuracy against the score
 
 The units are a seed's supernet (ends with scores.json) and each architecture's training (ends
 with its row in results.json); a unit with its result is never run again, and a unit cut short
-resumes from its own checkpoint, as in `cpnas ablate`.
+resumes from its own checkpoint, as in `cpnas ablate`. With `--truth`, an architecture whose
+training another correlate run finished with the same key (correlation_truth.py) is not trained
+again: its row takes that training's results.
 """
 
 import json
@@ -33,12 +36,22 @@ from cpnas_cli.errors import UserError
 from cpnas_cli.runs import RunDir, atomic_write_bytes, atomic_write_text
 from cpnas_cli.space import genotype as genotypes
 
-from .correlation_plan import CorrelationPlan, draw_architectures, score_columns, statistics, to_genotype
+from .correlation_plan import (
+    BASE,
+    PLAN,
+    SCORES,
+    CorrelationPlan,
+    draw_architectures,
+    score_columns,
+    statistics,
+    to_genotype,
+)
 from .correlation_results import read_architectures, write_tables
+from .correlation_truth import reusable_trainings, training_key
 from .plot import scatter_png
 from .runner import finished_status, run_or_resume
 
-PLAN, BASE, SCORES = "correlate.json", "base.yaml", "scores.json"
+REUSED = ("test_acc_child", "test_acc_parent", "train_seconds", "train_run")  # what a reused training gives
 
 
 class Correlation:
@@ -166,7 +179,19 @@ class Correlation:
     def _train(self, seed: int, i: int, arch: dict, scores: dict) -> dict:
         config = self._config(seed)
         genotype = to_genotype(arch, config.search.nodes, {"correlate_seed": seed, "index": i})
+        key = training_key(genotype, config)
+        row = {
+            "seed": seed,
+            "index": i,
+            "genotype": genotypes.to_dict(genotype),  # JSON: all edges kept, DARTS strings hold two per node
+            "acc_child": scores["acc_child"][i],
+            "acc_parent": scores["acc_parent"][i],
+            "truth_key": key,
+        }
         run = RunDir(self.folder / f"seed{seed}" / f"arch{i}")
+        reused = self._reusable(key) if not run.path.exists() else None  # a training begun here is finished here
+        if reused is not None:
+            return {**row, **{k: reused[k] for k in REUSED}, "reused_from": self.plan.truth}
         if finished_status(run) is None:
             self.report({"kind": "phase", "phase": "train", "setting": f"architecture {i}", "seed": seed})
             train = lambda c: Trainer(c, genotype, self.report, self.stop)  # noqa: E731
@@ -175,16 +200,17 @@ class Correlation:
         if trained is None:
             raise RuntimeError(f"{run.path}: the training ran without finishing")
         return {
-            "seed": seed,
-            "index": i,
-            "genotype": genotypes.to_dict(genotype),  # JSON: all edges kept, DARTS strings hold two per node
-            "acc_child": scores["acc_child"][i],
-            "acc_parent": scores["acc_parent"][i],
+            **row,
             "test_acc_child": trained["test_acc_child"],
             "test_acc_parent": trained["test_acc_parent"],
             "train_seconds": trained["elapsed"],
             "train_run": str(run.path.relative_to(self.folder)),
         }
+
+    def _reusable(self, key: str) -> dict | None:
+        """The --truth run's training with this key, if it has finished one (read afresh: it may
+        still be running)."""
+        return reusable_trainings(Path(self.plan.truth)).get(key) if self.plan.truth else None
 
     def _config(self, seed: int) -> configs.Config:
         config = configs.load_run_config(self.folder / BASE)

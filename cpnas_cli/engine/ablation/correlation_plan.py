@@ -28,6 +28,7 @@ from cpnas_cli.space.cells import CELL_TYPES, cell_edges
 from cpnas_cli.space.genotype import Cell, Edge, Genotype
 
 Architecture = dict[str, list[str]]  # cell type -> op per edge, in cell_edges order
+PLAN, BASE, SCORES = "correlate.json", "base.yaml", "scores.json"  # files of a correlate run (correlation.py)
 STATISTICS = {"tau": kendall_tau_b, "rho": spearman_rho}
 RANDOM = "random"  # a score drawn at random: where chance alone puts tau and rho
 
@@ -40,6 +41,7 @@ class CorrelationPlan:
     top_k: int  # top-k overlap: the k best-scored against the k best-trained
     resamples: int = 1000  # bootstrap resamples per interval
     supernet: str | None = None  # --from: an existing search run whose supernet scores every seed's draw
+    truth: str | None = None  # --truth: a correlate run whose matching stand-alone trainings are reused
 
     def betas(self) -> list[float]:
         """The requested beta_P values and 1 (z = A_P: the Parent alone), in order."""

@@ -28,11 +28,11 @@ COLUMNS = [
 SUMMARIZED = ("tau", "rho", "top_k_overlap")
 
 
-def summary(plan: CorrelationPlan, rows: list[dict]) -> list[dict]:
-    """Per score: how many seeds finished, mean and sample standard deviation of tau, rho and top-k
-    overlap over seeds (undefined values left out)."""
+def summary(names: list[str], rows: list[dict]) -> list[dict]:
+    """Per score of `names`: how many seeds (or searches) it has rows for, mean and sample standard
+    deviation of tau, rho and top-k overlap over them (undefined values left out)."""
     out = []
-    for name in plan.scores():
+    for name in names:
         mine = [r for r in rows if r["score"] == name]
         entry: dict = {"score": name, "seeds": len(mine)}
         for key in SUMMARIZED:
@@ -53,7 +53,7 @@ def write_tables(folder, plan: CorrelationPlan, architectures: list[dict], rows:
                 "plan": plan.to_dict(),
                 "architectures": ordered,
                 "statistics": rows,
-                "summary": summary(plan, rows),
+                "summary": summary(plan.scores(), rows),
             },
             indent=2,
         )

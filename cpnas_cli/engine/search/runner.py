@@ -44,7 +44,14 @@ class Search(RunLoop):
     def begin(self, run: RunDir) -> None:
         s = self.config.search
         edges = [list(e) for e in cell_edges(s.nodes)]
-        line = header("search", to_dict(self.config), cells=list(CELL_TYPES), edges=edges, ops=list(s.ops))
+        line = header(
+            "search",
+            to_dict(self.config),
+            cells=list(CELL_TYPES),
+            edges=edges,
+            ops=list(s.ops),
+            **self.strategy.header_fields(),
+        )
         self.start(run, line, total=self.total, strategy=self.strategy.name, device=str(self.device))
 
     def restore(self, run: RunDir) -> None:

@@ -74,6 +74,10 @@ class Strategy(ABC):
     def restore(self, tensors: dict[str, torch.Tensor], state: dict) -> None:
         """Take back what tensors() and state() saved (on a freshly built strategy)."""
 
+    def header_fields(self) -> dict:
+        """What the log's header says about this strategy, besides the config (none by default)."""
+        return {}
+
     @abstractmethod
     def genotype(self, meta: dict) -> Genotype | None:
         """The result, once all steps are done (None: a strategy that only trains, e.g. supernet.py)."""

@@ -58,9 +58,13 @@ class CPStrategy(SamplingStrategy):
         self.model.prune(removals)
         removed = {cell: [r.op for r in removals if r.cell == cell] for cell in CELL_TYPES}
         return [
-            ctx.event("ranking", K=k, mean_z=rounded(means), indicator=rounded(ranking)),
+            ctx.event("ranking", K=k, mean_z=rounded(means), indicator=rounded(ranking), scale=self.ledger.scale),
             ctx.event("prune", K=k, removed=removed),
         ]
+
+    def header_fields(self) -> dict:
+        """The scale Eq. 2 reads z̄ on: the dashboard computes its live e with it."""
+        return {"indicator_scale": self.ledger.scale}
 
     def state(self) -> dict:
         return {"ledger": self.ledger.to_dict(), **super().state()}
