@@ -29,6 +29,12 @@ class DataConfig:
     dataset: str = "cifar10"  # embedded | fashion-mnist | cifar10 | folder
     data_dir: str | None = None  # where the dataset lives (fashion-mnist: Debian's path if unset)
     image_size: int | None = None  # folder datasets: decoded side length (default 32)
+    crop_fraction: float = (
+        1.0  # folder datasets: the centre square of this share of the shorter side (0.875: 256 -> 224)
+    )
+    streaming: bool | str = "auto"  # folder datasets: true decodes per batch from disk, false into memory first,
+    # auto streams when the decoded set would take more than half the available memory (docs/data.md)
+    workers: int | None = None  # streamed folder datasets: decoding processes; null: one per usable core, at most 16
     train_fraction: float = 0.5  # search: share of the training set that trains weights (Sec. 3.1)
     val_fraction: float = 0.05  # search: share that scores architectures (A_C, A_P)
 
@@ -332,6 +338,9 @@ def validate(config: Config) -> None:
         ),
         (s.crop_padding >= 0, "search.crop_padding", "must not be negative", "use 0 to switch the random crop off"),
         *_differentiable_checks(s),
+        (d.streaming in (True, False, "auto"), "data.streaming", f"is {d.streaming!r}", "use true, false or auto"),
+        (d.workers is None or d.workers >= 0, "data.workers", "must not be negative", "use 0 (no workers) or more"),
+        (0 < d.crop_fraction <= 1, "data.crop_fraction", "must be in (0, 1]", "use 1 (all) or e.g. 0.875"),
         (
             d.train_fraction > 0 and d.val_fraction > 0 and d.train_fraction + d.val_fraction <= 1,
             "data.train_fraction/val_fraction",

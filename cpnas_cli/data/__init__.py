@@ -5,7 +5,7 @@ from .augmentation import Augment, augment
 from .batching import batches, num_batches
 from .dataset import Dataset
 from .pixels import normalize
-from .registry import DATASETS, load_dataset
+from .registry import DATASETS, load_configured, load_dataset
 from .seeds import derive_seed
 from .split import search_split
 
@@ -16,6 +16,7 @@ __all__ = [
     "augment",
     "batches",
     "derive_seed",
+    "load_configured",
     "load_dataset",
     "normalize",
     "num_batches",

@@ -165,7 +165,8 @@ def evaluate_model_file(
     if data_dir is None and name == info.dataset:
         data_dir = info.extras.get("data_dir")
     image_size = info.spec.image_size if name == "folder" else None
-    data = datasets.load_dataset(name, data_dir, image_size)
+    crop = _crop_fraction(info.extras, path) if name == "folder" else 1.0
+    data = datasets.load_dataset(name, data_dir, image_size, crop_fraction=crop)
     spec = info.spec
     if (data.in_channels, data.num_classes, data.image_size) != (spec.in_channels, spec.classes, spec.image_size):
         raise UserError(
@@ -190,3 +191,11 @@ def evaluate_model_file(
         device=device,
     )
     return Report(str(path), name, info.class_names, measure(nets, batches, info.class_names), engine)
+
+
+def _crop_fraction(extras: dict, path: Path) -> float:
+    """The centre crop the model was trained with (data.crop_fraction; files before it: 1)."""
+    crop = extras.get("crop_fraction", 1.0)
+    if isinstance(crop, bool) or not isinstance(crop, (int, float)) or not 0 < crop <= 1:
+        raise UserError(f"{path} records a damaged crop_fraction {crop!r}", "train the model again")
+    return float(crop)

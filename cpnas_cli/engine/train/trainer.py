@@ -92,7 +92,7 @@ class Trainer(RunLoop):
         self.config, self.cfg, self.genotype = config, config.train, genotype
         self.device = resolve_device(config.device)
         d = config.data
-        self.data = datasets.load_dataset(d.dataset, d.data_dir, d.image_size)
+        self.data = datasets.load_configured(d)
         self.spec = network_spec(self.cfg, self.data)
         try:
             self.pair = TrainingPair(self.cfg, self.spec, genotype, self.device, config.seed)
@@ -260,6 +260,7 @@ class Trainer(RunLoop):
                 **self.last,
                 "epochs": self.epochs,
                 "data_dir": self.config.data.data_dir,
+                "crop_fraction": self.config.data.crop_fraction,  # how `cpnas evaluate` decodes a folder dataset
                 "run": str(self.run_dir.path),
                 "seed": self.config.seed,
             },
