@@ -22,6 +22,9 @@ from .space.cells import OPS
 STRATEGIES = ("cp", "bnas", "random", "abandit", "pc-darts", "dcp")  # engine/search/strategies/ implements each
 STRATEGY_KEY, BETA_P_KEY = "search.strategy", "search.beta_p"  # the keys flags and ablations set
 PRESET_DIRS = (Path(__file__).parent / "presets", Path(__file__).parent.parent / "presets")
+# Keys added after runs were started, with the behaviour of the code before them: a run whose
+# config.yaml lacks one resumes as it began, not with the newer default.
+ADDED_LATER = {"search.imagenet_stem": False}
 
 
 @dataclass
@@ -65,6 +68,7 @@ class SearchConfig:
     nodes: int = 4  # intermediate nodes per cell (4 -> 14 edges)
     reductions: list[int] | None = field(default_factory=lambda: [1, 3])  # None: at 1/3 and 2/3
     stem_stride: int = 1  # 2 halves the input once in the stem: a CPU-budget knob
+    imagenet_stem: bool | str = "auto"  # three stride-2 convs, 224 -> 28 (Sec. 3.1); auto: for images of 112 px or more
     quantizer: str = "ste"  # ste (clipped identity) | approx (Bi-Real ApproxSign)
     parent_activation: str = "relu"  # relu | identity where the Child binarizes
     shortcut: bool = False  # a real-valued shortcut around every conv of an op (Bi-Real; not in the paper)
@@ -108,7 +112,7 @@ class TrainConfig:
     cells: int = 10  # 8 normal + 2 reduction cells
     reductions: list[int] | None = None  # None: at 1/3 and 2/3 of the depth
     stem_stride: int = 1  # 2 halves the input once in the stem: a CPU-budget knob
-    imagenet_stem: bool = False  # three stride-2 convs, 224 -> 28 (Sec. 3.1, ImageNet)
+    imagenet_stem: bool | str = "auto"  # three stride-2 convs, 224 -> 28 (Sec. 3.1); auto: for images of 112 px or more
     auxiliary_weight: float = 0.4  # CE weight of the auxiliary tower (paper: a tower, no weight; DARTS 0.4); 0 = none
     drop_path: float = 0.0  # not in the paper; DARTS 0.2, ramped linearly over the epochs
     epochs: int = 600  # with minutes set: the most epochs
@@ -330,6 +334,7 @@ def validate(config: Config) -> None:
         (0 < s.bandit_lambda <= 1, "search.bandit_lambda", "must be in (0, 1]", "use e.g. 0.7 (the book's value)"),
         (s.bandit_reward in ("child", "cp"), "search.bandit_reward", f"is {s.bandit_reward!r}", "use child or cp"),
         (s.stem_stride in (1, 2), "search.stem_stride", f"is {s.stem_stride}", "use 1 or 2"),
+        _auto_check(s.imagenet_stem, "search.imagenet_stem"),
         (
             s.group_width >= 1,
             "search.group_width",
@@ -338,7 +343,7 @@ def validate(config: Config) -> None:
         ),
         (s.crop_padding >= 0, "search.crop_padding", "must not be negative", "use 0 to switch the random crop off"),
         *_differentiable_checks(s),
-        (d.streaming in (True, False, "auto"), "data.streaming", f"is {d.streaming!r}", "use true, false or auto"),
+        _auto_check(d.streaming, "data.streaming"),
         (d.workers is None or d.workers >= 0, "data.workers", "must not be negative", "use 0 (no workers) or more"),
         (0 < d.crop_fraction <= 1, "data.crop_fraction", "must be in (0, 1]", "use 1 (all) or e.g. 0.875"),
         (
@@ -352,6 +357,11 @@ def validate(config: Config) -> None:
     for ok, key, problem, fix in checks:
         if not ok:
             raise UserError(f"{key} {problem}", fix)
+
+
+def _auto_check(value: bool | str, key: str) -> tuple:
+    """A key that takes true, false or auto."""
+    return (value in (True, False, "auto"), key, f"is {value!r}", "use true, false or auto")
 
 
 def _differentiable_checks(s: SearchConfig) -> list[tuple]:
@@ -412,6 +422,7 @@ def _train_checks(t: TrainConfig) -> list[tuple]:
         ),
         (t.cells >= 1, "train.cells", "must be at least 1", "use e.g. --set train.cells=10"),
         (t.stem_stride in (1, 2), "train.stem_stride", f"is {t.stem_stride}", "use 1 or 2"),
+        _auto_check(t.imagenet_stem, "train.imagenet_stem"),
         (t.group_width >= 1, "train.group_width", "must be at least 1", "use 1 (depth-wise, the paper) or e.g. 16"),
         (t.epochs >= 1, "train.epochs", "must be at least 1", "use --epochs 1 or more"),
         (
@@ -488,6 +499,10 @@ def load_run_config(path: Path) -> Config:
             "restore it from a copy, or start the run again: the defaults would run another experiment",
         )
     config = Config()
+    present = {key for key, _ in _flatten(data)}
+    for key, before in ADDED_LATER.items():
+        if key not in present:
+            set_value(config, key, before, source=f"{path}, written before {key} existed")
     _apply_tree(config, data, source=str(path))
     validate(config)
     return config

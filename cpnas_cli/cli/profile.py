@@ -194,6 +194,7 @@ def _shape(channels: int, side: int, classes: int) -> str:
 
 def network_spec(dataset: str, size: str | None, channels: int | None, preset: str | None) -> "NetworkSpec":
     """The evaluation network of Sec. 3.1 for a dataset: C from --channels, --size or the preset."""
+    from cpnas_cli.engine.nn.backbone import uses_imagenet_stem
     from cpnas_cli.engine.nn.network import NetworkSpec
 
     if size is not None and size not in SIZES:
@@ -221,7 +222,7 @@ def network_spec(dataset: str, size: str | None, channels: int | None, preset: s
         channels,
         train.cells,
         side,
-        imagenet_stem=imagenet or train.imagenet_stem,
+        imagenet_stem=imagenet or uses_imagenet_stem(train.imagenet_stem, side),
         reductions=train.reductions,
         stem_stride=train.stem_stride,
         shortcut=train.shortcut,

@@ -17,7 +17,7 @@ from cpnas_cli.errors import UserError
 from cpnas_cli.space.genotype import Cell as CellGenotype
 from cpnas_cli.space.genotype import Genotype
 
-from .backbone import CellSlot, Classifier, cell_plan, preprocess, reduction_cells, stem
+from .backbone import CellSlot, Classifier, cell_plan, preprocess, reduction_cells, stem, stem_channels
 from .binary import QUANTIZERS
 from .ops import Style, build_op
 
@@ -97,7 +97,7 @@ class EvalNetwork(nn.Module):
     ):
         super().__init__()
         self.reductions = reduction_cells(cells, reductions)
-        c_stem = channels if imagenet_stem else stem_multiplier * channels
+        c_stem = stem_channels(channels, stem_multiplier, imagenet_stem)
         self.stem = stem(in_channels, c_stem, stride=stem_stride, imagenet=imagenet_stem)
 
         def kind(reduce: bool) -> CellGenotype:

@@ -19,6 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cpnas_cli.config import SearchConfig
+from cpnas_cli.engine.nn.backbone import uses_imagenet_stem
 from cpnas_cli.engine.nn.binary import BinaryConv2d
 from cpnas_cli.engine.nn.cp_terms import center_loss, kernel_loss
 from cpnas_cli.engine.nn.ops import Style
@@ -30,7 +31,9 @@ ROLES = ("child", "parent")
 
 
 class ChildParent:
-    def __init__(self, cfg: SearchConfig, in_channels: int, classes: int, device: torch.device, seed: int):
+    def __init__(
+        self, cfg: SearchConfig, in_channels: int, classes: int, device: torch.device, seed: int, image_size: int
+    ):
         self.cfg = cfg
         self.nets: dict[str, SearchNetwork] = {}
         for role in ROLES:
@@ -46,6 +49,7 @@ class ChildParent:
                 nodes=cfg.nodes,
                 reductions=cfg.reductions,
                 stem_stride=cfg.stem_stride,
+                imagenet_stem=uses_imagenet_stem(cfg.imagenet_stem, image_size),
             )
             self.nets[role] = net.to(device).to(memory_format=torch.channels_last)
         self.optimizers = {role: self._optimizer(net) for role, net in self.nets.items()}

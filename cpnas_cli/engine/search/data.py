@@ -28,6 +28,10 @@ class SearchData:
         return self.dataset.in_channels
 
     @property
+    def image_size(self) -> int:
+        return self.dataset.image_size
+
+    @property
     def num_classes(self) -> int:
         return self.dataset.num_classes
 

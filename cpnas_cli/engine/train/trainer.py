@@ -23,6 +23,7 @@ from cpnas_cli import data as datasets
 from cpnas_cli.bookkeeping.budget import epochs_that_fit
 from cpnas_cli.bookkeeping.learning_rate import cosine_annealing
 from cpnas_cli.config import Config, TrainConfig, to_dict
+from cpnas_cli.engine.nn.backbone import uses_imagenet_stem
 from cpnas_cli.engine.nn.network import NetworkSpec
 from cpnas_cli.engine.run.device import resolve_device
 from cpnas_cli.engine.run.interrupt import Interrupted
@@ -48,7 +49,7 @@ def network_spec(cfg: TrainConfig, data: datasets.Dataset) -> NetworkSpec:
         cells=cfg.cells,
         image_size=data.image_size,
         auxiliary=cfg.auxiliary_weight > 0,
-        imagenet_stem=cfg.imagenet_stem,
+        imagenet_stem=uses_imagenet_stem(cfg.imagenet_stem, data.image_size),
         reductions=cfg.reductions,
         quantizer=cfg.quantizer,
         parent_activation=cfg.parent_activation,
