@@ -73,6 +73,8 @@ class SearchConfig:
     parent_activation: str = "relu"  # relu | identity where the Child binarizes
     shortcut: bool = False  # a real-valued shortcut around every conv of an op (Bi-Real; not in the paper)
     group_width: int = 1  # channels per group of the k x k convs of sep/dil ops; 1 = depth-wise (the paper)
+    real_depthwise: bool = False  # CP-NAS*: real-valued activations into the k x k conv of every sep/dil op (Tab. 2)
+    real_preprocess: bool = False  # CP-NAS**: real-valued activations into the cells' preprocessing convs too
     genotype: str = "darts"  # darts: two strongest edges per node | all: every non-zero edge
     bandit_lambda: float = 0.7  # abandit: weight of the newest reward in the moving average (book Eq. 4.11)
     bandit_reward: str = "child"  # abandit: child (A_C) | cp (Eq. 1 with beta_p)
@@ -135,6 +137,8 @@ class TrainConfig:
     parent_activation: str = "relu"  # relu | identity where the Child binarizes
     shortcut: bool = False  # a real-valued shortcut around every conv of an op (Bi-Real; not in the paper)
     group_width: int = 1  # channels per group of the k x k convs of sep/dil ops; 1 = depth-wise (the paper)
+    real_depthwise: bool = False  # CP-NAS*: real-valued activations into the k x k conv of every sep/dil op (Tab. 2)
+    real_preprocess: bool = False  # CP-NAS**: real-valued activations into the cells' preprocessing convs too
     parent: str = "joint"  # joint: trained alongside the Child | none | path to a cpnas model file (frozen Parent)
     kernel_source: str = "parent"  # H of Eq. 3: the Parent's kernel | self: the Child's own latent kernel (PCNN)
     kernel_weight: float = 1.0  # weight of sum_{c,l} MSE(H, Ĥ) (Eq. 3: 1); 0 = off

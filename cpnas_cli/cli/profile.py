@@ -227,6 +227,8 @@ def network_spec(dataset: str, size: str | None, channels: int | None, preset: s
         stem_stride=train.stem_stride,
         shortcut=train.shortcut,
         group_width=train.group_width,
+        real_depthwise=train.real_depthwise,
+        real_preprocess=train.real_preprocess,
     )
 
 

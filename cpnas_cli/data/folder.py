@@ -56,6 +56,8 @@ def load_folder(
     (train_paths, train_labels), (test_paths, test_labels) = (_list_split(d, classes) for d in (train_dir, test_dir))
     if streaming is None:
         streaming = must_stream(len(train_paths) + len(test_paths), size, available_memory())
+    train_images: torch.Tensor | ImageFiles
+    test_images: torch.Tensor | ImageFiles
     if streaming:
         train_images, test_images = (ImageFiles(p, size, crop_fraction, workers) for p in (train_paths, test_paths))
     else:

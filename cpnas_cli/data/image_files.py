@@ -60,7 +60,7 @@ class ImageFiles:
     def __init__(self, paths: list[Path], size: int, crop_fraction: float = 1.0, workers: int = 0):
         self._paths = np.array([os.fsencode(p) for p in paths], dtype=np.bytes_)
         self.size, self.crop_fraction, self.workers = size, crop_fraction, workers
-        self._train_transform = None  # built in the process that first needs it (a worker)
+        self._train_transform: tuple | None = None  # (crop, crop + flip), built where first needed (a worker)
 
     def __len__(self) -> int:
         return len(self._paths)

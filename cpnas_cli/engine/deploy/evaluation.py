@@ -115,6 +115,12 @@ def choose_engine(path: Path, engine: str | None, device: torch.device) -> str:
         raise UserError(f"--engine {engine}: expected one of {', '.join(ENGINES)}", "use --engine native or torch")
     if engine == "torch" or (engine is None and (not packed or device.type != "cpu")):
         return "torch"
+    if packed and read_packed(Path(path))[0].spec.real_inputs:
+        why = f"{path} feeds real-valued activations into 1-bit convs (CP-NAS*/**), which the native engine cannot"
+        if engine is None:
+            warnings.warn(f"{why}: evaluating on torch", Notice, 2)
+            return "torch"
+        raise UserError(why, "use --engine torch")
     if engine is None and not library.available():
         warnings.warn(f"native engine unavailable, evaluating on torch: {library.why_unavailable()}", Notice, 2)
         return "torch"

@@ -85,10 +85,13 @@ def stem(in_channels: int, out_channels: int, stride: int = 1, imagenet: bool = 
 
 
 def preprocess(slot: CellSlot, style: Style):
-    """The fixed 1x1 blocks that bring a cell's two inputs to C channels at the same resolution."""
-    c = slot.c
-    pre0 = reduce_input(slot.c_pp, c, style) if slot.reduce_prev else conv_bn(slot.c_pp, c, style)
-    return pre0, conv_bn(slot.c_p, c, style)
+    """The fixed 1x1 blocks that bring a cell's two inputs to C channels at the same resolution
+    (with real-valued inputs in CP-NAS**, `style.real_preprocess`)."""
+    c, real = slot.c, style.real_preprocess
+    pre0 = (
+        reduce_input(slot.c_pp, c, style, real) if slot.reduce_prev else conv_bn(slot.c_pp, c, style, real_input=real)
+    )
+    return pre0, conv_bn(slot.c_p, c, style, real_input=real)
 
 
 class Classifier(nn.Module):

@@ -139,9 +139,16 @@ class NetworkSpec:
     stem_stride: int = 1  # 2 halves the input in the stem (a CPU-budget knob; ignored by the ImageNet stem)
     shortcut: bool = False  # a real-valued shortcut around every conv of an op (ops.Shortcut)
     group_width: int = 1  # channels per group of the k x k convs of sep/dil ops (1 = depth-wise)
+    real_depthwise: bool = False  # CP-NAS*: real-valued inputs into the k x k conv of every sep/dil op (ops.py)
+    real_preprocess: bool = False  # CP-NAS**: into the cells' preprocessing convs too
     # The 1-bit formula (binary.BinaryConv2d): exact unless the network is rebuilt from a version-1
     # model file. Set from a file's version, never stored in it (`to_dict`), not compared.
     exact: bool = field(default=True, compare=False)
+
+    @property
+    def real_inputs(self) -> bool:
+        """Whether some 1-bit convs take real-valued activations (CP-NAS*, CP-NAS**)."""
+        return self.real_depthwise or self.real_preprocess
 
     def to_dict(self) -> dict:
         """The fields a model file stores (its version says whether the 1-bit convs are exact)."""

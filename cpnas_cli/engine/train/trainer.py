@@ -56,6 +56,8 @@ def network_spec(cfg: TrainConfig, data: datasets.Dataset) -> NetworkSpec:
         stem_stride=cfg.stem_stride,
         shortcut=cfg.shortcut,
         group_width=cfg.group_width,
+        real_depthwise=cfg.real_depthwise,
+        real_preprocess=cfg.real_preprocess,
     )
 
 
