@@ -24,7 +24,7 @@ STRATEGY_KEY, BETA_P_KEY = "search.strategy", "search.beta_p"  # the keys flags 
 PRESET_DIRS = (Path(__file__).parent / "presets", Path(__file__).parent.parent / "presets")
 # Keys added after runs were started, with the behaviour of the code before them: a run whose
 # config.yaml lacks one resumes as it began, not with the newer default.
-ADDED_LATER = {"search.imagenet_stem": False}
+ADDED_LATER = {"search.imagenet_stem": False, "search.amp": False, "train.amp": False}
 
 
 @dataclass
@@ -59,6 +59,9 @@ class SearchConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     grad_clip: float = 5.0  # not in the paper's search recipe; DARTS search uses 5
+    amp: bool | str = (
+        "auto"  # CUDA mixed precision for the full-precision parts (cp, bnas, random, abandit); auto: on for CUDA
+    )
     kernel_weight: float = 0.0  # Eq. 3's kernel term on the Child during search (sampling strategies); 0 = CE only
     center_weight: float = 0.0  # lambda of Eq. 3's centre term during search; 0 = off (the paper leaves both open)
     crop_padding: int = 4  # random-crop augmentation (DARTS): zero padding in pixels; 0 = off
@@ -129,6 +132,9 @@ class TrainConfig:
     weight_decay: float = 3e-4  # full-precision parameters (stem, BN, classifier, tower, Parent)
     binary_weight_decay: float | None = None  # latent weights of the 1-bit convs; None: weight_decay
     grad_clip: float = 5.0
+    amp: bool | str = (
+        "auto"  # CUDA mixed precision for the Parent and the Child's full-precision parts; auto: on for CUDA
+    )
     label_smoothing: float = 0.0  # paper: on ImageNet only
     crop_padding: int = 4  # random-crop augmentation (DARTS): zero padding in pixels; 0 = off
     flip: bool = True  # random horizontal flips (DARTS)
@@ -339,6 +345,7 @@ def validate(config: Config) -> None:
         (s.bandit_reward in ("child", "cp"), "search.bandit_reward", f"is {s.bandit_reward!r}", "use child or cp"),
         (s.stem_stride in (1, 2), "search.stem_stride", f"is {s.stem_stride}", "use 1 or 2"),
         _auto_check(s.imagenet_stem, "search.imagenet_stem"),
+        _auto_check(s.amp, "search.amp"),
         (
             s.group_width >= 1,
             "search.group_width",
@@ -427,6 +434,7 @@ def _train_checks(t: TrainConfig) -> list[tuple]:
         (t.cells >= 1, "train.cells", "must be at least 1", "use e.g. --set train.cells=10"),
         (t.stem_stride in (1, 2), "train.stem_stride", f"is {t.stem_stride}", "use 1 or 2"),
         _auto_check(t.imagenet_stem, "train.imagenet_stem"),
+        _auto_check(t.amp, "train.amp"),
         (t.group_width >= 1, "train.group_width", "must be at least 1", "use 1 (depth-wise, the paper) or e.g. 16"),
         (t.epochs >= 1, "train.epochs", "must be at least 1", "use --epochs 1 or more"),
         (

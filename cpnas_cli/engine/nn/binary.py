@@ -9,6 +9,9 @@ A conv built with `binary_input=False` keeps its kernel 1-bit but takes real-val
 beta * (x ⊛ sign(W)): the paper's ImageNet networks do this for the first conv of every
 depth-wise separable conv (CP-NAS*) and for the cells' input preprocessing too (CP-NAS**; Tab. 2).
 
+Under CUDA mixed precision the 1-bit conv leaves autocast and computes in float32, so its sums of
+±1 stay exact integers (bfloat16 would round them from 257 on; engine/run/precision.py).
+
 Exact semantics (`binary_conv2d`): y = beta_c * (sign(x) ⊛ sign(W)), the ±1 convolution first,
 then one float multiply per output. A float32 convolution of ±1 values sums integers below 2^24,
 so it is exact whatever the algorithm or summation order, and y is what an XNOR-popcount engine
@@ -148,6 +151,9 @@ class BinaryConv2d(Conv2d):
         self.binary_input = binary_input
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.is_cuda and torch.is_autocast_enabled():  # mixed precision (run/precision.py): not here
+            with torch.autocast("cuda", enabled=False):
+                return self.forward(x.float())
         sign = QUANTIZERS[self.quantizer]
         geometry = (self.stride, self.padding, self.dilation, self.groups)
         x = sign(x) if self.binary_input else x
