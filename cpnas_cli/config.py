@@ -24,7 +24,13 @@ STRATEGY_KEY, BETA_P_KEY = "search.strategy", "search.beta_p"  # the keys flags 
 PRESET_DIRS = (Path(__file__).parent / "presets", Path(__file__).parent.parent / "presets")
 # Keys added after runs were started, with the behaviour of the code before them: a run whose
 # config.yaml lacks one resumes as it began, not with the newer default.
-ADDED_LATER = {"search.imagenet_stem": False, "search.amp": False, "train.amp": False}
+ADDED_LATER = {
+    "data.streaming": False,
+    "search.imagenet_stem": False,
+    "search.amp": False,
+    "train.amp": False,
+    "train.val_images": 0,
+}
 
 
 @dataclass
@@ -125,6 +131,9 @@ class TrainConfig:
     batch_size: int = 96
     eval_batch_size: int = 500
     train_images: int | None = None  # train on the first N training images only (smoke tests); None: all
+    val_images: int = (
+        2500  # held out of the training set to choose best.safetensors (5% of CIFAR-10); 0: by test accuracy
+    )
     optimizer: str = "sgd"  # sgd (the paper's) | adam
     lr: float = 0.025  # cosine-annealed per epoch to lr_min, no restart
     lr_min: float = 0.0
@@ -444,6 +453,7 @@ def _train_checks(t: TrainConfig) -> list[tuple]:
             "use e.g. --minutes 55, or null for no budget",
         ),
         (t.train_images is None or t.train_images >= 1, "train.train_images", "must be at least 1", "or null for all"),
+        (t.val_images >= 0, "train.val_images", "must not be negative", "use 0 (best by test accuracy) or more"),
         (
             t.batch_size >= 1 and t.eval_batch_size >= 1,
             "train.batch_size",

@@ -7,7 +7,7 @@ from .dataset import Dataset
 from .pixels import normalize
 from .registry import DATASETS, load_configured, load_dataset
 from .seeds import derive_seed
-from .split import search_split
+from .split import holdout_split, search_split
 
 __all__ = [
     "DATASETS",
@@ -16,6 +16,7 @@ __all__ = [
     "augment",
     "batches",
     "derive_seed",
+    "holdout_split",
     "load_configured",
     "load_dataset",
     "normalize",
