@@ -5,6 +5,7 @@ profile moves exactly those convs' MACs from BOPs to FLOPs, the search Child get
 and the packed model keeps them while the bit engines refuse them with one line."""
 
 import dataclasses
+import json
 import warnings
 
 import pytest
@@ -165,3 +166,15 @@ def test_the_bit_engines_refuse_real_inputs_in_one_line(real_model, tmp_path):
     result = runner.invoke(app, ["export", str(folder / "best.safetensors"), str(tmp_path / "m.c")])
     assert_one_line_error(result, "real-valued activations into 1-bit convs")
     assert not (tmp_path / "m.c").exists()
+
+
+def test_cpnas_profile_of_the_imagenet_preset_shows_cp_nas_star(darts_v2_file):
+    result = runner.invoke(
+        app, ["profile", str(darts_v2_file), "--preset", "imagenet", "--dataset", "imagenet", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    layers = json.loads(result.stdout)["layers"]
+    real = [r for r in layers if r["real_input"]]
+    assert real and all(r["input_precision"] == "32-bit" and r["params_1bit"] > 0 for r in real)
+    assert all(r["bops"] == 0 and r["flops"] > 0 and " dw" in r["kind"] for r in real)  # CP-NAS*: depth-wise only
+    assert any(r["input_precision"] == "1-bit" for r in layers)  # the point-wise and preprocessing convs

@@ -241,7 +241,12 @@ def layer_table(profile) -> Table:
         title=f"{profile.network}, input {'x'.join(map(str, profile.input_shape))}",
         title_justify="left",
         caption="1-bit, 32-bit: parameters; cell 3R: a reduction cell; in0/in1: a cell's input "
-        "preprocessing; n4<-1: the edge from node 1 into node 4 (0, 1: the cell's inputs)",
+        "preprocessing; n4<-1: the edge from node 1 into node 4 (0, 1: the cell's inputs)"
+        + (
+            "; a 32-bit input into 1-bit params: a real-valued activation (CP-NAS*/**), counted as FLOPs"
+            if any(layer.real_input for layer in profile.layers)
+            else ""
+        ),
         caption_justify="left",
     )
     for header in ("layer", "kind", "input", "output", "1-bit", "32-bit", "memory bits", "BOPs", "FLOPs"):
