@@ -4,7 +4,9 @@ summary and the model file report that epoch's test accuracy beside the last one
 
 import pytest
 import torch
+from rich.console import Console
 
+from cpnas_cli.cli._train_view import summary_table
 from cpnas_cli.config import dump_yaml, load_config, load_run_config
 from cpnas_cli.data import holdout_split
 from cpnas_cli.engine.train import trainer as trainer_module
@@ -113,3 +115,17 @@ def test_too_many_held_out_images_and_old_runs(tmp_path):
     text = dump_yaml(load_config("quick")).replace("  val_images: 500\n", "")
     (tmp_path / "config.yaml").write_text(text)
     assert load_run_config(tmp_path / "config.yaml").train.val_images == 0  # a run from before resumes as it was
+
+
+@pytest.mark.parametrize(("val", "caption"), [([40.0, 60.0, 50.0], "validation top-1"), ([None] * 3, "optimistic")])
+def test_the_summary_table_shows_the_best_and_the_last_checkpoint(val, caption):
+    rows = [
+        {"kind": "epoch", "epoch": i + 1, "best": b, "val_acc_child": v, "test_acc_child": t, "test_acc_parent": 90.0}
+        for i, (b, v, t) in enumerate(zip([True, True, False], val, [41.0, 55.0, 70.0], strict=True))
+    ]
+    console = Console(width=120, record=True)
+    console.print(summary_table(rows))
+    text = console.export_text()
+    best, last = (next(line for line in text.splitlines() if line.startswith(f"│ {n}")) for n in ("best", "last"))
+    assert "│     2 │" in best and "55.00%" in best and "│     3 │" in last and "70.00%" in last
+    assert caption in " ".join(text.split())

@@ -64,17 +64,17 @@ def epoch_line(e: dict, eta: float) -> str:
 
 
 def summary_table(events: list[dict]) -> Table:
-    """Top-1 of the two model files of a training run: best.safetensors (the epoch the validation
-    images chose, or the test set with train.val_images 0) and last.safetensors."""
+    """Test top-1 of the two model files of a training run: best.safetensors (the epoch the
+    validation images chose, or the test set with train.val_images 0) and last.safetensors."""
     epochs = [e for e in events if e["kind"] == "epoch"]
     by_validation = any(e.get("val_acc_child") is not None for e in epochs)
     chosen = (
-        "validation top-1 on images held out of the training set"
+        "the best Child validation top-1 (images held out of the training set)"
         if by_validation
-        else "test top-1 (train.val_images 0: an optimistic figure)"
+        else "the best Child test top-1 (train.val_images 0: an optimistic figure)"
     )
-    table = Table(title="Top-1 accuracy", caption=f"best.safetensors: the epoch of the best Child {chosen}")
-    for column in ("", "epoch", "Child validation", "Child test (1-bit)", "Parent test (full precision)"):
+    table = Table(title="Test top-1 accuracy", caption=f"best.safetensors: the epoch of {chosen}")
+    for column in ("", "epoch", "Child (1-bit)", "Parent (full precision)", "Child validation"):
         table.add_column(column, justify="right" if column else "left")
     if epochs:
         flagged = [e for e in epochs if e["best"]]
@@ -83,9 +83,9 @@ def summary_table(events: list[dict]) -> Table:
             table.add_row(
                 name,
                 str(e["epoch"]),
-                _pct(e.get("val_acc_child")),
                 f"[bold]{_pct(e['test_acc_child'])}[/]",
                 _pct(e["test_acc_parent"]),
+                _pct(e.get("val_acc_child")),
             )
     return table
 
