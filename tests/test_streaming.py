@@ -13,6 +13,7 @@ from cpnas_cli.data import Augment, batches, load_dataset
 from cpnas_cli.data.folder import must_stream
 from cpnas_cli.data.image_files import ImageFiles
 from cpnas_cli.errors import UserError
+from cpnas_cli.events import read_all
 from tests.cli import assert_one_line_error, set_flags
 from tests.genotypes import DARTS_V2
 
@@ -158,9 +159,11 @@ def test_train_on_a_streamed_folder_with_a_damaged_file_ends_in_one_line(folder,
     root, bad = damaged_copy(folder, tmp_path)
     genotype = tmp_path / "g.txt"
     genotype.write_text(DARTS_V2)
+    # 2 of the 12 training images held out, 10 in 2 batches of 5: every file is decoded in epoch 1
     sets = ["data.streaming=true", "data.workers=2", "data.image_size=16", "train.val_images=2", "device=cpu"]
-    sets += ["train.channels=4", "train.cells=3", "train.epochs=1", "train.batch_size=4", "train.auxiliary_weight=0"]
+    sets += ["train.channels=4", "train.cells=3", "train.epochs=1", "train.batch_size=5", "train.auxiliary_weight=0"]
     args = ["train", str(genotype), "--dataset", "folder", "--data-dir", str(root), "--run-dir", str(tmp_path / "r")]
     result = runner.invoke(app, [*args, *set_flags(sets)])
     assert_one_line_error(result, f"cannot decode image {bad}")
-    assert (tmp_path / "r" / "events.jsonl").is_file()  # the run's log stays, with how it ended
+    ended = [e for e in read_all(tmp_path / "r" / "events.jsonl") if e["kind"] == "status"][-1]
+    assert ended["state"] == "failed" and str(bad) in ended["error"]  # the log says how the run ended
