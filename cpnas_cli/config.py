@@ -131,9 +131,7 @@ class TrainConfig:
     batch_size: int = 96
     eval_batch_size: int = 500
     train_images: int | None = None  # train on the first N training images only (smoke tests); None: all
-    val_images: int = (
-        2500  # held out of the training set to choose best.safetensors (5% of CIFAR-10); 0: by test accuracy
-    )
+    val_images: int | None = None  # held out to choose best.safetensors; null: 5%, at most 2500; 0: by test
     optimizer: str = "sgd"  # sgd (the paper's) | adam
     lr: float = 0.025  # cosine-annealed per epoch to lr_min, no restart
     lr_min: float = 0.0
@@ -453,7 +451,12 @@ def _train_checks(t: TrainConfig) -> list[tuple]:
             "use e.g. --minutes 55, or null for no budget",
         ),
         (t.train_images is None or t.train_images >= 1, "train.train_images", "must be at least 1", "or null for all"),
-        (t.val_images >= 0, "train.val_images", "must not be negative", "use 0 (best by test accuracy) or more"),
+        (
+            t.val_images is None or t.val_images >= 0,
+            "train.val_images",
+            "must not be negative",
+            "use 0 (best by test accuracy), a count, or null (5%, at most 2500)",
+        ),
         (
             t.batch_size >= 1 and t.eval_batch_size >= 1,
             "train.batch_size",

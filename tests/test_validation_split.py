@@ -8,7 +8,7 @@ from rich.console import Console
 
 from cpnas_cli.cli._train_view import summary_table
 from cpnas_cli.config import dump_yaml, load_config, load_run_config
-from cpnas_cli.data import holdout_split
+from cpnas_cli.data import holdout_split, validation_size
 from cpnas_cli.engine.train import trainer as trainer_module
 from cpnas_cli.engine.train.model_file import load_model
 from cpnas_cli.engine.train.trainer import Trainer
@@ -30,6 +30,11 @@ TINY = [
     "device=cpu",
     "seed=3",
 ]
+
+
+def test_by_default_5_percent_are_held_out_and_at_most_2500():
+    assert [validation_size(n, None) for n in (8000, 50000, 60000, 1_281_167, 12, 9)] == [400, 2500, 2500, 2500, 1, 0]
+    assert (validation_size(60000, 10000), validation_size(60000, 0)) == (10000, 0)  # a count as given
 
 
 def test_holdout_split_is_seeded_disjoint_and_keeps_the_rest_in_order():
@@ -112,7 +117,7 @@ def test_val_images_0_chooses_by_test_accuracy_as_before(tmp_path, monkeypatch):
 def test_too_many_held_out_images_and_old_runs(tmp_path):
     with pytest.raises(UserError, match=r"train\.val_images"):
         Trainer(load_config("quick", sets=[*TINY, "train.val_images=8000"]), g.from_darts(DARTS_V2))
-    text = dump_yaml(load_config("quick")).replace("  val_images: 500\n", "")
+    text = dump_yaml(load_config("quick")).replace("  val_images: null\n", "")
     (tmp_path / "config.yaml").write_text(text)
     assert load_run_config(tmp_path / "config.yaml").train.val_images == 0  # a run from before resumes as it was
 

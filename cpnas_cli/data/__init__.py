@@ -7,7 +7,7 @@ from .dataset import Dataset
 from .pixels import normalize
 from .registry import DATASETS, load_configured, load_dataset
 from .seeds import derive_seed
-from .split import holdout_split, search_split
+from .split import holdout_split, search_split, validation_size
 
 __all__ = [
     "DATASETS",
@@ -22,4 +22,5 @@ __all__ = [
     "normalize",
     "num_batches",
     "search_split",
+    "validation_size",
 ]

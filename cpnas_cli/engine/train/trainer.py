@@ -106,8 +106,9 @@ class Trainer(RunLoop):
         except ValueError as err:  # e.g. reduction indices outside the network
             raise UserError(f"cannot build the network: {err}", "check train.cells and train.reductions") from None
         self.augment = datasets.Augment(crop_padding=self.cfg.crop_padding, flip=self.cfg.flip, cutout=self.cfg.cutout)
+        n_all = len(self.data.train_labels)
         pool, self.val_idx = datasets.holdout_split(
-            len(self.data.train_labels), self.cfg.val_images, datasets.derive_seed(config.seed, "validation")
+            n_all, datasets.validation_size(n_all, self.cfg.val_images), datasets.derive_seed(config.seed, "validation")
         )
         self.train_idx = pool[: self.cfg.train_images or len(pool)]  # the first N not held out
         self.n_train = len(self.train_idx)
