@@ -27,7 +27,7 @@ import time
 import torch
 
 from cpnas_cli.config import load_config
-from cpnas_cli.data import load_dataset
+from cpnas_cli.data import load_configured
 from cpnas_cli.engine.nn.binary import BinaryConv2d
 from cpnas_cli.engine.train.pair import TrainingPair
 from cpnas_cli.engine.train.trainer import network_spec
@@ -61,7 +61,7 @@ def main() -> None:
     args = parser.parse_args()
     config = load_config(args.preset, sets=[*args.set, "device=cpu"])
     genotype = genotypes.load(args.genotype) if args.genotype else genotypes.from_darts(DARTS_V2)
-    data = load_dataset(config.data.dataset, config.data.data_dir, config.data.image_size)
+    data = load_configured(config.data)
     cfg = config.train
     spec = network_spec(cfg, data)
     b = cfg.batch_size

@@ -22,6 +22,15 @@ from .space.cells import OPS
 STRATEGIES = ("cp", "bnas", "random", "abandit", "pc-darts", "dcp")  # engine/search/strategies/ implements each
 STRATEGY_KEY, BETA_P_KEY = "search.strategy", "search.beta_p"  # the keys flags and ablations set
 PRESET_DIRS = (Path(__file__).parent / "presets", Path(__file__).parent.parent / "presets")
+# Keys added after runs were started, with the behaviour of the code before them: a run whose
+# config.yaml lacks one resumes as it began, not with the newer default.
+ADDED_LATER = {
+    "data.streaming": False,
+    "search.imagenet_stem": False,
+    "search.amp": False,
+    "train.amp": False,
+    "train.val_images": 0,
+}
 
 
 @dataclass
@@ -29,6 +38,12 @@ class DataConfig:
     dataset: str = "cifar10"  # embedded | fashion-mnist | cifar10 | folder
     data_dir: str | None = None  # where the dataset lives (fashion-mnist: Debian's path if unset)
     image_size: int | None = None  # folder datasets: decoded side length (default 32)
+    crop_fraction: float = (
+        1.0  # folder datasets: the centre square of this share of the shorter side (0.875: 256 -> 224)
+    )
+    streaming: bool | str = "auto"  # folder datasets: true decodes per batch from disk, false into memory first,
+    # auto streams when the decoded set would take more than half the available memory (docs/data.md)
+    workers: int | None = None  # streamed folder datasets: decoding processes; null: one per usable core, at most 16
     train_fraction: float = 0.5  # search: share of the training set that trains weights (Sec. 3.1)
     val_fraction: float = 0.05  # search: share that scores architectures (A_C, A_P)
 
@@ -50,6 +65,9 @@ class SearchConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     grad_clip: float = 5.0  # not in the paper's search recipe; DARTS search uses 5
+    amp: bool | str = (
+        "auto"  # CUDA mixed precision for the full-precision parts (cp, bnas, random, abandit); auto: on for CUDA
+    )
     kernel_weight: float = 0.0  # Eq. 3's kernel term on the Child during search (sampling strategies); 0 = CE only
     center_weight: float = 0.0  # lambda of Eq. 3's centre term during search; 0 = off (the paper leaves both open)
     crop_padding: int = 4  # random-crop augmentation (DARTS): zero padding in pixels; 0 = off
@@ -59,10 +77,13 @@ class SearchConfig:
     nodes: int = 4  # intermediate nodes per cell (4 -> 14 edges)
     reductions: list[int] | None = field(default_factory=lambda: [1, 3])  # None: at 1/3 and 2/3
     stem_stride: int = 1  # 2 halves the input once in the stem: a CPU-budget knob
+    imagenet_stem: bool | str = "auto"  # three stride-2 convs, 224 -> 28 (Sec. 3.1); auto: for images of 112 px or more
     quantizer: str = "ste"  # ste (clipped identity) | approx (Bi-Real ApproxSign)
     parent_activation: str = "relu"  # relu | identity where the Child binarizes
     shortcut: bool = False  # a real-valued shortcut around every conv of an op (Bi-Real; not in the paper)
     group_width: int = 1  # channels per group of the k x k convs of sep/dil ops; 1 = depth-wise (the paper)
+    real_depthwise: bool = False  # CP-NAS*: real-valued activations into the k x k conv of every sep/dil op (Tab. 2)
+    real_preprocess: bool = False  # CP-NAS**: real-valued activations into the cells' preprocessing convs too
     genotype: str = "darts"  # darts: two strongest edges per node | all: every non-zero edge
     bandit_lambda: float = 0.7  # abandit: weight of the newest reward in the moving average (book Eq. 4.11)
     bandit_reward: str = "child"  # abandit: child (A_C) | cp (Eq. 1 with beta_p)
@@ -102,7 +123,7 @@ class TrainConfig:
     cells: int = 10  # 8 normal + 2 reduction cells
     reductions: list[int] | None = None  # None: at 1/3 and 2/3 of the depth
     stem_stride: int = 1  # 2 halves the input once in the stem: a CPU-budget knob
-    imagenet_stem: bool = False  # three stride-2 convs, 224 -> 28 (Sec. 3.1, ImageNet)
+    imagenet_stem: bool | str = "auto"  # three stride-2 convs, 224 -> 28 (Sec. 3.1); auto: for images of 112 px or more
     auxiliary_weight: float = 0.4  # CE weight of the auxiliary tower (paper: a tower, no weight; DARTS 0.4); 0 = none
     drop_path: float = 0.0  # not in the paper; DARTS 0.2, ramped linearly over the epochs
     epochs: int = 600  # with minutes set: the most epochs
@@ -110,6 +131,7 @@ class TrainConfig:
     batch_size: int = 96
     eval_batch_size: int = 500
     train_images: int | None = None  # train on the first N training images only (smoke tests); None: all
+    val_images: int | None = None  # held out to choose best.safetensors; null: 5%, at most 2500; 0: by test
     optimizer: str = "sgd"  # sgd (the paper's) | adam
     lr: float = 0.025  # cosine-annealed per epoch to lr_min, no restart
     lr_min: float = 0.0
@@ -117,6 +139,9 @@ class TrainConfig:
     weight_decay: float = 3e-4  # full-precision parameters (stem, BN, classifier, tower, Parent)
     binary_weight_decay: float | None = None  # latent weights of the 1-bit convs; None: weight_decay
     grad_clip: float = 5.0
+    amp: bool | str = (
+        "auto"  # CUDA mixed precision for the Parent and the Child's full-precision parts; auto: on for CUDA
+    )
     label_smoothing: float = 0.0  # paper: on ImageNet only
     crop_padding: int = 4  # random-crop augmentation (DARTS): zero padding in pixels; 0 = off
     flip: bool = True  # random horizontal flips (DARTS)
@@ -125,6 +150,8 @@ class TrainConfig:
     parent_activation: str = "relu"  # relu | identity where the Child binarizes
     shortcut: bool = False  # a real-valued shortcut around every conv of an op (Bi-Real; not in the paper)
     group_width: int = 1  # channels per group of the k x k convs of sep/dil ops; 1 = depth-wise (the paper)
+    real_depthwise: bool = False  # CP-NAS*: real-valued activations into the k x k conv of every sep/dil op (Tab. 2)
+    real_preprocess: bool = False  # CP-NAS**: real-valued activations into the cells' preprocessing convs too
     parent: str = "joint"  # joint: trained alongside the Child | none | path to a cpnas model file (frozen Parent)
     kernel_source: str = "parent"  # H of Eq. 3: the Parent's kernel | self: the Child's own latent kernel (PCNN)
     kernel_weight: float = 1.0  # weight of sum_{c,l} MSE(H, Ĥ) (Eq. 3: 1); 0 = off
@@ -324,6 +351,8 @@ def validate(config: Config) -> None:
         (0 < s.bandit_lambda <= 1, "search.bandit_lambda", "must be in (0, 1]", "use e.g. 0.7 (the book's value)"),
         (s.bandit_reward in ("child", "cp"), "search.bandit_reward", f"is {s.bandit_reward!r}", "use child or cp"),
         (s.stem_stride in (1, 2), "search.stem_stride", f"is {s.stem_stride}", "use 1 or 2"),
+        _auto_check(s.imagenet_stem, "search.imagenet_stem"),
+        _auto_check(s.amp, "search.amp"),
         (
             s.group_width >= 1,
             "search.group_width",
@@ -332,6 +361,9 @@ def validate(config: Config) -> None:
         ),
         (s.crop_padding >= 0, "search.crop_padding", "must not be negative", "use 0 to switch the random crop off"),
         *_differentiable_checks(s),
+        _auto_check(d.streaming, "data.streaming"),
+        (d.workers is None or d.workers >= 0, "data.workers", "must not be negative", "use 0 (no workers) or more"),
+        (0 < d.crop_fraction <= 1, "data.crop_fraction", "must be in (0, 1]", "use 1 (all) or e.g. 0.875"),
         (
             d.train_fraction > 0 and d.val_fraction > 0 and d.train_fraction + d.val_fraction <= 1,
             "data.train_fraction/val_fraction",
@@ -343,6 +375,11 @@ def validate(config: Config) -> None:
     for ok, key, problem, fix in checks:
         if not ok:
             raise UserError(f"{key} {problem}", fix)
+
+
+def _auto_check(value: bool | str, key: str) -> tuple:
+    """A key that takes true, false or auto."""
+    return (value in (True, False, "auto"), key, f"is {value!r}", "use true, false or auto")
 
 
 def _differentiable_checks(s: SearchConfig) -> list[tuple]:
@@ -403,6 +440,8 @@ def _train_checks(t: TrainConfig) -> list[tuple]:
         ),
         (t.cells >= 1, "train.cells", "must be at least 1", "use e.g. --set train.cells=10"),
         (t.stem_stride in (1, 2), "train.stem_stride", f"is {t.stem_stride}", "use 1 or 2"),
+        _auto_check(t.imagenet_stem, "train.imagenet_stem"),
+        _auto_check(t.amp, "train.amp"),
         (t.group_width >= 1, "train.group_width", "must be at least 1", "use 1 (depth-wise, the paper) or e.g. 16"),
         (t.epochs >= 1, "train.epochs", "must be at least 1", "use --epochs 1 or more"),
         (
@@ -412,6 +451,12 @@ def _train_checks(t: TrainConfig) -> list[tuple]:
             "use e.g. --minutes 55, or null for no budget",
         ),
         (t.train_images is None or t.train_images >= 1, "train.train_images", "must be at least 1", "or null for all"),
+        (
+            t.val_images is None or t.val_images >= 0,
+            "train.val_images",
+            "must not be negative",
+            "use 0 (best by test accuracy), a count, or null (5%, at most 2500)",
+        ),
         (
             t.batch_size >= 1 and t.eval_batch_size >= 1,
             "train.batch_size",
@@ -479,6 +524,10 @@ def load_run_config(path: Path) -> Config:
             "restore it from a copy, or start the run again: the defaults would run another experiment",
         )
     config = Config()
+    present = {key for key, _ in _flatten(data)}
+    for key, before in ADDED_LATER.items():
+        if key not in present:
+            set_value(config, key, before, source=f"{path}, written before {key} existed")
     _apply_tree(config, data, source=str(path))
     validate(config)
     return config

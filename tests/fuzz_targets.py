@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 
 from cpnas_cli import config as configs
 from cpnas_cli.data.cifar import _read_batch
-from cpnas_cli.data.folder import _decode
 from cpnas_cli.data.idx import read_idx, write_idx
+from cpnas_cli.data.image_files import decode_centre
 from cpnas_cli.engine.ablation.plan import make_plan
 from cpnas_cli.engine.ablation.results import read_results
 from cpnas_cli.engine.ablation.runner import Ablation
@@ -367,7 +367,7 @@ def _targets() -> list[Target]:
         ),
         Target("IDX", "images.idx", lambda: damaged_bytes(_idx_bytes()), lambda p: read_idx(p, 3, "fix")),
         Target("CIFAR batch", "data_batch_1", lambda: damaged_bytes(pickle.dumps(_cifar_batch())), _cifar),
-        Target("image-folder image", "image.png", lambda: damaged_bytes(_png_bytes()), lambda p: _decode(p, 4)),
+        Target("image-folder image", "image.png", lambda: damaged_bytes(_png_bytes()), lambda p: decode_centre(p, 4)),
         Target(
             "ablation.json",
             "ablation.json",

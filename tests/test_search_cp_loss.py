@@ -19,7 +19,7 @@ def step(*overrides: str) -> dict[str, dict[str, torch.Tensor]]:
     """One train_batch of a tiny Child-Parent pair; every tensor of both networks after it."""
     config = load_config("quick", sets=[*TINY_SEARCH, "search.nodes=2", *overrides])
     assert len(ARCH["normal"]) == len(cell_edges(2))
-    model = ChildParent(config.search, 1, 10, torch.device("cpu"), seed=0)
+    model = ChildParent(config.search, 1, 10, torch.device("cpu"), seed=0, image_size=12)
     x, y = batch()
     model.train_batch(x, y, ARCH, lr=0.01)
     return {role: {k: v.clone() for k, v in net.state_dict().items()} for role, net in model.nets.items()}
@@ -33,7 +33,7 @@ def batch():
 def cross_entropy_only() -> dict[str, torch.Tensor]:
     """The Child after the search's step as it was before the option: CE, clip, optimizer step."""
     config = load_config("quick", sets=[*TINY_SEARCH, "search.nodes=2"])
-    model = ChildParent(config.search, 1, 10, torch.device("cpu"), seed=0)
+    model = ChildParent(config.search, 1, 10, torch.device("cpu"), seed=0, image_size=12)
     net, optimizer = model.nets["child"], model.optimizers["child"]
     for group in optimizer.param_groups:
         group["lr"] = 0.01

@@ -63,3 +63,10 @@ def _show_notices(show):
             err_console.print(f"[yellow]notice:[/] {message}", highlight=False, soft_wrap=True)
 
     return showwarning
+
+
+def streamed(dataset) -> str:
+    """ ", streamed from disk (N workers)" for a folder dataset decoded per batch (docs/data.md), else ""."""
+    if not dataset.streaming:
+        return ""
+    return f", streamed from disk ({dataset.train_images.workers} decoding workers)"

@@ -55,23 +55,38 @@ def epoch_line(e: dict, eta: float) -> str:
         else ""
     )
     star = " [bold green]*best[/]" if e["best"] else ""
+    val = f" val {_pct(e['val_acc_child'])}" if e.get("val_acc_child") is not None else ""
     return (
         f"epoch {e['epoch']}/{e['epochs']}  loss {e['loss']:.4f} (CE {e['loss_ce']:.4f}{terms})  "
-        f"Child train {_pct(e['train_acc_child'])} test [bold]{_pct(e['test_acc_child'])}[/]{parent}  "
+        f"Child train {_pct(e['train_acc_child'])}{val} test [bold]{_pct(e['test_acc_child'])}[/]{parent}  "
         f"lr {e['lr']:.3g}  {e['images_per_s']:.0f} img/s  {_clock(e['seconds'])}  ETA {_clock(eta)}{star}"
     )
 
 
 def summary_table(events: list[dict]) -> Table:
-    """Best and last test accuracy of the Child and the Parent of a training run."""
+    """Test top-1 of the two model files of a training run: best.safetensors (the epoch the
+    validation images chose, or the test set with train.val_images 0) and last.safetensors."""
     epochs = [e for e in events if e["kind"] == "epoch"]
-    table = Table(title="Test top-1 accuracy")
-    for column in ("", "epoch", "Child (1-bit)", "Parent (full precision)"):
+    by_validation = any(e.get("val_acc_child") is not None for e in epochs)
+    chosen = (
+        "the best Child validation top-1 (images held out of the training set)"
+        if by_validation
+        else "the best Child test top-1 (train.val_images 0: an optimistic figure)"
+    )
+    table = Table(title="Test top-1 accuracy", caption=f"best.safetensors: the epoch of {chosen}")
+    for column in ("", "epoch", "Child (1-bit)", "Parent (full precision)", "Child validation"):
         table.add_column(column, justify="right" if column else "left")
     if epochs:
-        best = max(epochs, key=lambda e: e["test_acc_child"])
+        flagged = [e for e in epochs if e["best"]]
+        best = flagged[-1] if flagged else max(epochs, key=lambda e: e["test_acc_child"])
         for name, e in (("best", best), ("last", epochs[-1])):
-            table.add_row(name, str(e["epoch"]), _pct(e["test_acc_child"]), _pct(e["test_acc_parent"]))
+            table.add_row(
+                name,
+                str(e["epoch"]),
+                f"[bold]{_pct(e['test_acc_child'])}[/]",
+                _pct(e["test_acc_parent"]),
+                _pct(e.get("val_acc_child")),
+            )
     return table
 
 

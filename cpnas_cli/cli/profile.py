@@ -194,6 +194,7 @@ def _shape(channels: int, side: int, classes: int) -> str:
 
 def network_spec(dataset: str, size: str | None, channels: int | None, preset: str | None) -> "NetworkSpec":
     """The evaluation network of Sec. 3.1 for a dataset: C from --channels, --size or the preset."""
+    from cpnas_cli.engine.nn.backbone import uses_imagenet_stem
     from cpnas_cli.engine.nn.network import NetworkSpec
 
     if size is not None and size not in SIZES:
@@ -221,11 +222,13 @@ def network_spec(dataset: str, size: str | None, channels: int | None, preset: s
         channels,
         train.cells,
         side,
-        imagenet_stem=imagenet or train.imagenet_stem,
+        imagenet_stem=imagenet or uses_imagenet_stem(train.imagenet_stem, side),
         reductions=train.reductions,
         stem_stride=train.stem_stride,
         shortcut=train.shortcut,
         group_width=train.group_width,
+        real_depthwise=train.real_depthwise,
+        real_preprocess=train.real_preprocess,
     )
 
 
@@ -238,7 +241,12 @@ def layer_table(profile) -> Table:
         title=f"{profile.network}, input {'x'.join(map(str, profile.input_shape))}",
         title_justify="left",
         caption="1-bit, 32-bit: parameters; cell 3R: a reduction cell; in0/in1: a cell's input "
-        "preprocessing; n4<-1: the edge from node 1 into node 4 (0, 1: the cell's inputs)",
+        "preprocessing; n4<-1: the edge from node 1 into node 4 (0, 1: the cell's inputs)"
+        + (
+            "; a 32-bit input into 1-bit params: a real-valued activation (CP-NAS*/**), counted as FLOPs"
+            if any(layer.real_input for layer in profile.layers)
+            else ""
+        ),
         caption_justify="left",
     )
     for header in ("layer", "kind", "input", "output", "1-bit", "32-bit", "memory bits", "BOPs", "FLOPs"):

@@ -11,7 +11,7 @@ from cpnas_cli.space import genotype as genotypes
 from cpnas_cli.space.cells import OPS
 
 from ._cell_tree import cell_tree
-from ._options import DataDir, Dataset, Device, Preset, Resume, RunDirOpt, Seed, Sets, console, guard
+from ._options import DataDir, Dataset, Device, Preset, Resume, RunDirOpt, Seed, Sets, console, guard, streamed
 from ._run import open_run, resume_hint, run_config
 from ._search_view import SearchProgress, survivors_table
 
@@ -105,8 +105,8 @@ def search(
         engine = Search(config, stop=stop)  # loads data and builds the networks: fails before writing
         run = open_run(engine, config, run, config.name, run_dir)
         console.print(
-            f"[bold]cpnas search[/] {run.path}  ({config.search.strategy}, {config.data.dataset}, "
-            f"{budget(config.search)}, device {engine.device})"
+            f"[bold]cpnas search[/] {run.path}  ({config.search.strategy}, {config.data.dataset}"
+            f"{streamed(engine.data.dataset)}, {budget(config.search)}, device {engine.device})"
         )
         with resume_hint("search", run.path, stop), SearchProgress(console, engine.total, engine.n) as view:
             engine.report = view

@@ -10,7 +10,7 @@ from cpnas_cli.errors import UserError
 from cpnas_cli.events import read_all
 from cpnas_cli.space import genotype as genotypes
 
-from ._options import DataDir, Dataset, Device, Preset, Resume, RunDirOpt, Seed, Sets, console, guard
+from ._options import DataDir, Dataset, Device, Preset, Resume, RunDirOpt, Seed, Sets, console, guard, streamed
 from ._run import open_run, resume_hint, run_config
 from ._sources import source_genotype
 from ._train_view import TrainProgress, summary_table
@@ -87,7 +87,8 @@ def train(
         run = open_run(engine, config, run, f"train-{config.name}", run_dir)
         t = config.train
         console.print(
-            f"[bold]cpnas train[/] {run.path}  ({config.data.dataset}, C={engine.spec.channels}, "
+            f"[bold]cpnas train[/] {run.path}  ({config.data.dataset}{streamed(engine.data)}, "
+            f"C={engine.spec.channels}, "
             f"{t.cells} cells, {epoch_plan(t)}, Parent {t.parent}, kernel x{t.kernel_weight:g}, "
             f"centre x{t.center_weight:g}, device {engine.device})"
         )

@@ -5,9 +5,9 @@ from .augmentation import Augment, augment
 from .batching import batches, num_batches
 from .dataset import Dataset
 from .pixels import normalize
-from .registry import DATASETS, load_dataset
+from .registry import DATASETS, load_configured, load_dataset
 from .seeds import derive_seed
-from .split import search_split
+from .split import holdout_split, search_split, validation_size
 
 __all__ = [
     "DATASETS",
@@ -16,8 +16,11 @@ __all__ = [
     "augment",
     "batches",
     "derive_seed",
+    "holdout_split",
+    "load_configured",
     "load_dataset",
     "normalize",
     "num_batches",
     "search_split",
+    "validation_size",
 ]

@@ -3,14 +3,18 @@
 Each batch is gathered as uint8 on the host, moved to the device (a quarter of float32's
 traffic), then normalized and augmented there. Augmentation for batch k is seeded by
 derive_seed(aug_seed, k) alone, so starting at batch k yields exactly what an uninterrupted
-epoch would have yielded from batch k on.
+epoch would have yielded from batch k on. Images left on disk (`ImageFiles`, a streamed folder
+dataset) are decoded per batch in worker processes instead (image_files.py), with the same
+guarantees.
 """
 
+import dataclasses
 from collections.abc import Iterator
 
 import torch
 
 from .augmentation import Augment, augment
+from .image_files import ImageFiles, stream_batches
 from .pixels import normalize
 from .seeds import derive_seed
 
@@ -22,7 +26,7 @@ def num_batches(n: int, batch_size: int, drop_last: bool) -> int:
 
 
 def batches(
-    images: torch.Tensor,
+    images: torch.Tensor | ImageFiles,
     labels: torch.Tensor,
     indices: torch.Tensor,
     batch_size: int,
@@ -47,7 +51,24 @@ def batches(
     if not 0 <= start_batch <= total:
         raise ValueError(f"start_batch {start_batch} outside 0..{total}")
     order = indices if shuffle_generator is None else indices[torch.randperm(len(indices), generator=shuffle_generator)]
-    return _iterate(images, labels, order, batch_size, range(start_batch, total), torch.device(device), aug, aug_seed)
+    numbers, device = range(start_batch, total), torch.device(device)
+    if isinstance(images, ImageFiles):
+        return _stream(images, labels, order, batch_size, numbers, device, aug, aug_seed)
+    return _iterate(images, labels, order, batch_size, numbers, device, aug, aug_seed)
+
+
+def _stream(files, labels, order, batch_size, numbers, device, aug, aug_seed):
+    """Workers decode (training batches: RandomResizedCrop and the flip); the crop with padding and
+    cutout of `aug`, if any, follow on the device as for in-memory images."""
+    flip = None if aug is None else aug.flip
+    rest = None if aug is None else dataclasses.replace(aug, flip=False)
+    stream = stream_batches(files, labels, order, batch_size, numbers, device, flip, aug_seed)
+    if rest is None or rest == Augment():
+        return stream
+    return (
+        (augment(x, rest, torch.Generator().manual_seed(derive_seed(aug_seed, "device", number))), y)
+        for number, (x, y) in zip(numbers, stream, strict=True)
+    )
 
 
 def _iterate(images, labels, order, batch_size, batch_numbers, device, aug, aug_seed):

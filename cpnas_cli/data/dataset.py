@@ -1,6 +1,8 @@
-"""The in-memory dataset every loader returns: uint8 images decoded once, int64 labels, class names.
+"""The dataset every loader returns: uint8 images decoded once, int64 labels, class names.
 
-Images stay uint8 (a quarter of float32's memory); `batches` converts them per batch.
+Images stay uint8 (a quarter of float32's memory); `batches` converts them per batch. A folder
+dataset too large to decode into memory holds its images as `ImageFiles` instead, decoded per
+batch (image_files.py); everything that reads sizes sees the same shape either way.
 """
 
 from dataclasses import dataclass
@@ -9,20 +11,24 @@ import torch
 
 from cpnas_cli.errors import UserError
 
+from .image_files import ImageFiles
+
 
 @dataclass
 class Dataset:
     name: str
-    train_images: torch.Tensor  # uint8 [N, C, H, W], contiguous
+    train_images: torch.Tensor | ImageFiles  # uint8 [N, C, H, W], contiguous (or left on disk)
     train_labels: torch.Tensor  # int64 [N]
-    test_images: torch.Tensor  # uint8 [M, C, H, W]
+    test_images: torch.Tensor | ImageFiles  # uint8 [M, C, H, W]
     test_labels: torch.Tensor  # int64 [M]
     classes: list[str]  # index = label
 
     def __post_init__(self):
         # Loaders validate their files with user-facing messages; reaching here broken is a bug.
         for images, labels in ((self.train_images, self.train_labels), (self.test_images, self.test_labels)):
-            if images.dtype != torch.uint8 or images.dim() != 4 or not images.is_contiguous():
+            if isinstance(images, torch.Tensor) and (
+                images.dtype != torch.uint8 or images.dim() != 4 or not images.is_contiguous()
+            ):
                 raise ValueError(f"{self.name}: images must be contiguous uint8 [N, C, H, W]")
             if labels.dtype != torch.int64 or labels.shape != images.shape[:1]:
                 raise ValueError(f"{self.name}: labels must be int64 [N] matching the images")
@@ -30,6 +36,11 @@ class Dataset:
             raise ValueError(f"{self.name}: train and test images differ in shape")
         if self.train_images.shape[2] != self.train_images.shape[3]:
             raise ValueError(f"{self.name}: images must be square")
+
+    @property
+    def streaming(self) -> bool:
+        """Whether the images stay on disk and are decoded per batch."""
+        return isinstance(self.train_images, ImageFiles)
 
     @property
     def in_channels(self) -> int:

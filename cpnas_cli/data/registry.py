@@ -2,9 +2,11 @@
 
 Embedded, Fashion-MNIST and CIFAR-10 have a fixed image size; `image_size` only resizes the
 folder dataset, and for the others must be omitted or equal their native size (a silent mismatch
-would build a network for the wrong input).
+would build a network for the wrong input). Likewise only a folder dataset can be streamed from
+disk or centre-cropped (`streaming`, `crop_fraction`; folder.py): the others fit in memory.
 """
 
+import os
 from pathlib import Path
 
 from cpnas_cli.errors import UserError
@@ -16,9 +18,19 @@ from .fashion_mnist import load_fashion_mnist
 from .folder import load_folder
 
 DATASETS = ("embedded", "fashion-mnist", "cifar10", "folder")
+MAX_AUTO_WORKERS = 16  # decoding processes when not set: the cores this process may use, at most this many
 
 
-def load_dataset(name: str, data_dir: str | None = None, image_size: int | None = None) -> Dataset:
+def load_dataset(
+    name: str,
+    data_dir: str | None = None,
+    image_size: int | None = None,
+    streaming: bool | str = "auto",
+    workers: int | None = None,
+    crop_fraction: float = 1.0,
+) -> Dataset:
+    """`streaming`: True, False or "auto" (folder.py's rule); `workers`: decoding processes of a
+    streamed dataset (None: one per usable core, at most MAX_AUTO_WORKERS)."""
     if name not in DATASETS:
         raise UserError(f"unknown dataset {name!r}", f"use one of: {', '.join(DATASETS)}")
     if image_size is not None and image_size < 1:
@@ -27,10 +39,29 @@ def load_dataset(name: str, data_dir: str | None = None, image_size: int | None 
         raise UserError("--data-dir does not apply to the embedded dataset", "drop --data-dir, or pick another dataset")
     directory = _existing_dir(data_dir)
     if name == "folder":
-        return load_folder(directory, image_size)
+        forced = None if streaming == "auto" else bool(streaming)
+        return load_folder(directory, image_size, forced, _workers(workers), crop_fraction)
+    if streaming is True or crop_fraction != 1.0:
+        raise UserError(
+            f"{name} is held in memory as it is: data.streaming and data.crop_fraction apply to folder datasets only",
+            "drop them (data.streaming=auto, data.crop_fraction=1), or use --dataset folder",
+        )
     dataset = _load_fixed_size(name, directory)
     _require_native_size(dataset, image_size)
     return dataset
+
+
+def load_configured(settings) -> Dataset:
+    """The dataset a config's `data` section names (config.DataConfig; this layer cannot import it)."""
+    s = settings
+    return load_dataset(s.dataset, s.data_dir, s.image_size, s.streaming, s.workers, s.crop_fraction)
+
+
+def _workers(workers: int | None) -> int:
+    if workers is not None:
+        return workers
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(usable, MAX_AUTO_WORKERS)
 
 
 def _load_fixed_size(name: str, directory: Path | None) -> Dataset:

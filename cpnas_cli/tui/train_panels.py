@@ -73,7 +73,7 @@ class LossPanel(Panel):
 
 
 class EpochPanel(Panel):
-    """Epoch n of N, time per epoch, speed, ETA, and the best test accuracy so far."""
+    """Epoch n of N, time per epoch, speed, ETA, and the epoch best.safetensors holds (chosen by validation)."""
 
     def title(self) -> str:
         return "training"
@@ -84,7 +84,9 @@ class EpochPanel(Panel):
         if not s.epochs:
             return [Text(f"0/{total} epochs · waiting for the first epoch", style="dim")]
         last = s.epochs[-1]
-        best = max(s.epochs, key=lambda e: e.get("test_acc_child") or 0)
+        flagged = [e for e in s.epochs if e.get("best")]  # by validation (by test with train.val_images 0)
+        best = flagged[-1] if flagged else max(s.epochs, key=lambda e: e.get("test_acc_child") or 0)
+        chosen = f" (validation {_value(best, 'val_acc_child', '%')})" if best.get("val_acc_child") is not None else ""
         eta = s.eta(time.time())
         return [
             Text(
@@ -95,5 +97,5 @@ class EpochPanel(Panel):
                 f"{last.get('seconds', 0):.1f} s/epoch · {last.get('images_per_s', 0):.0f} img/s"
                 f" · lr {last.get('lr', 0):.4g}"
             ),
-            Text(f"best Child test accuracy {_value(best, 'test_acc_child', '%')} at epoch {best['epoch']}"),
+            Text(f"best: epoch {best['epoch']}, Child test {_value(best, 'test_acc_child', '%')}{chosen}"),
         ]

@@ -228,7 +228,7 @@ def measure(run: RunDir, config: configs.Config, archs: list[dict]) -> list[dict
     supernet checkpoint (all ops alive; `config` is the run's)."""
     device = resolve_device(config.device)
     data = SearchData(config, device)
-    model = ChildParent(config.search, data.in_channels, data.num_classes, device, config.seed)
+    model = ChildParent(config.search, data.in_channels, data.num_classes, device, config.seed, data.image_size)
     tensors, _ = load_checkpoint(run.checkpoint)
     model.load_state_tensors(tensors)
     return [model.evaluate(data.val_batches(config.search.eval_batch_size), arch) for arch in archs]

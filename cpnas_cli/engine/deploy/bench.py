@@ -18,6 +18,7 @@ import torch
 
 from cpnas_cli.engine.nn.network import EvalNetwork, NetworkSpec
 from cpnas_cli.engine.train.model_file import ModelInfo
+from cpnas_cli.errors import UserError
 from cpnas_cli.space.genotype import Genotype
 
 from .native.network import NativeNetwork, NativeOp
@@ -41,6 +42,12 @@ class Contenders:
     def from_packed(cls, path: Path) -> "Contenders":
         info, packed = load_packed(path)
         spec = info.spec
+        if spec.real_inputs:
+            raise UserError(
+                f"{path} feeds real-valued activations into 1-bit convs (CP-NAS*/**): the native engine "
+                "takes 1-bit inputs only",
+                "bench a network without train.real_depthwise / train.real_preprocess",
+            )
         native = NativeNetwork.from_plan(
             lower(packed, info.genotype, (spec.in_channels, spec.image_size, spec.image_size))
         )

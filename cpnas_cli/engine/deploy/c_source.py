@@ -305,6 +305,12 @@ def load_plan(source: Path) -> tuple[ModelInfo, Plan]:
             f"{source} predates exact 1-bit semantics (format version 1): it has no C form",
             "train again with this cpnas, then export",
         )
+    if info.spec.real_inputs:
+        raise UserError(
+            f"{source} feeds real-valued activations into 1-bit convs (CP-NAS*/**: train.real_depthwise, "
+            "train.real_preprocess): the C kernels take 1-bit inputs only",
+            "export it as model.cpnas and run it on torch, or train without those keys",
+        )
     if source.suffix == ".cpnas":
         info, net = load_packed(source)
     else:

@@ -114,6 +114,12 @@ def choose_engine(path: Path, engine: str | None, device: torch.device) -> str:
         raise UserError(f"--engine {engine}: expected one of {', '.join(ENGINES)}", "use --engine native or torch")
     if engine == "torch" or (engine is None and (not packed or device.type != "cpu")):
         return "torch"
+    if packed and read_packed(Path(path))[0].spec.real_inputs:
+        why = f"{path} feeds real-valued activations into 1-bit convs (CP-NAS*/**), which the native engine cannot"
+        if engine is None:
+            warnings.warn(f"{why}: evaluating on torch", Notice, 2)
+            return "torch"
+        raise UserError(why, "use --engine torch")
     if engine is None and not library.available():
         warnings.warn(f"native engine unavailable, evaluating on torch: {library.why_unavailable()}", Notice, 2)
         return "torch"
@@ -175,7 +181,8 @@ def evaluate_model_file(
     if data_dir is None and name == info.dataset:
         data_dir = info.extras.get("data_dir")
     image_size = info.spec.image_size if name == "folder" else None
-    data = datasets.load_dataset(name, data_dir, image_size)
+    crop = _crop_fraction(info.extras, path) if name == "folder" else 1.0
+    data = datasets.load_dataset(name, data_dir, image_size, crop_fraction=crop)
     spec = info.spec
     if (data.in_channels, data.num_classes, data.image_size) != (spec.in_channels, spec.classes, spec.image_size):
         raise UserError(
@@ -197,3 +204,11 @@ def evaluate_model_file(
         device=device,
     )
     return Report(str(path), name, info.class_names, measure(nets, batches, info.class_names), engine)
+
+
+def _crop_fraction(extras: dict, path: Path) -> float:
+    """The centre crop the model was trained with (data.crop_fraction; files before it: 1)."""
+    crop = extras.get("crop_fraction", 1.0)
+    if isinstance(crop, bool) or not isinstance(crop, (int, float)) or not 0 < crop <= 1:
+        raise UserError(f"{path} records a damaged crop_fraction {crop!r}", "train the model again")
+    return float(crop)

@@ -98,6 +98,7 @@ class PackedBinaryConv2d(nn.Module):
     ):
         super().__init__()
         self.stride, self.padding, self.dilation, self.groups = like.stride, like.padding, like.dilation, like.groups
+        self.binary_input = getattr(like, "binary_input", True)  # False: CP-NAS*/** real-valued input
         shape = like.weight.shape
         if bits.dtype != torch.uint8 or bits.numel() != math.ceil(math.prod(shape) / 8) or beta.shape != shape[:1]:
             raise ValueError(f"packed conv tensors do not fit a {tuple(shape)} kernel")
@@ -113,9 +114,10 @@ class PackedBinaryConv2d(nn.Module):
 
     def forward(self, x):
         geometry = (self.stride, self.padding, self.dilation, self.groups)
+        x = hard_sign(x) if self.binary_input else x
         if not self.exact:
-            return conv2d(hard_sign(x), self.kernel, self.bias, *geometry)
-        return binary_conv2d(hard_sign(x), self.signs, self.beta, self.bias, *geometry)
+            return conv2d(x, self.kernel, self.bias, *geometry)
+        return binary_conv2d(x, self.signs, self.beta, self.bias, *geometry)
 
 
 class FoldedBatchNorm2d(nn.Module):
@@ -190,7 +192,8 @@ def manifest(info: ModelInfo, source: str = "") -> dict:
         "extras": info.extras,
         "network": {**spec.to_dict(), "auxiliary": False},
         "bits": "1 bit per 1-bit conv weight, 8 per byte, bit i of byte k = weight 8k+i of the flattened "
-        "kernel, 1 = +1; inputs of 1-bit convs are sign(x), sign(0) = +1; "
+        "kernel, 1 = +1; inputs of 1-bit convs are sign(x), sign(0) = +1, except the real-valued inputs "
+        "network.real_depthwise / real_preprocess name (CP-NAS*, CP-NAS**); "
         + (
             "output = beta[out] * (sign(x) conv ±1 kernel), the integer sum first, zero padding"
             if spec.exact

@@ -122,6 +122,8 @@ class _Lowering:
     def bconv(self, m: PackedBinaryConv2d, x: str, shape, note: str) -> str:
         if not m.exact:
             raise ValueError("a version-1 packed model predates exact 1-bit semantics: it runs on the torch path only")
+        if not m.binary_input:
+            raise ValueError("a 1-bit conv with real-valued input (CP-NAS*/**) has no bit-engine step: torch path only")
         c_out, k = m.signs.shape[0], m.signs.shape[-1]
         s, p, d = m.stride[0], cast(int, m.padding[0]), m.dilation[0]
         span = d * (k - 1) + 1

@@ -11,7 +11,9 @@ Conventions (per image, batch 1):
   These are exactly the values `cpnas export model.cpnas` stores, so the file's size matches.
 - Memory = 1-bit params + 32 x 32-bit params, in bits; 1 Mbit = 10^6 bits.
 - A multiply-accumulate counts once: FLOPs = MACs of full-precision convs and linear layers,
-  BOPs = MACs of 1-bit convs (an XNOR + popcount per weight and output position).
+  BOPs = MACs of 1-bit convs (an XNOR + popcount per weight and output position). A 1-bit kernel
+  on real-valued activations (CP-NAS*/**, ops.py) stores its kernel as 1-bit params, but its MACs
+  are FLOPs: a real value times ±beta is no XNOR-popcount.
 - OPs = BOPs / 64 + FLOPs (XNOR-Net / Bi-Real Net); Table 3's "FLOPs" column is this figure.
 - Not counted: BatchNorm, pooling, additions, concatenation, sign() and ReLU; they are
   O(activations), and BN folds into a per-channel affine.
@@ -38,16 +40,17 @@ class Layer:
     name: str  # module path, e.g. cells.3.ops.1.0.3
     block: str  # what it belongs to, e.g. "cell 3R n3<-1 sep_conv_3x3" (see cell_blocks)
     kind: str  # e.g. "conv 3x3 dw /2", "linear", "batchnorm"
-    binary: bool  # 1-bit input and kernel
+    binary: bool  # 1-bit kernel
     output_shape: tuple[int, ...]  # without the batch dimension
     params_1bit: int
     params_32bit: int
     bops: int
     flops: int
+    real_input: bool = False  # a 1-bit kernel on real-valued activations (CP-NAS*/**)
 
     @property
     def input_precision(self) -> str:
-        return "1-bit" if self.binary else "32-bit"
+        return "1-bit" if self.binary and not self.real_input else "32-bit"
 
     @property
     def memory_bits(self) -> int:
@@ -166,6 +169,7 @@ def _count(module: nn.Conv2d | nn.Linear | nn.BatchNorm2d, name: str, block: str
         kh, kw = module.kernel_size
         macs = _numel(out) * (module.in_channels // module.groups) * kh * kw
         binary = isinstance(module, BinaryConv2d)
+        bitwise = binary and module.binary_input  # XNOR-popcount: 1-bit kernel and 1-bit input
         weights = module.weight.numel()
         return Layer(
             name=name,
@@ -175,8 +179,9 @@ def _count(module: nn.Conv2d | nn.Linear | nn.BatchNorm2d, name: str, block: str
             binary=binary,
             params_1bit=weights if binary else 0,
             params_32bit=bias + (module.out_channels if binary else weights),
-            bops=macs if binary else 0,
-            flops=0 if binary else macs,
+            bops=macs if bitwise else 0,
+            flops=0 if bitwise else macs,
+            real_input=binary and not bitwise,
         )
     if isinstance(module, nn.Linear):
         macs = _numel(out) * module.in_features

@@ -49,8 +49,24 @@ def cell_plan(
     return plan
 
 
+IMAGENET_STEM_MIN_SIZE = 112  # "auto" takes the ImageNet stem from this image side on: its first cells at >= 14 px
+
+
+def uses_imagenet_stem(setting: bool | str, image_size: int) -> bool:
+    """`search.imagenet_stem` / `train.imagenet_stem`: True, False, or "auto": for images of
+    IMAGENET_STEM_MIN_SIZE px and more, whose cells the one-conv stem would run at full size
+    (224 x 224 on ImageNet: 64x the work of the paper's 28 x 28)."""
+    return image_size >= IMAGENET_STEM_MIN_SIZE if setting == "auto" else bool(setting)
+
+
+def stem_channels(channels: int, multiplier: int, imagenet: bool) -> int:
+    """The stem's output channels: C for the ImageNet stem (DARTS), multiplier x C otherwise."""
+    return channels if imagenet else multiplier * channels
+
+
 def stem(in_channels: int, out_channels: int, stride: int = 1, imagenet: bool = False) -> nn.Sequential:
-    """Full-precision stem: one 3x3 conv, or three stride-2 convs (224 -> 28) for ImageNet."""
+    """Full-precision stem: one 3x3 conv, or three stride-2 convs (224 -> 28) for ImageNet (the
+    DARTS ImageNet stem the paper follows, Sec. 3.1; `stride` does not apply to it)."""
     fp = Style(binary=False, affine=True, running_stats=True)
     if not imagenet:
         conv = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
@@ -69,10 +85,13 @@ def stem(in_channels: int, out_channels: int, stride: int = 1, imagenet: bool = 
 
 
 def preprocess(slot: CellSlot, style: Style):
-    """The fixed 1x1 blocks that bring a cell's two inputs to C channels at the same resolution."""
-    c = slot.c
-    pre0 = reduce_input(slot.c_pp, c, style) if slot.reduce_prev else conv_bn(slot.c_pp, c, style)
-    return pre0, conv_bn(slot.c_p, c, style)
+    """The fixed 1x1 blocks that bring a cell's two inputs to C channels at the same resolution
+    (with real-valued inputs in CP-NAS**, `style.real_preprocess`)."""
+    c, real = slot.c, style.real_preprocess
+    pre0 = (
+        reduce_input(slot.c_pp, c, style, real) if slot.reduce_prev else conv_bn(slot.c_pp, c, style, real_input=real)
+    )
+    return pre0, conv_bn(slot.c_p, c, style, real_input=real)
 
 
 class Classifier(nn.Module):
@@ -94,11 +113,11 @@ class StackedCells(nn.Module):
     Built in that order, so the initial weights follow one random stream in the same order."""
 
     def __init__(self, in_channels, classes, channels, cells, nodes, make_cell: Callable[[CellSlot], nn.Module],
-                 reductions=None, stem_stride=1, stem_multiplier=3):  # fmt: skip
+                 reductions=None, stem_stride=1, stem_multiplier=3, imagenet_stem=False):  # fmt: skip
         super().__init__()
         self.reductions = reduction_cells(cells, reductions)
-        c_stem = stem_multiplier * channels
-        self.stem = stem(in_channels, c_stem, stride=stem_stride)
+        c_stem = stem_channels(channels, stem_multiplier, imagenet_stem)
+        self.stem = stem(in_channels, c_stem, stride=stem_stride, imagenet=imagenet_stem)
         plan = cell_plan(cells, channels, c_stem, self.reductions, lambda reduce: nodes)
         self.cells = nn.ModuleList(make_cell(slot) for slot in plan)
         self.classifier = Classifier(plan[-1].c_out, classes)

@@ -5,6 +5,13 @@ the backward is a straight-through estimator. `BinaryConv2d` binarizes both its 
 activations and its kernel and scales each output channel by beta (the mean absolute weight):
 beta * sign(W) is the reconstructed filter Ĥ of Eq. 3.
 
+A conv built with `binary_input=False` keeps its kernel 1-bit but takes real-valued activations,
+beta * (x ⊛ sign(W)): the paper's ImageNet networks do this for the first conv of every
+depth-wise separable conv (CP-NAS*) and for the cells' input preprocessing too (CP-NAS**; Tab. 2).
+
+Under CUDA mixed precision the 1-bit conv leaves autocast and computes in float32, so its sums of
+±1 stay exact integers (bfloat16 would round them from 257 on; engine/run/precision.py).
+
 Exact semantics (`binary_conv2d`): y = beta_c * (sign(x) ⊛ sign(W)), the ±1 convolution first,
 then one float multiply per output. A float32 convolution of ±1 values sums integers below 2^24,
 so it is exact whatever the algorithm or summation order, and y is what an XNOR-popcount engine
@@ -131,22 +138,32 @@ def binary_conv2d(
 
 
 class BinaryConv2d(Conv2d):
-    """A convolution whose input and kernel are both 1-bit, its output scaled per channel by beta.
+    """A convolution whose input and kernel are both 1-bit, its output scaled per channel by beta;
+    `binary_input=False`: a 1-bit kernel on real-valued activations (CP-NAS*, CP-NAS**).
 
     `exact=False` keeps the float formula of version-1 model files (sign(x) convolved with the
     float kernel beta * sign(W)); networks are built that way only to load such files."""
 
-    def __init__(self, *args, quantizer: str = "ste", exact: bool = True, **kwargs):
+    def __init__(self, *args, quantizer: str = "ste", exact: bool = True, binary_input: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
         self.quantizer = quantizer
         self.exact = exact
+        self.binary_input = binary_input
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.is_cuda and torch.is_autocast_enabled():  # mixed precision (run/precision.py): not here
+            with torch.autocast("cuda", enabled=False):
+                return self.forward(x.float())
         sign = QUANTIZERS[self.quantizer]
         geometry = (self.stride, self.padding, self.dilation, self.groups)
+        x = sign(x) if self.binary_input else x
         if not self.exact:
-            return conv2d(sign(x), reconstructed_kernel(self.weight, self.quantizer), self.bias, *geometry)
-        return binary_conv2d(sign(x), sign(self.weight), exact_scale(self.weight), self.bias, *geometry)
+            return conv2d(x, reconstructed_kernel(self.weight, self.quantizer), self.bias, *geometry)
+        return binary_conv2d(x, sign(self.weight), exact_scale(self.weight), self.bias, *geometry)
 
     def extra_repr(self) -> str:
-        return super().extra_repr() + ("" if self.exact else ", exact=False")
+        return (
+            super().extra_repr()
+            + ("" if self.exact else ", exact=False")
+            + ("" if self.binary_input else ", real-valued input")
+        )

@@ -17,7 +17,7 @@ from cpnas_cli.errors import UserError
 from cpnas_cli.space.genotype import Cell as CellGenotype
 from cpnas_cli.space.genotype import Genotype
 
-from .backbone import CellSlot, Classifier, cell_plan, preprocess, reduction_cells, stem
+from .backbone import CellSlot, Classifier, cell_plan, preprocess, reduction_cells, stem, stem_channels
 from .binary import QUANTIZERS
 from .ops import Style, build_op
 
@@ -97,7 +97,7 @@ class EvalNetwork(nn.Module):
     ):
         super().__init__()
         self.reductions = reduction_cells(cells, reductions)
-        c_stem = channels if imagenet_stem else stem_multiplier * channels
+        c_stem = stem_channels(channels, stem_multiplier, imagenet_stem)
         self.stem = stem(in_channels, c_stem, stride=stem_stride, imagenet=imagenet_stem)
 
         def kind(reduce: bool) -> CellGenotype:
@@ -139,9 +139,16 @@ class NetworkSpec:
     stem_stride: int = 1  # 2 halves the input in the stem (a CPU-budget knob; ignored by the ImageNet stem)
     shortcut: bool = False  # a real-valued shortcut around every conv of an op (ops.Shortcut)
     group_width: int = 1  # channels per group of the k x k convs of sep/dil ops (1 = depth-wise)
+    real_depthwise: bool = False  # CP-NAS*: real-valued inputs into the k x k conv of every sep/dil op (ops.py)
+    real_preprocess: bool = False  # CP-NAS**: into the cells' preprocessing convs too
     # The 1-bit formula (binary.BinaryConv2d): exact unless the network is rebuilt from a version-1
     # model file. Set from a file's version, never stored in it (`to_dict`), not compared.
     exact: bool = field(default=True, compare=False)
+
+    @property
+    def real_inputs(self) -> bool:
+        """Whether some 1-bit convs take real-valued activations (CP-NAS*, CP-NAS**)."""
+        return self.real_depthwise or self.real_preprocess
 
     def to_dict(self) -> dict:
         """The fields a model file stores (its version says whether the 1-bit convs are exact)."""

@@ -6,6 +6,12 @@ input is the only non-linearity of the Child. The Parent is the same network in 
 with a ReLU where the Child binarizes a block's input (`Style.parent_activation`), because without
 it the Parent would be an almost linear model and A_P would say little about an architecture.
 Every op maps C channels to C channels; stride 2 halves the resolution (ceil for odd sizes).
+
+The paper's ImageNet variants keep some of the Child's activations real-valued (Sec. 3.3, Tab. 2):
+CP-NAS* the input of the k x k (depth-wise) conv that opens every depth-wise separable conv (both
+halves of a sep_conv, the one of a dil_conv: DARTS's "dilated separable" conv), CP-NAS** also the
+input of the cells' preprocessing convs (`Style.real_depthwise`, `Style.real_preprocess`). Those
+convs keep 1-bit kernels; the Parent is unchanged.
 """
 
 import math
@@ -31,11 +37,13 @@ class Style:
     shortcut: bool = False  # Bi-Real: every conv of an op its own BN and a real-valued shortcut around it
     group_width: int = 1  # channels per group of the k x k convs in sep/dil ops; 1 = depth-wise (the paper)
     exact: bool = True  # 1-bit convs as beta * (sign x ⊛ sign W); False only to load version-1 model files
+    real_depthwise: bool = False  # CP-NAS*: real-valued input into the k x k conv of every sep/dil op
+    real_preprocess: bool = False  # CP-NAS**: real-valued input into the cells' preprocessing convs
 
     @classmethod
     def of(cls, settings, binary: bool, **batchnorm) -> "Style":
         """The style a search or train config (or a NetworkSpec) names: quantizer, Parent activation,
-        shortcut, group width."""
+        shortcut, group width, which convs take real-valued inputs."""
         return cls(
             binary=binary,
             quantizer=settings.quantizer,
@@ -43,6 +51,8 @@ class Style:
             shortcut=settings.shortcut,
             group_width=settings.group_width,
             exact=getattr(settings, "exact", True),
+            real_depthwise=settings.real_depthwise,
+            real_preprocess=settings.real_preprocess,
             **batchnorm,
         )
 
@@ -53,23 +63,27 @@ class Style:
     def bn(self, channels: int) -> nn.BatchNorm2d:
         return BatchNorm2d(channels, affine=self.affine, track_running_stats=self.running_stats)
 
-    def conv(self, c_in, c_out, kernel, stride=1, padding=0, dilation=1, groups=1, block_input=True):
+    def conv(self, c_in, c_out, kernel, stride=1, padding=0, dilation=1, groups=1, block_input=True, real_input=False):
         """A conv with a 1-bit input and kernel (Child) or a full-precision one (Parent).
 
         `block_input` marks the first conv of a block: the Parent puts its activation only there,
-        as in DARTS, while the Child binarizes the input of every conv.
+        as in DARTS, while the Child binarizes the input of every conv but those with `real_input`.
         """
         args = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups, "bias": False}
         if self.binary:
-            return BinaryConv2d(c_in, c_out, kernel, quantizer=self.quantizer, exact=self.exact, **args)
+            return BinaryConv2d(
+                c_in, c_out, kernel, quantizer=self.quantizer, exact=self.exact, binary_input=not real_input, **args
+            )
         conv = Conv2d(c_in, c_out, kernel, **args)
         if block_input and self.parent_activation == "relu":
             return nn.Sequential(nn.ReLU(inplace=False), conv)
         return conv
 
-    def unit(self, c, kernel, stride=1, padding=0, dilation=1, groups=1, block_input=True) -> nn.Module:
+    def unit(self, c, kernel, stride=1, padding=0, dilation=1, groups=1, block_input=True, real_input=False):
         """conv BN with a real-valued shortcut around it (Bi-Real Net): x + BN(conv(x))."""
-        body = nn.Sequential(self.conv(c, c, kernel, stride, padding, dilation, groups, block_input), self.bn(c))
+        body = nn.Sequential(
+            self.conv(c, c, kernel, stride, padding, dilation, groups, block_input, real_input), self.bn(c)
+        )
         return Shortcut(body, stride)
 
 
@@ -122,10 +136,10 @@ class FactorizedReduce(nn.Module):
     and the convs run with stride 1 (the same numbers, 2-3x faster on CPU): the even ones, and
     the odd ones with the zero row and column DARTS pads at the far edge of odd-sized maps."""
 
-    def __init__(self, c_in: int, c_out: int, style: Style):
+    def __init__(self, c_in: int, c_out: int, style: Style, real_input: bool = False):
         super().__init__()
-        self.conv_a = style.conv(c_in, c_out // 2, 1)
-        self.conv_b = style.conv(c_in, c_out - c_out // 2, 1)
+        self.conv_a = style.conv(c_in, c_out // 2, 1, real_input=real_input)
+        self.conv_b = style.conv(c_in, c_out - c_out // 2, 1, real_input=real_input)
         self.bn = style.bn(c_out)
 
     def forward(self, x):
@@ -134,33 +148,34 @@ class FactorizedReduce(nn.Module):
         return self.bn(torch.cat([self.conv_a(even), self.conv_b(odd)], dim=1))
 
 
-def conv_bn(c_in: int, c_out: int, style: Style, kernel: int = 1, stride: int = 1) -> nn.Module:
+def conv_bn(c_in: int, c_out: int, style: Style, kernel: int = 1, stride: int = 1, real_input=False) -> nn.Module:
     """(activation) conv BN: the cell's input preprocessing."""
-    body = nn.Sequential(style.conv(c_in, c_out, kernel, stride, kernel // 2), style.bn(c_out))
+    body = nn.Sequential(style.conv(c_in, c_out, kernel, stride, kernel // 2, real_input=real_input), style.bn(c_out))
     return Shortcut(body, stride, c_in, c_out) if style.shortcut else body
 
 
-def reduce_input(c_in: int, c_out: int, style: Style) -> nn.Module:
-    """FactorizedReduce as a cell's input preprocessing (the cell before was a reduction)."""
-    body = FactorizedReduce(c_in, c_out, style)
+def reduce_input(c_in: int, c_out: int, style: Style, real_input: bool = False) -> nn.Module:
+    """FactorizedReduce as a cell's input preprocessing (the cell before was a reduction), or as
+    the skip op of a reduction edge."""
+    body = FactorizedReduce(c_in, c_out, style, real_input)
     return Shortcut(body, 2, c_in, c_out) if style.shortcut else body
 
 
 def sep_conv(c: int, kernel: int, stride: int, style: Style) -> nn.Sequential:
     """Two stacked depth-wise (or grouped, `group_width`) + point-wise convs, the first carrying the stride."""
-    pad, groups = kernel // 2, style.spatial_groups(c)
+    pad, groups, real = kernel // 2, style.spatial_groups(c), style.real_depthwise
     if style.shortcut:
         return nn.Sequential(
-            style.unit(c, kernel, stride, pad, groups=groups),
+            style.unit(c, kernel, stride, pad, groups=groups, real_input=real),
             style.unit(c, 1, block_input=False),
-            style.unit(c, kernel, 1, pad, groups=groups),
+            style.unit(c, kernel, 1, pad, groups=groups, real_input=real),
             style.unit(c, 1, block_input=False),
         )
     return nn.Sequential(
-        style.conv(c, c, kernel, stride, pad, groups=groups),
+        style.conv(c, c, kernel, stride, pad, groups=groups, real_input=real),
         style.conv(c, c, 1, block_input=False),
         style.bn(c),
-        style.conv(c, c, kernel, 1, pad, groups=groups),
+        style.conv(c, c, kernel, 1, pad, groups=groups, real_input=real),
         style.conv(c, c, 1, block_input=False),
         style.bn(c),
     )
@@ -169,13 +184,14 @@ def sep_conv(c: int, kernel: int, stride: int, style: Style) -> nn.Sequential:
 def dil_conv(c: int, kernel: int, stride: int, style: Style) -> nn.Sequential:
     """A depth-wise (or grouped, `group_width`) conv with dilation 2 followed by a point-wise conv."""
     pad = kernel - 1  # dilation 2 keeps the size with padding = dilation * (kernel - 1) / 2
-    groups = style.spatial_groups(c)
+    groups, real = style.spatial_groups(c), style.real_depthwise
     if style.shortcut:
         return nn.Sequential(
-            style.unit(c, kernel, stride, pad, dilation=2, groups=groups), style.unit(c, 1, block_input=False)
+            style.unit(c, kernel, stride, pad, dilation=2, groups=groups, real_input=real),
+            style.unit(c, 1, block_input=False),
         )
     return nn.Sequential(
-        style.conv(c, c, kernel, stride, pad, dilation=2, groups=groups),
+        style.conv(c, c, kernel, stride, pad, dilation=2, groups=groups, real_input=real),
         style.conv(c, c, 1, block_input=False),
         style.bn(c),
     )

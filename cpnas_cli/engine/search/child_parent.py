@@ -19,9 +19,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cpnas_cli.config import SearchConfig
+from cpnas_cli.engine.nn.backbone import uses_imagenet_stem
 from cpnas_cli.engine.nn.binary import BinaryConv2d
 from cpnas_cli.engine.nn.cp_terms import center_loss, kernel_loss
 from cpnas_cli.engine.nn.ops import Style
+from cpnas_cli.engine.run.precision import precision
 from cpnas_cli.engine.run.tensors import load_trained_tensors, trained_tensors
 
 from .supernet import Architecture, SearchCell, SearchNetwork
@@ -30,7 +32,9 @@ ROLES = ("child", "parent")
 
 
 class ChildParent:
-    def __init__(self, cfg: SearchConfig, in_channels: int, classes: int, device: torch.device, seed: int):
+    def __init__(
+        self, cfg: SearchConfig, in_channels: int, classes: int, device: torch.device, seed: int, image_size: int
+    ):
         self.cfg = cfg
         self.nets: dict[str, SearchNetwork] = {}
         for role in ROLES:
@@ -46,9 +50,11 @@ class ChildParent:
                 nodes=cfg.nodes,
                 reductions=cfg.reductions,
                 stem_stride=cfg.stem_stride,
+                imagenet_stem=uses_imagenet_stem(cfg.imagenet_stem, image_size),
             )
             self.nets[role] = net.to(device).to(memory_format=torch.channels_last)
         self.optimizers = {role: self._optimizer(net) for role, net in self.nets.items()}
+        self.precision = precision(cfg.amp, device, "search.amp")
 
     def _optimizer(self, net: nn.Module) -> torch.optim.Optimizer:
         if self.cfg.optimizer == "adam":
@@ -67,18 +73,17 @@ class ChildParent:
             optimizer = self.optimizers[role]
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            features = net.features(x, arch)
-            logits = net.classifier(features)
-            loss = F.cross_entropy(logits, y)
-            if role == "parent":
-                parent_features = features.detach()
-            elif self.cfg.kernel_weight or self.cfg.center_weight:  # off: cross-entropy alone, as before
-                loss = loss + self._cp_terms(arch, features, parent_features, y)
+            with self.precision.autocast():
+                features = net.features(x, arch)
+                logits = net.classifier(features)
+                loss = F.cross_entropy(logits, y)
+                if role == "parent":
+                    parent_features = features.detach()
+                elif self.cfg.kernel_weight or self.cfg.center_weight:  # off: cross-entropy alone, as before
+                    loss = loss + self._cp_terms(arch, features, parent_features, y)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            params = [p for p in net.parameters() if p.grad is not None]
-            nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
-            optimizer.step()
+            trained = lambda net=net: [p for p in net.parameters() if p.grad is not None]  # noqa: E731
+            self.precision.minimize(role, loss, optimizer, trained, self.cfg.grad_clip)
             out[role] = {
                 "loss": loss.item() * len(y),
                 "correct": (logits.argmax(1) == y).sum().item(),
@@ -126,7 +131,8 @@ class ChildParent:
         for x, y in batches:
             seen += len(y)
             for role, net in self.nets.items():
-                correct[role] += (net(x, arch).argmax(1) == y).sum().item()
+                with self.precision.autocast():
+                    correct[role] += (net(x, arch).argmax(1) == y).sum().item()
         return {role: 100.0 * c / max(seen, 1) for role, c in correct.items()}
 
     def prune(self, removals) -> None:

@@ -17,7 +17,7 @@ class SearchData:
     def __init__(self, config: Config, device: torch.device):
         d = config.data
         self.seed, self.device = config.seed, device
-        self.dataset = datasets.load_dataset(d.dataset, d.data_dir, d.image_size)
+        self.dataset = datasets.load_configured(d)
         self.train_idx, self.val_idx = datasets.search_split(
             len(self.dataset.train_labels), d.train_fraction, d.val_fraction, config.seed
         )
@@ -26,6 +26,10 @@ class SearchData:
     @property
     def in_channels(self) -> int:
         return self.dataset.in_channels
+
+    @property
+    def image_size(self) -> int:
+        return self.dataset.image_size
 
     @property
     def num_classes(self) -> int:

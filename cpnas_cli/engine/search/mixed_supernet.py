@@ -78,7 +78,7 @@ class MixedSupernet(StackedCells):
     """Every edge runs every op (partial channels: 1/k of them), weighted by the logits of `forward`."""
 
     def __init__(self, in_channels, classes, channels, cells, ops, style: Style, nodes=4, reductions=None,
-                 stem_stride=1, stem_multiplier=3, k: int = 1):  # fmt: skip
+                 stem_stride=1, stem_multiplier=3, k: int = 1, imagenet_stem=False):  # fmt: skip
         def mixed_cell(slot: CellSlot) -> MixedCell:
             if slot.c % k:
                 raise ValueError(
@@ -88,7 +88,7 @@ class MixedSupernet(StackedCells):
 
         self.ops = list(ops)
         super().__init__(in_channels, classes, channels, cells, nodes, mixed_cell, reductions, stem_stride,
-                         stem_multiplier)  # fmt: skip
+                         stem_multiplier, imagenet_stem)  # fmt: skip
 
     def forward(self, x, alpha: Logits, beta: Logits | None = None):
         s0 = s1 = self.stem(x)

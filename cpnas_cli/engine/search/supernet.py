@@ -58,9 +58,9 @@ class SearchNetwork(StackedCells):
     """The single-path supernet: every edge holds one module per remaining op."""
 
     def __init__(self, in_channels, classes, channels, cells, ops, style: Style, nodes=4, reductions=None,
-                 stem_stride=1, stem_multiplier=3):  # fmt: skip
+                 stem_stride=1, stem_multiplier=3, imagenet_stem=False):  # fmt: skip
         super().__init__(in_channels, classes, channels, cells, nodes, lambda slot: SearchCell(ops, nodes, slot, style),
-                         reductions, stem_stride, stem_multiplier)  # fmt: skip
+                         reductions, stem_stride, stem_multiplier, imagenet_stem)  # fmt: skip
 
     def forward(self, x, arch: Architecture):
         return self.classifier(self.features(x, arch))

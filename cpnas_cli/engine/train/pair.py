@@ -20,6 +20,7 @@ from cpnas_cli.config import TrainConfig
 from cpnas_cli.engine.nn.binary import BinaryConv2d
 from cpnas_cli.engine.nn.cp_terms import center_loss, kernel_loss
 from cpnas_cli.engine.nn.network import Cell, EvalNetwork, NetworkSpec
+from cpnas_cli.engine.run.precision import precision
 from cpnas_cli.engine.run.tensors import load_trained_tensors, trained_tensors
 from cpnas_cli.errors import UserError
 from cpnas_cli.space import genotype as genotypes
@@ -41,6 +42,7 @@ class TrainingPair:
         if self.joint and self.parent is not None:  # joint: _parent built it
             self.nets["parent"] = self.parent
         self.optimizers = {role: self._optimizer(net) for role, net in self.nets.items()}
+        self.precision = precision(cfg.amp, device, "train.amp")
         kernel_parent = self.parent if cfg.kernel_source == "parent" else None
         self.pairs = paired_kernels(self.child, kernel_parent) if self.parent or cfg.kernel_source == "self" else None
 
@@ -97,26 +99,29 @@ class TrainingPair:
         start = time.perf_counter()
         out: dict[str, float | None] = {"loss_parent": None, "correct_parent": None}
         parent, parent_features = self.parent, None
+        autocast = self.precision.autocast
         if self.joint and parent is not None:  # joint: _parent built it
             parent.train()
-            logits, aux, parent_features = parent(x)
-            ce, total = classification_loss(logits, aux, y, self.weights)
+            with autocast():
+                logits, aux, parent_features = parent(x)
+                ce, total = classification_loss(logits, aux, y, self.weights)
             self._step("parent", total, lr)
             out.update(loss_parent=total.item() * len(y), correct_parent=_correct(logits, y))
         elif parent is not None:
-            with torch.no_grad():
+            with torch.no_grad(), autocast():
                 logits, _, parent_features = parent(x)
             out["correct_parent"] = _correct(logits, y)
         self.child.train()
-        logits, aux, features = self.child(x)
-        ce, total = classification_loss(logits, aux, y, self.weights)
-        kernel = self._term(self.weights.kernel, lambda: kernel_loss(self.pairs)) if self.pairs else None
-        center = (
-            self._term(self.weights.center, lambda: center_loss(features, parent_features, y))
-            if parent_features is not None
-            else None
-        )
-        loss = cp_loss(total, kernel, center, self.weights)
+        with autocast():
+            logits, aux, features = self.child(x)
+            ce, total = classification_loss(logits, aux, y, self.weights)
+            kernel = self._term(self.weights.kernel, lambda: kernel_loss(self.pairs)) if self.pairs else None
+            center = (
+                self._term(self.weights.center, lambda: center_loss(features, parent_features, y))
+                if parent_features is not None
+                else None
+            )
+            loss = cp_loss(total, kernel, center, self.weights)
         self._step("child", loss, lr)
         out.update(
             loss=loss.item() * len(y),
@@ -141,9 +146,7 @@ class TrainingPair:
         for group in optimizer.param_groups:
             group["lr"] = lr
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(self.nets[role].parameters(), self.cfg.grad_clip)
-        optimizer.step()
+        self.precision.minimize(role, loss, optimizer, self.nets[role].parameters, self.cfg.grad_clip)
 
     @torch.no_grad()
     def evaluate(self, batches) -> dict[str, float | None]:
@@ -158,7 +161,8 @@ class TrainingPair:
             x = x.contiguous(memory_format=torch.channels_last)
             seen += len(y)
             for role, net in present.items():
-                correct[role] += _correct(net(x)[0], y)
+                with self.precision.autocast():
+                    correct[role] += _correct(net(x)[0], y)
         return {role: (100.0 * correct[role] / max(seen, 1) if role in correct else None) for role in nets}
 
     # --- state ------------------------------------------------------------------------------

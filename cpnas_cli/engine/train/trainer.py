@@ -1,9 +1,13 @@
 """Training a genotype's evaluation network (Sec. 3.1) with the CP loss, with events and exact resume.
 
 Every epoch: one pass over the training set in a fresh order (Child and Parent on the same
-batches), then the test accuracy of both; the epoch goes to the event log, the model files
-`last.safetensors` (and `best.safetensors` when the Child's test accuracy is the best so far)
-are written, then the resume checkpoint.
+batches), then the accuracy of both on the validation images (`train.val_images` held out of the
+training set, never trained on) and on the test set; the epoch goes to the event log, the model
+files `last.safetensors` (and `best.safetensors` when the Child's validation accuracy is the best
+so far) are written, then the resume checkpoint. The test set only reports: the summary gives the
+test accuracy of the best checkpoint and of the last one. With `train.val_images: 0` nothing is
+held out and the best checkpoint is the best on the test set, as before the split existed (an
+optimistic figure: it was chosen on the images it is reported on).
 
 As in the search, everything random is a pure function of (seed, epoch, batch): the order of an
 epoch, the augmentation of a batch and the drop-path masks (the global generator is reseeded
@@ -23,6 +27,7 @@ from cpnas_cli import data as datasets
 from cpnas_cli.bookkeeping.budget import epochs_that_fit
 from cpnas_cli.bookkeeping.learning_rate import cosine_annealing
 from cpnas_cli.config import Config, TrainConfig, to_dict
+from cpnas_cli.engine.nn.backbone import uses_imagenet_stem
 from cpnas_cli.engine.nn.network import NetworkSpec
 from cpnas_cli.engine.run.device import resolve_device
 from cpnas_cli.engine.run.interrupt import Interrupted
@@ -48,13 +53,15 @@ def network_spec(cfg: TrainConfig, data: datasets.Dataset) -> NetworkSpec:
         cells=cfg.cells,
         image_size=data.image_size,
         auxiliary=cfg.auxiliary_weight > 0,
-        imagenet_stem=cfg.imagenet_stem,
+        imagenet_stem=uses_imagenet_stem(cfg.imagenet_stem, data.image_size),
         reductions=cfg.reductions,
         quantizer=cfg.quantizer,
         parent_activation=cfg.parent_activation,
         stem_stride=cfg.stem_stride,
         shortcut=cfg.shortcut,
         group_width=cfg.group_width,
+        real_depthwise=cfg.real_depthwise,
+        real_preprocess=cfg.real_preprocess,
     )
 
 
@@ -92,14 +99,19 @@ class Trainer(RunLoop):
         self.config, self.cfg, self.genotype = config, config.train, genotype
         self.device = resolve_device(config.device)
         d = config.data
-        self.data = datasets.load_dataset(d.dataset, d.data_dir, d.image_size)
+        self.data = datasets.load_configured(d)
         self.spec = network_spec(self.cfg, self.data)
         try:
             self.pair = TrainingPair(self.cfg, self.spec, genotype, self.device, config.seed)
         except ValueError as err:  # e.g. reduction indices outside the network
             raise UserError(f"cannot build the network: {err}", "check train.cells and train.reductions") from None
         self.augment = datasets.Augment(crop_padding=self.cfg.crop_padding, flip=self.cfg.flip, cutout=self.cfg.cutout)
-        self.n_train = min(self.cfg.train_images or len(self.data.train_labels), len(self.data.train_labels))
+        n_all = len(self.data.train_labels)
+        pool, self.val_idx = datasets.holdout_split(
+            n_all, datasets.validation_size(n_all, self.cfg.val_images), datasets.derive_seed(config.seed, "validation")
+        )
+        self.train_idx = pool[: self.cfg.train_images or len(pool)]  # the first N not held out
+        self.n_train = len(self.train_idx)
         self.batches_per_epoch = datasets.num_batches(self.n_train, self.cfg.batch_size, drop_last=True)
         if self.batches_per_epoch == 0:
             raise UserError(
@@ -107,7 +119,8 @@ class Trainer(RunLoop):
                 "use a smaller --batch-size",
             )
         self.epoch, self.partial, self.elapsed = 0, EpochSums(), 0.0
-        self.best: float | None = None  # the best Child test accuracy so far
+        self.best: float | None = None  # the best Child accuracy so far: validation (test with val_images 0)
+        self.best_record: dict = {}  # the best epoch's accuracies
         self.epochs = self.cfg.epochs  # the plan: lowered by a time budget (bookkeeping/budget.py)
         self.last: dict = {}
 
@@ -138,6 +151,7 @@ class Trainer(RunLoop):
                 "start the run again",
             ) from None
         self.epoch, self.elapsed, self.best = state["epoch"], state["elapsed"], state["best"]
+        self.best_record = state.get("best_record", {})  # checkpoints before the validation split: none
         self.epochs = state["epochs"]
         self.last = state["last"]
         self.partial = EpochSums(**state["partial"])
@@ -161,31 +175,34 @@ class Trainer(RunLoop):
                 "status",
                 state="finished",
                 elapsed=round(self.elapsed, 1),
-                best_acc_child=self.best,
+                best_by=self.selection,
+                **{f"best_{k}": v for k, v in self.best_record.items()},
                 **{k: self.last.get(k) for k in ("test_acc_child", "test_acc_parent")},
             )
+
+    @property
+    def selection(self) -> str:
+        """What picks best.safetensors: the held-out validation images, or the test set (val_images 0)."""
+        return "validation" if len(self.val_idx) else "test"
 
     def _epoch(self) -> None:
         self.started = time.perf_counter()
         lr = self._train()
         eval_start = time.perf_counter()
-        acc = self.pair.evaluate(
-            datasets.batches(
-                self.data.test_images,
-                self.data.test_labels,
-                torch.arange(len(self.data.test_labels)),
-                self.cfg.eval_batch_size,
-                shuffle_generator=None,
-                device=self.device,
-            )
+        acc = self.pair.evaluate(self._fixed_batches(self.data.test_images, self.data.test_labels))
+        val = (
+            self.pair.evaluate(self._fixed_batches(self.data.train_images, self.data.train_labels, self.val_idx))
+            if len(self.val_idx)
+            else None
         )
         p = self.partial
         seconds = p.wall + time.perf_counter() - self.started
         self.elapsed += time.perf_counter() - self.started
-        child_acc = acc["child"]
+        child_acc, val_child = acc["child"], None if val is None else val["child"]
         assert child_acc is not None  # evaluate() always measures the Child
-        is_best = self.best is None or child_acc > self.best
-        self.best = max(child_acc, self.best or 0.0)
+        chosen_by = child_acc if val_child is None else val_child
+        is_best = self.best is None or chosen_by > self.best
+        self.best = max(chosen_by, self.best or 0.0)
         self.epoch += 1
         self.epochs = epochs_that_fit(self.epoch, self.elapsed, self.cfg.minutes, self.epochs)
         line = event(
@@ -201,6 +218,8 @@ class Trainer(RunLoop):
             train_acc_parent=p.mean("correct_parent", 100, 2),
             test_acc_child=round(child_acc, 2),
             test_acc_parent=None if acc["parent"] is None else round(acc["parent"], 2),
+            val_acc_child=None if val_child is None else round(val_child, 2),
+            val_acc_parent=None if val is None or val["parent"] is None else round(val["parent"], 2),
             lr=lr,
             images=p.seen,
             images_per_s=round(p.seen / max(p.seconds, 1e-9), 1),
@@ -210,18 +229,34 @@ class Trainer(RunLoop):
             best=is_best,
         )
         self.check_finite([line])  # a diverged epoch writes no model file: last.safetensors stays the good one
-        self.last = {k: line[k] for k in ("epoch", "test_acc_child", "test_acc_parent")}
+        self.last = {
+            k: line[k] for k in ("epoch", "test_acc_child", "test_acc_parent", "val_acc_child", "val_acc_parent")
+        }
+        if is_best:
+            self.best_record = {
+                k: self.last[k] for k in ("epoch", "val_acc_child", "test_acc_child", "test_acc_parent")
+            }
         self._write_models(is_best)
         self.partial = EpochSums()
         self._commit([line])
+
+    def _fixed_batches(self, images, labels, indices: torch.Tensor | None = None):
+        """Evaluation batches in a fixed order, no augmentation (all the images without indices)."""
+        chosen = torch.arange(len(labels)) if indices is None else indices
+        return datasets.batches(
+            images, labels, chosen, self.cfg.eval_batch_size, shuffle_generator=None, device=self.device
+        )
 
     def _train(self) -> float:
         """The rest of the current epoch's batches; returns the epoch's first learning rate."""
         e, nb = self.epoch, self.batches_per_epoch
         self.pair.set_drop_path(self.cfg.drop_path * e / self.epochs)  # DARTS: ramped linearly
-        order = torch.randperm(
-            self.n_train, generator=torch.Generator().manual_seed(datasets.derive_seed(self.config.seed, "order", e))
-        )
+        order = self.train_idx[
+            torch.randperm(
+                self.n_train,
+                generator=torch.Generator().manual_seed(datasets.derive_seed(self.config.seed, "order", e)),
+            )
+        ]
         batches = datasets.batches(
             self.data.train_images,
             self.data.train_labels,
@@ -251,7 +286,7 @@ class Trainer(RunLoop):
     # --- files, checkpoints and events ----------------------------------------------------
 
     def _write_models(self, is_best: bool) -> None:
-        """last.safetensors every epoch, best.safetensors when the Child's test accuracy is the best."""
+        """last.safetensors every epoch, best.safetensors when the Child's accuracy that chooses is the best."""
         info = ModelInfo(
             self.genotype,
             self.spec,
@@ -261,6 +296,7 @@ class Trainer(RunLoop):
                 **self.last,
                 "epochs": self.epochs,
                 "data_dir": self.config.data.data_dir,
+                "crop_fraction": self.config.data.crop_fraction,  # how `cpnas evaluate` decodes a folder dataset
                 "run": str(self.run_dir.path),
                 "seed": self.config.seed,
             },
@@ -277,6 +313,7 @@ class Trainer(RunLoop):
             "partial": asdict(self.partial),
             "elapsed": self.elapsed,
             "best": self.best,
+            "best_record": self.best_record,
             "last": self.last,
         }
         self.commit(self.pair.state_tensors(), state, events, tag=f"{self.epoch:05d}-{self.partial.batch:06d}")

@@ -20,6 +20,7 @@ import torch.nn as nn
 
 from cpnas_cli.bookkeeping import darts_rule
 from cpnas_cli.bookkeeping.learning_rate import cosine_annealing
+from cpnas_cli.engine.nn.backbone import uses_imagenet_stem
 from cpnas_cli.engine.nn.ops import Style
 from cpnas_cli.engine.run.tensors import (
     load_module_tensors,
@@ -124,6 +125,7 @@ class DifferentiableStrategy(Strategy):
             reductions=c.reductions,
             stem_stride=c.stem_stride,
             k=c.pc_k,
+            imagenet_stem=uses_imagenet_stem(c.imagenet_stem, self.data.image_size),
         )
         return net.to(self.device).to(memory_format=torch.channels_last)
 

@@ -53,7 +53,7 @@ class SamplingStrategy(Strategy):
     def __init__(self, config, data, device):
         super().__init__(config, data, device)
         self.cfg = config.search
-        self.model = ChildParent(self.cfg, data.in_channels, data.num_classes, device, config.seed)
+        self.model = ChildParent(self.cfg, data.in_channels, data.num_classes, device, config.seed, data.image_size)
         self.partial = SampleSums()
 
     def train_sample(self, n: int, arch: Architecture, ctx: StepContext) -> Trained:

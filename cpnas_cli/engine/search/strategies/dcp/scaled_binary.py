@@ -32,6 +32,7 @@ class ScaledBinaryConv2d(BinaryConv2d):
             bias=conv.bias is not None,
             quantizer=conv.quantizer,
             exact=conv.exact,
+            binary_input=conv.binary_input,
         )
         self.weight = conv.weight
         self.scale = nn.Parameter(channel_scale(conv.weight.detach()).flatten().clone())
@@ -43,9 +44,10 @@ class ScaledBinaryConv2d(BinaryConv2d):
         sign = QUANTIZERS[self.quantizer]
         padding = cast(tuple[int, int], self.padding)  # the ops give integer padding, never "same"
         geometry = (self.stride, padding, self.dilation, self.groups)
+        x = sign(x) if self.binary_input else x
         if not self.exact:  # the float formula of version-1 files
-            return F.conv2d(sign(x), self.kernel(), self.bias, *geometry)
-        return binary_conv2d(sign(x), sign(self.weight), self.scale, self.bias, *geometry)
+            return F.conv2d(x, self.kernel(), self.bias, *geometry)
+        return binary_conv2d(x, sign(self.weight), self.scale, self.bias, *geometry)
 
 
 def learn_scales(net: nn.Module) -> nn.Module:
