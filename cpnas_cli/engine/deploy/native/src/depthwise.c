@@ -9,13 +9,14 @@
  *   Portable:  one bit at a time.
  * Weights: [tap][in_words] words, packed along channels like the input.
  */
-#include "native.h"
+#include "epilogue.h"
+#include "pack.h"
 
 #if CPNAS_X86
 #include <immintrin.h>
 #endif
 
-void depthwise_row_portable(const struct cpnas_conv *cv, const uint64_t *image, int oh,
+static void depthwise_row_portable(const struct cpnas_conv *cv, const uint64_t *image, int oh,
                             int32_t *pop, int pop_stride, int32_t *taps_valid)
 {
     int kh0, kh1, ih0 = oh * cv->stride_h - cv->pad_h;
@@ -29,13 +30,20 @@ void depthwise_row_portable(const struct cpnas_conv *cv, const uint64_t *image, 
         for (int kh = kh0; kh < kh1; kh++)
             for (int kw = kw0; kw < kw1; kw++) {
                 const uint64_t *x = image + ((int64_t)(ih0 + kh * cv->dil_h) * cv->in_w + iw0 + kw * cv->dil_w) * cv->in_words;
-                const uint64_t *w = cv->weights + (int64_t)(kh * cv->kernel_w + kw) * cv->in_words;
+                const uint64_t *w = (const uint64_t *)cv->weights + (int64_t)(kh * cv->kernel_w + kw) * cv->in_words;
                 for (int i = 0; i < cv->in_words; i++) {
                     uint64_t d = x[i] ^ w[i];
                     for (int j = 0; j < 64; j++) p[64 * i + j] += (int32_t)((d >> j) & 1);
                 }
             }
     }
+}
+
+/* A depth-wise segment is a whole output row: counts, then the epilogue for this ISA. */
+void depthwise_segment_portable(const struct cpnas_conv *cv, const struct segment *s, const struct scratch *ws)
+{
+    depthwise_row_portable(cv, s->image, s->oh, ws->pop, ws->pop_stride, ws->taps);
+    epilogue_pixels(cv, s, ws, pack_pixel_portable_inline);
 }
 
 #if CPNAS_X86
@@ -49,7 +57,7 @@ TARGET_AVX2 static inline __m256i bits_to_bytes_avx2(uint32_t bits)
     return _mm256_cmpeq_epi8(_mm256_and_si256(v, select), select);
 }
 
-TARGET_AVX2 void depthwise_row_avx2(const struct cpnas_conv *cv, const uint64_t *image, int oh,
+TARGET_AVX2 static void depthwise_row_avx2(const struct cpnas_conv *cv, const uint64_t *image, int oh,
                                     int32_t *pop, int pop_stride, int32_t *taps_valid)
 {
     int kh0, kh1, ih0 = oh * cv->stride_h - cv->pad_h;
@@ -64,7 +72,7 @@ TARGET_AVX2 void depthwise_row_avx2(const struct cpnas_conv *cv, const uint64_t 
             for (int kh = kh0; kh < kh1; kh++)
                 for (int kw = kw0; kw < kw1; kw++) {
                     int64_t pixel = (int64_t)(ih0 + kh * cv->dil_h) * cv->in_w + iw0 + kw * cv->dil_w;
-                    uint64_t d = image[pixel * cv->in_words + i] ^ cv->weights[(int64_t)(kh * cv->kernel_w + kw) * cv->in_words + i];
+                    uint64_t d = image[pixel * cv->in_words + i] ^ ((const uint64_t *)cv->weights)[(int64_t)(kh * cv->kernel_w + kw) * cv->in_words + i];
                     low = _mm256_sub_epi8(low, bits_to_bytes_avx2((uint32_t)d));
                     high = _mm256_sub_epi8(high, bits_to_bytes_avx2((uint32_t)(d >> 32)));
                 }
@@ -90,7 +98,7 @@ depthwise_words_avx512(const struct cpnas_conv *cv, const uint64_t *image, int i
         for (int kw = kw0; kw < kw1; kw++) {
             int64_t pixel = (int64_t)(ih0 + kh * cv->dil_h) * cv->in_w + iw0 + kw * cv->dil_w;
             const uint64_t *x = image + pixel * cv->in_words + i0;
-            const uint64_t *w = cv->weights + (int64_t)(kh * cv->kernel_w + kw) * cv->in_words + i0;
+            const uint64_t *w = (const uint64_t *)cv->weights + (int64_t)(kh * cv->kernel_w + kw) * cv->in_words + i0;
             for (int j = 0; j < nw; j++)
                 counts[j] = _mm512_sub_epi8(counts[j], _mm512_movm_epi8((__mmask64)(x[j] ^ w[j])));
         }
@@ -99,7 +107,7 @@ depthwise_words_avx512(const struct cpnas_conv *cv, const uint64_t *image, int i
             _mm512_storeu_si512(p + 64 * (i0 + j) + 16 * q, _mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(counts[j], q)));
 }
 
-TARGET_AVX512 void depthwise_row_avx512(const struct cpnas_conv *cv, const uint64_t *image, int oh,
+TARGET_AVX512 static void depthwise_row_avx512(const struct cpnas_conv *cv, const uint64_t *image, int oh,
                                         int32_t *pop, int pop_stride, int32_t *taps_valid)
 {
     int kh0, kh1, ih0 = oh * cv->stride_h - cv->pad_h;
@@ -117,5 +125,18 @@ TARGET_AVX512 void depthwise_row_avx512(const struct cpnas_conv *cv, const uint6
         case 1: depthwise_words_avx512(cv, image, ih0, iw0, kh0, kh1, kw0, kw1, i, 1, p); break;
         }
     }
+}
+
+TARGET_AVX2 void depthwise_segment_avx2(const struct cpnas_conv *cv, const struct segment *s, const struct scratch *ws)
+{
+    depthwise_row_avx2(cv, s->image, s->oh, ws->pop, ws->pop_stride, ws->taps);
+    epilogue_pixels(cv, s, ws, pack_pixel_avx2_inline);
+}
+
+TARGET_AVX512 void depthwise_segment_avx512(const struct cpnas_conv *cv, const struct segment *s,
+                                            const struct scratch *ws)
+{
+    depthwise_row_avx512(cv, s->image, s->oh, ws->pop, ws->pop_stride, ws->taps);
+    epilogue_pixels(cv, s, ws, pack_pixel_avx512_inline);
 }
 #endif
