@@ -152,9 +152,11 @@ TARGET_AVX2 static inline __m256i widen_avx2(__m256i sums, __m256i bytes, int pa
  * halves (lanes 0-7, 8-15). Counts go to pop (pixel p at pop + p * pop_stride). */
 TARGET_AVX2 static inline __attribute__((always_inline)) void
 block_avx2(const struct cpnas_conv *cv, const struct geometry *g, const int64_t *base, int np, int kw0, int kw1,
-           int b, int pairs, int masked, int32_t *pop, int pop_stride)
+           int b, int pairs, int masked, int full, int32_t *pop, int pop_stride)
 {
-    int lanes = cv->block_lanes[b], count = cv->block_hw_count[b], begin = cv->block_hw_begin[b];
+    /* full: 16 lanes, plain loads (a partial block's masked loads are slower) */
+    int lanes = full ? CPNAS_LANES_PER_BLOCK : cv->block_lanes[b], count = cv->block_hw_count[b];
+    int begin = cv->block_hw_begin[b];
     const uint32_t *w = block_weights(cv, b);
     const uint32_t *m = masked ? cv->masks + cv->block_mask_offset[b] : 0;
     const __m256i index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), zero = _mm256_setzero_si256();
@@ -170,7 +172,8 @@ block_avx2(const struct cpnas_conv *cv, const struct geometry *g, const int64_t 
             const uint32_t *wt = w + (int64_t)(kh * cv->kernel_w + kw) * count * lanes;
             for (int j = 0; j < count; j++) {
                 for (int h = 0; h < 2; h++) {
-                    __m256i weight = _mm256_maskload_epi32((const int *)(wt + j * lanes + 8 * h), live[h]);
+                    const int *wh = (const int *)(wt + j * lanes + 8 * h);
+                    __m256i weight = full ? _mm256_loadu_si256((const __m256i *)wh) : _mm256_maskload_epi32(wh, live[h]);
                     __m256i mask = masked ? _mm256_maskload_epi32((const int *)(m + j * lanes + 8 * h), live[h]) : zero;
                     for (int p = 0; p < np; p++) {
                         __m256i v = _mm256_xor_si256(_mm256_set1_epi32((int)g->input[base[p] + off + j]), weight);
@@ -197,8 +200,8 @@ block_avx2(const struct cpnas_conv *cv, const struct geometry *g, const int64_t 
                 _mm256_storeu_si256((__m256i *)(row + o0), _mm256_and_si256(counts, _mm256_set1_epi32(0xFFFF)));
                 if (o0 + cv->group_out_c < cv->out_c)  /* an odd group count: no high half */
                     _mm256_storeu_si256((__m256i *)(row + o0 + cv->group_out_c), _mm256_srli_epi32(counts, 16));
-            } else {
-                _mm256_maskstore_epi32(row + o0, live[h], counts);
+            } else {  /* lanes past out_c land in the scratch row's slack (a masked store is slow on AMD) */
+                _mm256_storeu_si256((__m256i *)(row + o0), counts);
             }
         }
 }
@@ -214,24 +217,28 @@ TARGET_AVX2 void lanes_segment_avx2(const struct cpnas_conv *cv, const struct se
         if (!g.local) tap_range(ow, cv->stride_w, cv->pad_w, cv->dil_w, cv->kernel_w, cv->in_w, &kw0, &kw1);
         ws->taps[ow - s->ow0] = (g.kh1 - g.kh0) * (kw1 - kw0);
     }
-    for (int b = 0; b < cv->n_blocks; b++)
+    for (int b = 0; b < cv->n_blocks; b++) {
+        int full = cv->block_lanes[b] == CPNAS_LANES_PER_BLOCK;
         for (int ow = s->ow0; ow < s->ow1;) {
             int32_t *pop = ws->pop + (int64_t)(ow - s->ow0) * ws->pop_stride;
             int64_t base[2] = {pixel_base(cv, s, &g, ow), pixel_base(cv, s, &g, ow + 1)};
             if (!masked && ow >= g.lo && ow + 2 <= g.hi) {
                 int kw1 = g.local ? 1 : cv->kernel_w;
-                if (pairs) block_avx2(cv, &g, base, 2, 0, kw1, b, 1, 0, pop, ws->pop_stride);
-                else block_avx2(cv, &g, base, 2, 0, kw1, b, 0, 0, pop, ws->pop_stride);
+                if (pairs) block_avx2(cv, &g, base, 2, 0, kw1, b, 1, 0, 1, pop, ws->pop_stride);
+                else if (full) block_avx2(cv, &g, base, 2, 0, kw1, b, 0, 0, 1, pop, ws->pop_stride);
+                else block_avx2(cv, &g, base, 2, 0, kw1, b, 0, 0, 0, pop, ws->pop_stride);
                 ow += 2;
                 continue;
             }
             int kw0 = 0, kw1 = 1;
             if (!g.local) tap_range(ow, cv->stride_w, cv->pad_w, cv->dil_w, cv->kernel_w, cv->in_w, &kw0, &kw1);
-            if (masked) block_avx2(cv, &g, base, 1, kw0, kw1, b, 0, 1, pop, ws->pop_stride);
-            else if (pairs) block_avx2(cv, &g, base, 1, kw0, kw1, b, 1, 0, pop, ws->pop_stride);
-            else block_avx2(cv, &g, base, 1, kw0, kw1, b, 0, 0, pop, ws->pop_stride);
+            if (masked) block_avx2(cv, &g, base, 1, kw0, kw1, b, 0, 1, 0, pop, ws->pop_stride);
+            else if (pairs) block_avx2(cv, &g, base, 1, kw0, kw1, b, 1, 0, 1, pop, ws->pop_stride);
+            else if (full) block_avx2(cv, &g, base, 1, kw0, kw1, b, 0, 0, 1, pop, ws->pop_stride);
+            else block_avx2(cv, &g, base, 1, kw0, kw1, b, 0, 0, 0, pop, ws->pop_stride);
             ow += 1;
         }
+    }
     epilogue_pixels(cv, s, ws, pack_pixel_avx2_inline);
 }
 
