@@ -4,6 +4,7 @@
     pack_activations(x) -> PackedActivations          binarize + pack an NHWC float tensor
     BinaryConvPlan(weight, beta, stride=..., ..., bn_scale=..., bn_shift=..., output="float"|"bits")
         plan(x, residual=None, *, out=None)           one 1-bit conv layer with its fused epilogue
+    Chain([plan.bound(n, h, w), ...])                 layer calls with fixed buffers, one C call
 
 A plan packs its weights once; a call takes a float32 tensor in torch's channels_last layout
 (NHWC in memory, used in place) or the PackedActivations that a previous plan emitted with
@@ -398,9 +399,17 @@ class Chain:
             call.conv = ctypes.pointer(conv)
 
     def run(self) -> None:
-        status = _lib().cpnas_run(-1, torch.get_num_threads(), len(self.convs), self.calls)
+        self._run(len(self.convs), self.calls)
+
+    def run_one(self, index: int) -> None:
+        """Call `index` alone (to time each layer)."""
+        self._run(1, ctypes.byref(self.calls[index]))  # the element shares the array's memory
+
+    @staticmethod
+    def _run(count: int, calls) -> None:
+        status = _lib().cpnas_run(-1, torch.get_num_threads(), count, calls)
         if status:
-            _fail(status, lambda isa: _lib().cpnas_run(isa, torch.get_num_threads(), len(self.convs), self.calls))
+            _fail(status, lambda isa: _lib().cpnas_run(isa, torch.get_num_threads(), count, calls))
 
 
 def _run_bconv(*args) -> None:
