@@ -248,30 +248,6 @@ TARGET_AVX2 void lanes_segment_avx2(const struct cpnas_conv *cv, const struct se
  * halfwords); PAIRS and MASKED as above. */
 enum mode { DENSE, WINDOW, PAIRS, MASKED };
 
-/* What the epilogue reads, copied out of the conv struct once per segment: the compiler cannot
- * keep struct fields in registers across the vector stores (intrinsic stores may alias them). */
-struct epilogue {
-    const float *beta, *scale, *shift;
-    int out_c, out_words, group_out_c;
-};
-
-/* The epilogue of 16 counters d (int32 lanes) of output channels o0.. (lanes `live`) of one
- * pixel: y = fma(float(k - 2d) * beta, scale, shift) [+ residual], rounded as epilogue.h does
- * (the same IEEE operations in the same order), stored as floats and/or as 16 sign bits (o0 is
- * a multiple of 16, so they fill one little-endian uint16 of the pixel's packed words). */
-TARGET_AVX512 static inline __attribute__((always_inline)) void
-epilogue16_avx512(const struct epilogue *e, __m512i d, int32_t k, int o0, __mmask16 live, const float *res,
-                  float *out, uint16_t *bits)
-{
-    __m512i acc = _mm512_sub_epi32(_mm512_set1_epi32(k), _mm512_add_epi32(d, d));
-    __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), _mm512_maskz_loadu_ps(live, e->beta + o0));
-    if (e->scale)
-        v = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(live, e->scale + o0), _mm512_maskz_loadu_ps(live, e->shift + o0));
-    if (res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(live, res + o0));
-    if (out) _mm512_mask_storeu_ps(out + o0, live, v);
-    if (bits) bits[o0 / 16] = (uint16_t)_mm512_mask_cmp_ps_mask(live, v, _mm512_setzero_ps(), _CMP_GE_OQ);
-}
-
 /* The reduction steps of a tile: every (tap, halfword) pair, in weight order. A pixel whose taps
  * all lie in bounds along w (kh in [kh0, kh1), every kw) reads the contiguous run of steps
  * [kh0 * kernel_w * count, kh1 * kernel_w * count): one flat loop over input offsets from this
@@ -410,7 +386,7 @@ TARGET_AVX512 void lanes_segment_avx512(const struct cpnas_conv *cv, const struc
 {
     (void)ws;  /* the counters never leave the registers */
     struct geometry g = segment_geometry(cv, s);
-    struct epilogue e = {cv->beta, cv->bn_scale, cv->bn_shift, cv->out_c, cv->out_words, cv->group_out_c};
+    struct epilogue e = epilogue_of(cv);
     int count = cv->block_hw_count[0], kw = g.local ? 1 : cv->kernel_w, kh = g.local ? 1 : cv->kernel_h;
     int64_t table[STEP_TABLE_MAX];
     const int64_t *steps = 0;
@@ -429,13 +405,7 @@ TARGET_AVX512 void lanes_segment_avx512(const struct cpnas_conv *cv, const struc
     } else {
         blocks_in_fours_avx512(cv, &e, s, &g, steps, DENSE);
     }
-    /* Bits of the last packed word past out_c: the blocks wrote whole uint16s up to out_c. */
-    if (s->out_bits && cv->out_c % 64) {
-        int first = (cv->out_c + 15) / 16, end = cv->out_words * 4;
-        for (int ow = s->ow0; ow < s->ow1; ow++) {
-            uint16_t *bits = (uint16_t *)(s->out_bits + (int64_t)ow * cv->out_words);
-            for (int q = first; q < end; q++) bits[q] = 0;
-        }
-    }
+    if (s->out_bits && cv->out_c % 64)
+        for (int ow = s->ow0; ow < s->ow1; ow++) clear_bits_tail(&e, s->out_bits + (int64_t)ow * cv->out_words);
 }
 #endif
