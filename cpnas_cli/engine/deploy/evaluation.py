@@ -76,6 +76,7 @@ class Report:
     class_names: list[str]
     results: dict[str, Metrics]  # "child" and, when the file has one, "parent"
     engine: str = "torch"  # what ran the Child: "torch" or "native (<ISA path>)"
+    memory: dict | None = None  # native: bytes held (weights, activations at `batch`) and the file's
 
     @property
     def n_images(self) -> int:
@@ -90,6 +91,7 @@ class Report:
             "dataset": self.dataset,
             "classes": self.class_names,
             "engine": self.engine,
+            "memory": self.memory,
             **child,
             "child": child,
             "parent": parent.to_dict() if parent else None,
@@ -152,11 +154,12 @@ def evaluate_model_file(
         raise UserError(f"batch size must be at least 1, got {batch_size}", "use e.g. --batch-size 500")
     engine = choose_engine(Path(path), engine, device)
     child: torch.nn.Module
+    native = None
     if engine == "native":
         from .native.network import NativeNetwork
 
         info, network = NativeNetwork.from_packed(Path(path), torch.channels_last)  # as the torch path below
-        child, parent, engine = _NativeChild(network), None, f"native ({library.isa()})"
+        child, parent, engine, native = _NativeChild(network), None, f"native ({library.isa()})", network
     elif Path(path).suffix == ".cpnas":  # a packed 1-bit model: the Child alone
         (info, child), parent = load_packed(Path(path), device), None
     else:
@@ -189,4 +192,14 @@ def evaluate_model_file(
         shuffle_generator=None,
         device=device,
     )
-    return Report(str(path), name, info.class_names, measure(nets, batches, info.class_names), engine)
+    results = measure(nets, batches, info.class_names)
+    memory = None
+    if native is not None:  # what the engine holds, beside the file it came from
+        batch = min(batch_size, len(data.test_labels))
+        memory = {
+            "weights": native.resident_bytes()["weights"],
+            "activations": native.activation_bytes(batch),
+            "batch": batch,
+            "file": Path(path).stat().st_size,
+        }
+    return Report(str(path), name, info.class_names, results, engine, memory)
