@@ -251,10 +251,19 @@ def test_a_chain_runs_its_layers_in_one_call_as_the_plans_do(isa):
     the layers called one by one; then the last layer alone."""
     generator = torch.Generator().manual_seed(11)
     x = random_input(2, 40, 9, 9, generator)
-    vectors = lambda c: {"bn_scale": torch.randn(c, generator=generator), "bn_shift": torch.randn(c, generator=generator)}  # noqa: E731
-    first = library.BinaryConvPlan(torch.randn(48, 40, 3, 3, generator=generator), padding=1, output="bits", **vectors(48))
-    middle = library.BinaryConvPlan(torch.randn(48, 1, 3, 3, generator=generator), padding=1, groups=48, output="bits", **vectors(48))
-    last = library.BinaryConvPlan(torch.randn(24, 48, 1, 1, generator=generator), torch.rand(24, generator=generator), **vectors(24))
+
+    def vectors(c):
+        return {"bn_scale": torch.randn(c, generator=generator), "bn_shift": torch.randn(c, generator=generator)}
+
+    first = library.BinaryConvPlan(
+        torch.randn(48, 40, 3, 3, generator=generator), padding=1, output="bits", **vectors(48)
+    )
+    middle = library.BinaryConvPlan(
+        torch.randn(48, 1, 3, 3, generator=generator), padding=1, groups=48, output="bits", **vectors(48)
+    )
+    last = library.BinaryConvPlan(
+        torch.randn(24, 48, 1, 1, generator=generator), torch.rand(24, generator=generator), **vectors(24)
+    )
     residual = nhwc(torch.randn(2, 24, 9, 9, generator=generator))
     expected = last(middle(first(x)), residual)
     a, b = first(x), middle(first(x))

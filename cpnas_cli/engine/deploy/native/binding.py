@@ -80,7 +80,8 @@ class Binding:
         source = op.inputs[0]
         if not op.conv.packs_input_first or isinstance(self.views.get(source), library.PackedActivations):
             return 0
-        return value_bytes("bits", *shapes[source], self.n)
+        channels, height, width = shapes[source]
+        return value_bytes("bits", channels, height, width, self.n)
 
     def _link(self, run: ChainRun, ops, shapes) -> None:
         convs = []

@@ -193,7 +193,10 @@ def pack_activations(x: torch.Tensor) -> PackedActivations:
     lib = _lib()
     status = lib.cpnas_pack(-1, torch.get_num_threads(), x.data_ptr(), n * h * w, c, words.data_ptr())
     if status:
-        _fail(status, lambda isa: lib.cpnas_pack(isa, torch.get_num_threads(), x.data_ptr(), n * h * w, c, words.data_ptr()))
+        _fail(
+            status,
+            lambda isa: lib.cpnas_pack(isa, torch.get_num_threads(), x.data_ptr(), n * h * w, c, words.data_ptr()),
+        )
     return PackedActivations(words, c)
 
 
@@ -327,13 +330,16 @@ class BinaryConvPlan:
         if c != self.in_c:
             raise ValueError(f"input has {c} channels, the conv expects {self.in_c}")
         oh, ow = self._sizes.get((h, w)) or self._output_size_checked(h, w)
-        if type(x) is PackedActivations:
+        x_float: int | None = None
+        x_bits: int | None = None
+        if isinstance(x, PackedActivations):
             _check_words(x, (n, h, w, _words(c)), "input")
-            x_float, x_bits = None, x.words.data_ptr()
+            x_bits = x.words.data_ptr()
         else:
             _check_nhwc(x, "input")
             x_float = x.data_ptr()
-            x_bits = self._input_workspace((n, h, w, _words(c))).data_ptr() if self.packs_input_first else None
+            if self.packs_input_first:
+                x_bits = self._input_workspace((n, h, w, _words(c))).data_ptr()
         if residual is not None:
             _check_nhwc(residual, "residual")
             if residual.shape != (n, self.out_c, oh, ow):
@@ -432,4 +438,3 @@ def _check_words(packed: PackedActivations, shape: tuple[int, ...], what: str) -
     words = packed.words
     if words.dtype is not torch.int64 or not words.is_contiguous() or words.shape != shape:
         raise ValueError(f"{what}: packed words must be a contiguous int64 tensor of shape {shape}")
-

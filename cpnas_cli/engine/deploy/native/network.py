@@ -115,6 +115,7 @@ class NativeNetwork:
                 args = [values[v] for v in op.inputs]
                 if op.kind in _MEANS:  # ATen's mean sums in a layout-dependent order: run_torch's
                     args = [a.contiguous(memory_format=layout or torch.contiguous_format) for a in args]  # type: ignore[attr-defined]
+                assert op.run is not None  # a torch step
                 values[op.output] = op.run(*args)
                 if layout is None and op.kind == "conv":
                     layout = _layout(values[op.output])  # type: ignore[arg-type]

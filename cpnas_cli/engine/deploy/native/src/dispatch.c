@@ -166,15 +166,8 @@ static void run_layer(const struct isa_kernels *k, const struct cpnas_call *call
         s.ow0 = (int)(item % per_row) * l->segment;
         s.ow1 = s.ow0 + l->segment < c->out_w ? s.ow0 + l->segment : c->out_w;
         s.image = call->x_bits ? call->x_bits + n * image_words : 0;
-        s.local = 0;
-        if (l->local && call->x) {  /* pack the segment's input pixels, stride included */
-            const float *image = call->x + (int64_t)n * c->in_h * c->in_w * c->in_c;
-            for (int ow = s.ow0; ow < s.ow1; ow++) {
-                int64_t pixel = (int64_t)oh * c->stride_h * c->in_w + (int64_t)ow * c->stride_w;
-                k->pack(image + pixel * c->in_c, c->in_c, local + (int64_t)(ow - s.ow0) * c->in_words);
-            }
-            s.local = local;
-        }
+        s.x_image = l->local && call->x ? call->x + (int64_t)n * c->in_h * c->in_w * c->in_c : 0;
+        s.local = local;
         s.residual = call->residual ? call->residual + row * out_row : 0;
         s.out = call->out ? call->out + row * out_row : 0;
         s.out_bits = call->out_bits ? call->out_bits + row * out_bits_row : 0;

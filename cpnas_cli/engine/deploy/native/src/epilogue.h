@@ -63,8 +63,9 @@ TARGET_AVX512 static inline __attribute__((always_inline)) void
 epilogue16_avx512(const struct epilogue *e, __m512i d, int32_t k, int o0, __mmask16 live, const float *res,
                   float *out, uint16_t *bits)
 {
-    __m512i acc = _mm512_sub_epi32(_mm512_set1_epi32(k), _mm512_add_epi32(d, d));
-    __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), _mm512_maskz_loadu_ps(live, e->beta + o0));
+    /* acc = K - 2d as one FMA on floats: exact, every value is an integer below 2^24 */
+    __m512 acc = _mm512_fnmadd_ps(_mm512_set1_ps(2.0f), _mm512_cvtepi32_ps(d), _mm512_set1_ps((float)k));
+    __m512 v = _mm512_mul_ps(acc, _mm512_maskz_loadu_ps(live, e->beta + o0));
     if (e->scale)
         v = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(live, e->scale + o0), _mm512_maskz_loadu_ps(live, e->shift + o0));
     if (res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(live, res + o0));

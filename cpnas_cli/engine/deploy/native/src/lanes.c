@@ -42,12 +42,17 @@ struct geometry {
     int kh0, kh1, lo, hi, local;
 };
 
-static inline struct geometry segment_geometry(const struct cpnas_conv *cv, const struct segment *s)
+static inline __attribute__((always_inline)) struct geometry segment_geometry(const struct cpnas_conv *cv,
+                                                                                const struct segment *s, pack_fn pack)
 {
     struct geometry g;
     g.hw_per_pixel = 2 * (int64_t)cv->in_words;
-    g.local = s->local != 0;
-    if (g.local) {  /* a 1x1 conv without padding: the segment's own input pixels, packed */
+    g.local = s->x_image != 0;
+    if (g.local) {  /* a 1x1 conv without padding: pack the segment's own input pixels, stride included */
+        for (int ow = s->ow0; ow < s->ow1; ow++) {
+            int64_t pixel = (int64_t)s->oh * cv->stride_h * cv->in_w + (int64_t)ow * cv->stride_w;
+            pack(s->x_image + pixel * cv->in_c, cv->in_c, s->local + (int64_t)(ow - s->ow0) * cv->in_words);
+        }
         g.input = (const uint32_t *)s->local;
         g.row_step = g.col_step = 0;
         g.kh0 = 0, g.kh1 = 1, g.lo = s->ow0, g.hi = s->ow1;
@@ -82,7 +87,7 @@ static inline const uint32_t *block_weights(const struct cpnas_conv *cv, int b)
 
 void lanes_segment_portable(const struct cpnas_conv *cv, const struct segment *s, const struct scratch *ws)
 {
-    struct geometry g = segment_geometry(cv, s);
+    struct geometry g = segment_geometry(cv, s, pack_pixel_portable_inline);
     int pairs = cv->kernel == CPNAS_PAIRS;
     for (int ow = s->ow0; ow < s->ow1; ow++) {
         int i = ow - s->ow0, kw0 = 0, kw1 = 1;
@@ -210,7 +215,7 @@ block_avx2(const struct cpnas_conv *cv, const struct geometry *g, const int64_t 
  * masked blocks one at a time (their masks would make the counters spill). */
 TARGET_AVX2 void lanes_segment_avx2(const struct cpnas_conv *cv, const struct segment *s, const struct scratch *ws)
 {
-    struct geometry g = segment_geometry(cv, s);
+    struct geometry g = segment_geometry(cv, s, pack_pixel_avx2_inline);
     int pairs = cv->kernel == CPNAS_PAIRS, masked = cv->masked;
     for (int ow = s->ow0; ow < s->ow1; ow++) {
         int kw0 = 0, kw1 = 1;
@@ -385,7 +390,7 @@ TARGET_AVX512 void lanes_segment_avx512(const struct cpnas_conv *cv, const struc
                                         const struct scratch *ws)
 {
     (void)ws;  /* the counters never leave the registers */
-    struct geometry g = segment_geometry(cv, s);
+    struct geometry g = segment_geometry(cv, s, pack_pixel_avx512_inline);
     struct epilogue e = epilogue_of(cv);
     int count = cv->block_hw_count[0], kw = g.local ? 1 : cv->kernel_w, kh = g.local ? 1 : cv->kernel_h;
     int64_t table[STEP_TABLE_MAX];

@@ -100,10 +100,14 @@ static inline void interior_columns(const struct cpnas_conv *cv, int *lo, int *h
 }
 
 /* A run of output pixels [ow0, ow1) of output row `oh` of one image, with what it reads and
- * writes. The packed input is `image` (the image's H*W*in_words words), or, for a 1x1 conv with
- * no padding, `local`: the run's own input pixels packed one after another (in_words each). */
+ * writes. The packed input is `image` (the image's H*W*in_words words); or, for a 1x1 conv with
+ * no padding and a float input, `x_image` (the image's NHWC floats), whose pixels the kernel
+ * packs into `local` first, one after another (in_words each): read once, no pass over the
+ * whole input, no barrier. */
 struct segment {
-    const uint64_t *image, *local;
+    const uint64_t *image;
+    const float *x_image;
+    uint64_t *local;
     int oh, ow0, ow1;
     const float *residual;   /* the row's residual (pixel ow at residual + ow*out_c), or NULL */
     float *out;              /* the row's float output, or NULL */
