@@ -2,13 +2,15 @@
 channels_last), at 1 and 2 threads, batch 1 and 64. Prints JSON: per shape the median times,
 the ratios, the ISA path and the CPU.
 
-    python benchmarks/bconv.py [--quick] [--threads 1,2] [--batch 1,64] [--seconds 1]
+    python benchmarks/bconv.py [--quick] [--threads 1,2] [--batch 1,64] [--seconds 1] [--ops 1x1,3x3]
     CPNAS_NATIVE_ISA=avx2 python benchmarks/bconv.py     # force a path
     CPNAS_NATIVE_ISA=avx2 ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/bconv.py   # an AVX2 machine, both sides
 
 native_ms: float NHWC in -> float out: binarize + pack the input, XOR-popcount, the epilogue
 (beta and a folded BatchNorm), into a reused output buffer (as a network executor runs it).
-bits_ms: the same conv fed packed bits (a previous layer's output). native_alloc_ms: native_ms
+bits_ms: the same conv fed packed bits (a previous layer's output). chained_ms: native_ms per layer
+when 8 such calls run as one library.Chain (one C call), as NativeNetwork runs consecutive 1-bit
+convs: the layer without the Python/ctypes cost of a call (about 3 us). native_alloc_ms: native_ms
 with a fresh output tensor per call, as torch's conv allocates its own: on a VM a fresh 64 MB
 tensor costs tens of ms of page faults, paid by float_ms too. bits_to_bits_ms: bits in, bits out
 (the sign of the epilogue), as inside a chain of 1-bit convs.
@@ -74,6 +76,7 @@ def measure(shape: dict, batch: int, budget_s: float, min_rounds: int = 5, max_r
     plan = library.BinaryConvPlan(weight, torch.rand(c), bn_scale=torch.rand(c), bn_shift=torch.randn(c), **geometry)
     bits = library.pack_activations(x)
     out = plan(x)
+    chain, chained_calls = chained(plan, x, out, batch, size)
     to_bits = library.BinaryConvPlan(
         weight, torch.rand(c), bn_scale=torch.rand(c), bn_shift=torch.randn(c), output="bits", **geometry
     )
@@ -82,6 +85,7 @@ def measure(shape: dict, batch: int, budget_s: float, min_rounds: int = 5, max_r
         "float_ms": lambda: F.conv2d(x, weight_cl, None, **geometry),
         "native_ms": lambda: plan(x, out=out),
         "bits_ms": lambda: plan(bits, out=out),
+        "chained_ms": chain.run,
         "native_alloc_ms": lambda: plan(x),
         "bits_to_bits_ms": lambda: to_bits(bits, out=bits_out),
     }
@@ -92,6 +96,7 @@ def measure(shape: dict, batch: int, budget_s: float, min_rounds: int = 5, max_r
     for _ in range(rounds):  # one call of each per round: a disturbance hits all of them alike
         for name, run in runs.items():
             samples[name].append(timed_once(run))
+    samples["chained_ms"] = [t / chained_calls for t in samples["chained_ms"]]
     times = {name: round(statistics.median(values), 4) for name, values in samples.items()}
     fastest = {name: min(values) for name, values in samples.items()}
     return {
@@ -103,9 +108,23 @@ def measure(shape: dict, batch: int, budget_s: float, min_rounds: int = 5, max_r
         "ratio_bits_in": round(times["float_ms"] / times["bits_ms"], 2),
         "ratio_alloc": round(times["float_ms"] / times["native_alloc_ms"], 2),
         "ratio_bits_to_bits": round(times["float_ms"] / times["bits_to_bits_ms"], 2),
+        "ratio_chained": round(times["float_ms"] / times["chained_ms"], 2),
+        "kind": plan.kind,
         "ratio_min": round(fastest["float_ms"] / fastest["native_ms"], 2),
         "ratio_bits_in_min": round(fastest["float_ms"] / fastest["bits_ms"], 2),
     }
+
+
+def chained(plan, x, out, batch: int, size: int, calls: int = 8):
+    """A Chain running the layer `calls` times on the same input and output (and workspace)."""
+    chain = library.Chain([plan.bound(batch, size, size) for _ in range(calls)])
+    workspace = torch.empty(batch, size, size, -(-plan.in_c // 64), dtype=torch.int64)
+    for call in chain.calls:
+        call.x, call.out = x.data_ptr(), out.data_ptr()
+        if plan.packs_input_first:
+            call.x_bits = workspace.data_ptr()
+    chain.workspace = workspace  # type: ignore[attr-defined]  # alive as long as the chain
+    return chain, calls
 
 
 def main() -> int:
@@ -114,6 +133,7 @@ def main() -> int:
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--batch", default="1,64")
     parser.add_argument("--seconds", type=float, default=1.0, help="time budget per shape (at least 5 rounds)")
+    parser.add_argument("--ops", default="", help="only these ops, comma-separated (e.g. 1x1,3x3)")
     args = parser.parse_args()
     if not library.available():
         print(json.dumps({"error": library.why_unavailable()}))
@@ -124,6 +144,8 @@ def main() -> int:
         torch.set_num_threads(threads)
         for batch in map(int, args.batch.split(",")):
             for shape in shapes(args.quick):
+                if args.ops and shape["op"] not in args.ops.split(","):
+                    continue
                 results.append({"threads": threads, **measure(shape, batch, args.seconds)})
                 print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     print(

@@ -34,6 +34,7 @@ def check_report(data: dict, batches: list[int]) -> None:
             timing = row[name]
             assert 0 < timing["median_ms"] <= timing["p90_ms"] and timing["images_per_s"] > 0
         assert row["speedup_vs_torch_1bit"] > 0 and row["speedup_vs_full_precision"] > 0
+        assert row["activation_bytes"] > 0
         assert abs(sum(layer["share"] for layer in row["layers"]) - 1) < 1e-6
         assert {layer["precision"] for layer in row["layers"]} == {"1-bit", "full precision"}
         assert any(layer["path"].startswith(library.isa()) for layer in row["layers"])

@@ -39,8 +39,12 @@ def test_native_is_the_default_and_gives_torchs_per_class_results(model):
     native, torch_run = json.loads(native.stdout), json.loads(torch_run.stdout)
     assert native["engine"] == f"native ({library.isa()})" and torch_run["engine"] == "torch"
     assert native["per_class"] == torch_run["per_class"] and native["confusion"] == torch_run["confusion"]
+    memory = native["memory"]
+    assert memory["file"] == model[1].stat().st_size and torch_run["memory"] is None
+    assert 0 < memory["weights"] <= 1.1 * memory["file"] and memory["activations"] > 0 and memory["batch"] >= 1
     tables = invoke("evaluate", model[1])
     assert f"engine: native ({library.isa()})" in tables.stdout.replace("\n", " ")
+    assert "bytes of weights" in tables.stdout.replace("\n", " ")
 
 
 def test_a_checkpoint_evaluates_on_torch(model):

@@ -87,6 +87,9 @@ CASES = {
     "grouped dil 5x5 56/8 stride 2": (56, 56, 5, 2, 4, 2, 7, 15, 15, 1),
     "grouped 3x3 20/4 (lanes span groups)": (20, 20, 3, 1, 1, 1, 5, 7, 7, 1),
     "grouped 3x3 256/128 (two words a group)": (256, 64, 3, 1, 1, 1, 2, 5, 5, 1),
+    "grouped 3x3 32->64/16 (32 outputs a group)": (32, 64, 3, 1, 1, 1, 2, 7, 7, 2),
+    "grouped 1x1 64/16": (64, 64, 1, 1, 0, 1, 4, 6, 5, 2),
+    "grouped 1x1 64->32/32 (whole halfwords)": (64, 32, 1, 1, 0, 1, 2, 5, 5, 1),
     "depth-wise 3x3 16": (16, 16, 3, 1, 1, 1, 16, 7, 7, 2),
     "depth-wise 5x5 56 stride 2": (56, 56, 5, 2, 2, 1, 56, 15, 15, 1),
     "depth-wise dil 3x3 168": (168, 168, 3, 1, 2, 2, 168, 7, 7, 1),
@@ -135,9 +138,15 @@ def test_library_is_built_where_gcc_exists():
 def test_isa_is_forced_by_the_environment(monkeypatch):
     monkeypatch.setenv(library.ISA_VARIABLE, "portable")
     assert library.isa() == "portable"
+    weight, x = torch.randn(8, 8, 1, 1), nhwc(torch.randn(1, 8, 2, 2))
+    plan = library.BinaryConvPlan(weight)
+    monkeypatch.setenv(library.ISA_VARIABLE, " Portable ")  # the library reads it too: spelt loosely, still taken
+    assert torch.equal(plan(x), reference_acc(x, weight, 1, 0, 1, 1))
     monkeypatch.setenv(library.ISA_VARIABLE, "sse9")
     with pytest.raises(ValueError, match="expected one of"):
         library.isa()
+    with pytest.raises(ValueError, match="expected one of"):
+        plan(x)
     monkeypatch.delenv(library.ISA_VARIABLE)
     assert library.isa() in library.ISAS and library.isa_supported(library.isa())
 
@@ -199,6 +208,82 @@ def random_cases(count: int, seed: int = 16):
 def test_random_shapes(isa, case):
     y, acc = run_case(case, seed=sum(case))
     assert torch.equal(y, acc)
+
+
+@pytest.mark.parametrize(
+    ("case", "kind"),
+    [
+        ("1x1 64", "dense"),
+        ("3x3 130->70", "dense"),
+        ("grouped 3x3 48/16", "pairs"),
+        ("grouped 3x3 32->64/16 (32 outputs a group)", "pairs"),
+        ("grouped 5x5 224/16 stride 2", "pairs"),
+        ("grouped 3x3 256/128 (two words a group)", "window"),
+        ("grouped 3x3 24/8 stride 2", "masked"),
+        ("depth-wise 3x3 448 (7 words)", "depth-wise"),
+    ],
+)
+def test_weights_take_the_bits_the_layout_promises(case, kind):
+    """dense: ceil(in_c / 32) halfwords per output channel and tap; pairs and window: exactly the
+    model file's bits (an odd group count adds one empty half per block); depth-wise:
+    ceil(c / 64) words per tap; masked: each lane's halfwords plus a mask."""
+    in_c, out_c, k, *_, groups, _, _, _ = CASES[case]
+    taps, group_in = k * k, in_c // groups
+    plan = library.BinaryConvPlan(torch.randn(out_c, group_in, k, k), groups=groups)
+    assert plan.kind == kind
+    weight_bits = plan._arrays["weights"].numel() * plan._arrays["weights"].element_size() * 8
+    file_bits = out_c * group_in * taps
+    expected = {
+        "dense": out_c * taps * -(-in_c // 32) * 32,
+        "pairs": file_bits + (groups % 2) * (out_c // groups) * 16 * taps,
+        "window": file_bits,
+        "depth-wise": taps * -(-in_c // 64) * 64,
+    }
+    if kind == "masked":
+        assert file_bits < weight_bits <= out_c * taps * 32 * (-(-group_in // 32) + 1) and "masks" in plan._arrays
+    else:
+        assert weight_bits == expected[kind] and "masks" not in plan._arrays
+
+
+@needs_fused_torch
+def test_a_chain_runs_its_layers_in_one_call_as_the_plans_do(isa):
+    """float -> 3x3 (bits) -> depth-wise (bits) -> 1x1 + residual (float), one C call, against
+    the layers called one by one; then the last layer alone."""
+    generator = torch.Generator().manual_seed(11)
+    x = random_input(2, 40, 9, 9, generator)
+
+    def vectors(c):
+        return {"bn_scale": torch.randn(c, generator=generator), "bn_shift": torch.randn(c, generator=generator)}
+
+    first = library.BinaryConvPlan(
+        torch.randn(48, 40, 3, 3, generator=generator), padding=1, output="bits", **vectors(48)
+    )
+    middle = library.BinaryConvPlan(
+        torch.randn(48, 1, 3, 3, generator=generator), padding=1, groups=48, output="bits", **vectors(48)
+    )
+    last = library.BinaryConvPlan(
+        torch.randn(24, 48, 1, 1, generator=generator), torch.rand(24, generator=generator), **vectors(24)
+    )
+    residual = nhwc(torch.randn(2, 24, 9, 9, generator=generator))
+    expected = last(middle(first(x)), residual)
+    a, b = first(x), middle(first(x))
+    out = nhwc(torch.full((2, 24, 9, 9), float("nan")))
+    workspace = torch.empty(2, 9, 9, 1, dtype=torch.int64)
+    chain = library.Chain([first.bound(2, 9, 9), middle.bound(2, 9, 9), last.bound(2, 9, 9)])
+    addresses = [
+        {"x": x.data_ptr(), "x_bits": workspace.data_ptr(), "out_bits": a.words.data_ptr()},
+        {"x_bits": a.words.data_ptr(), "out_bits": b.words.data_ptr()},
+        {"x_bits": b.words.data_ptr(), "residual": residual.data_ptr(), "out": out.data_ptr()},
+    ]
+    a.words.fill_(0), b.words.fill_(0)
+    for call, fields in zip(chain.calls, addresses, strict=True):
+        for name, address in fields.items():
+            setattr(call, name, address)
+    chain.run()
+    assert torch.equal(out, expected)
+    out.fill_(float("nan"))
+    chain.run_one(2)
+    assert torch.equal(out, expected)
 
 
 # --- fused epilogue -------------------------------------------------------------------------

@@ -123,6 +123,7 @@ def report(source: Path, contenders, results: dict, threads: int, isa: str) -> d
             **c,
             "speedup_vs_torch_1bit": c[simulated]["median_ms"] / c[native]["median_ms"],
             "speedup_vs_full_precision": c[full]["median_ms"] / c[native]["median_ms"],
+            "activation_bytes": contenders.native.activation_bytes(n),
             "layers": layer_shares(contenders.native.ops, result["per_op"]),
         })  # fmt: skip
     return {
@@ -157,10 +158,11 @@ def render(data: dict) -> None:
     console.print(table)
     for row in data["batches"]:
         console.print(layer_table(row))
-    weights, activations = data["resident_bytes"]["weights"], data["resident_bytes"]["activations"]
+    weights = data["resident_bytes"]["weights"]
+    arenas = ", ".join(f"{row['activation_bytes']:,} at batch {row['batch']}" for row in data["batches"])
     console.print(
-        f"native engine holds {weights:,} bytes of weights (file: {data['file_bytes']:,} bytes, "
-        f"{weights / data['file_bytes']:.2f}x) + {activations:,} bytes of activation buffers",
+        f"native engine holds {weights:,} bytes of weights ({weights / data['file_bytes']:.2f}x the "
+        f"{data['file_bytes']:,}-byte file) + activation buffers: {arenas} bytes",
         highlight=False,
     )
 

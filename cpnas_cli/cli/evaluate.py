@@ -58,7 +58,18 @@ def evaluate(
         f"[bold]cpnas evaluate[/] {checkpoint}  ({report.dataset}, {report.n_images} test images, "
         f"engine: {report.engine})"
     )
+    if report.memory:
+        console.print(memory_line(report.memory), highlight=False)
     console.print(accuracy_table(report.results, report.class_names))
     for role, metrics in report.results.items():
         name = "Child (1-bit)" if role == "child" else "Parent (full precision)"
         console.print(confusion_table(metrics, report.class_names, f"Confusion matrix, {name}"))
+
+
+def memory_line(memory: dict) -> str:
+    """What the native engine holds, beside the model file's bytes."""
+    weights, file = memory["weights"], memory["file"]
+    return (
+        f"native engine holds {weights:,} bytes of weights ({weights / file:.2f}x the {file:,}-byte file) "
+        f"+ {memory['activations']:,} bytes of activation buffers at batch {memory['batch']}"
+    )

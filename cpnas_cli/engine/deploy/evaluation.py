@@ -75,6 +75,7 @@ class Report:
     class_names: list[str]
     results: dict[str, Metrics]  # "child" and, when the file has one, "parent"
     engine: str = "torch"  # what ran the Child: "torch" or "native (<ISA path>)"
+    memory: dict | None = None  # native: bytes held (weights, activations at `batch`) and the file's
 
     @property
     def n_images(self) -> int:
@@ -89,6 +90,7 @@ class Report:
             "dataset": self.dataset,
             "classes": self.class_names,
             "engine": self.engine,
+            "memory": self.memory,
             **child,
             "child": child,
             "parent": parent.to_dict() if parent else None,
@@ -203,7 +205,17 @@ def evaluate_model_file(
         shuffle_generator=None,
         device=device,
     )
-    return Report(str(path), name, info.class_names, measure(nets, batches, info.class_names), engine)
+    results = measure(nets, batches, info.class_names)
+    memory = None
+    if isinstance(nets["child"], _NativeChild):  # what the engine holds, beside the file it came from
+        network, batch = nets["child"].network, min(batch_size, len(data.test_labels))
+        memory = {
+            "weights": network.resident_bytes()["weights"],
+            "activations": network.activation_bytes(batch),
+            "batch": batch,
+            "file": Path(path).stat().st_size,
+        }
+    return Report(str(path), name, info.class_names, results, engine, memory)
 
 
 def _crop_fraction(extras: dict, path: Path) -> float:

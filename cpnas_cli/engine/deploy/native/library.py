@@ -4,6 +4,7 @@
     pack_activations(x) -> PackedActivations          binarize + pack an NHWC float tensor
     BinaryConvPlan(weight, beta, stride=..., ..., bn_scale=..., bn_shift=..., output="float"|"bits")
         plan(x, residual=None, *, out=None)           one 1-bit conv layer with its fused epilogue
+    Chain([plan.bound(n, h, w), ...])                 layer calls with fixed buffers, one C call
 
 A plan packs its weights once; a call takes a float32 tensor in torch's channels_last layout
 (NHWC in memory, used in place) or the PackedActivations that a previous plan emitted with
@@ -22,12 +23,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import layouts
+
 LIBRARY_PATH = Path(__file__).resolve().parent / "_cpnas_native.so"
-ABI_VERSION = 2  # 2: the folded BatchNorm is one FMA
+ABI_VERSION = 3  # 2: the folded BatchNorm is one FMA; 3: 32-bit lane blocks, pairs, chains
 ISAS = ("portable", "avx2", "avx512")
 ISA_VARIABLE = "CPNAS_NATIVE_ISA"
-BLOCK = 8  # output channels per block of the general kernel (native.h CPNAS_BLOCK)
-DEPTHWISE_MAX_TAPS = 255  # the depth-wise kernel counts in bytes
+_ERROR_ISA_NAME = -3  # dispatch.c: CPNAS_NATIVE_ISA is not exactly a path this CPU offers
 
 _i32, _i64, _ptr = ctypes.c_int32, ctypes.c_int64, ctypes.c_void_p
 
@@ -59,13 +61,16 @@ class _Conv(ctypes.Structure):
             "kernel",
             "masked",
             "group_in_c",
+            "group_out_c",
             "n_blocks",
         )
     ] + [
         (name, _ptr)
         for name in (
-            "block_word_begin",
-            "block_word_count",
+            "block_hw_begin",
+            "block_hw_count",
+            "block_out",
+            "block_lanes",
             "block_weight_offset",
             "block_mask_offset",
             "weights",
@@ -74,6 +79,14 @@ class _Conv(ctypes.Structure):
             "bn_scale",
             "bn_shift",
         )
+    ]
+
+
+class _Call(ctypes.Structure):
+    """struct cpnas_call of native.h: one layer of a chain and its buffers."""
+
+    _fields_ = [("conv", ctypes.POINTER(_Conv))] + [
+        (name, _ptr) for name in ("x", "x_bits", "residual", "out", "out_bits")
     ]
 
 
@@ -89,6 +102,7 @@ def _load() -> tuple[ctypes.CDLL | None, str]:
     lib.cpnas_isa_supported.argtypes = [ctypes.c_int]
     lib.cpnas_pack.argtypes = [ctypes.c_int, ctypes.c_int, _ptr, _i64, ctypes.c_int, _ptr]
     lib.cpnas_bconv.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.POINTER(_Conv), _ptr, _ptr, _ptr, _ptr, _ptr]
+    lib.cpnas_run.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.POINTER(_Call)]
     return lib, ""
 
 
@@ -157,6 +171,14 @@ class PackedActivations:
 
 
 def _check_nhwc(x: torch.Tensor, what: str) -> None:
+    if (  # the common case first, in the cheapest checks torch offers (a layer call is a few us)
+        isinstance(x, torch.Tensor)
+        and x.dtype is torch.float32
+        and x.is_cpu
+        and x.dim() == 4
+        and x.is_contiguous(memory_format=torch.channels_last)
+    ):
+        return
     if not isinstance(x, torch.Tensor) or x.dtype != torch.float32 or x.dim() != 4:
         raise ValueError(f"{what}: expected a 4-d float32 tensor, got {getattr(x, 'dtype', type(x).__name__)}")
     if x.device.type != "cpu" or not x.is_contiguous(memory_format=torch.channels_last):
@@ -168,9 +190,13 @@ def pack_activations(x: torch.Tensor) -> PackedActivations:
     _check_nhwc(x, "pack_activations")
     n, c, h, w = x.shape
     words = torch.empty((n, h, w, _words(c)), dtype=torch.int64)
-    status = _lib().cpnas_pack(_isa_index(), torch.get_num_threads(), x.data_ptr(), n * h * w, c, words.data_ptr())
+    lib = _lib()
+    status = lib.cpnas_pack(-1, torch.get_num_threads(), x.data_ptr(), n * h * w, c, words.data_ptr())
     if status:
-        raise RuntimeError(f"cpnas_pack failed ({status})")
+        _fail(
+            status,
+            lambda isa: lib.cpnas_pack(isa, torch.get_num_threads(), x.data_ptr(), n * h * w, c, words.data_ptr()),
+        )
     return PackedActivations(words, c)
 
 
@@ -195,14 +221,10 @@ def _sign_bits(weight: torch.Tensor) -> np.ndarray:
     return (weight.detach().to(torch.float32) >= 0).numpy()
 
 
-def _pack_bits(bits: np.ndarray) -> np.ndarray:
-    """Pack the last axis (a multiple of 64 bools) into little-endian uint64 words."""
-    return np.packbits(bits, axis=-1, bitorder="little").view("<u8")
-
-
 class BinaryConvPlan:
-    """One 1-bit conv layer ready to run: packed sign(W), geometry and fused epilogue
-    y = fma(acc * beta, bn_scale, bn_shift) [+ residual], as float32 NHWC or as packed bits.
+    """One 1-bit conv layer ready to run: packed sign(W) in the layout its kernel reads
+    (layouts.py), geometry and fused epilogue y = fma(acc * beta, bn_scale, bn_shift) [+ residual],
+    as float32 NHWC or as packed bits.
 
     weight: float [out_c, in_c/groups, kh, kw] (only its signs are kept); beta: [out_c] or
     None (= 1, so y is the exact integer acc)."""
@@ -244,7 +266,10 @@ class BinaryConvPlan:
             _channel_vector(bn_shift, out_c, "bn_shift"),
         )
         self._workspace: torch.Tensor | None = None
-        self.depthwise = groups == self.in_c == out_c and kh * kw <= DEPTHWISE_MAX_TAPS
+        self.kind = layouts.choose(self.in_c, out_c, groups, kh * kw)
+        self.depthwise = self.kind == "depth-wise"
+        # A 1x1 conv without padding packs its float input as it goes: no workspace.
+        self.packs_input_first = self.depthwise or (kh, kw) != (1, 1) or self.padding != (0, 0)
         self._conv = _Conv(
             in_c=self.in_c,
             out_c=out_c,
@@ -260,65 +285,29 @@ class BinaryConvPlan:
             in_words=_words(self.in_c),
             out_words=_words(out_c),
             group_in_c=group_in_c,
+            group_out_c=out_c // groups,
+            kernel=layouts.KERNEL_CODES[self.kind],
         )
-        bits = _sign_bits(weight)
-        self._arrays = self._pack_depthwise(bits) if self.depthwise else self._pack_general(bits)
-        self._conv.kernel = int(self.depthwise)
+        self._arrays = self._hold(layouts.pack(_sign_bits(weight), groups, self.kind), kh * kw)
+        self._conv_reference = ctypes.byref(self._conv)
+        self._sizes: dict[tuple[int, int], tuple[int, int]] = {}  # (h, w) -> output (h, w)
         for name, vector in (("beta", self.beta), ("bn_scale", self.bn_scale), ("bn_shift", self.bn_shift)):
             setattr(self._conv, name, None if vector is None else vector.data_ptr())
 
-    # --- weight layouts (native.h) ---
-
-    def _pack_depthwise(self, bits: np.ndarray) -> dict[str, torch.Tensor]:
-        """[tap][in_words]: tap t's weight of channel c at bit c%64 of word c//64."""
-        taps = bits[:, 0].reshape(self.out_c, -1).T  # [taps, c]
-        padded = np.zeros((taps.shape[0], self._conv.in_words * 64), dtype=bool)
-        padded[:, : self.out_c] = taps
-        weights = torch.from_numpy(_pack_bits(padded).astype(np.int64).copy())
-        self._conv.weights = weights.data_ptr()
-        return {"weights": weights}
-
-    def _pack_general(self, bits: np.ndarray) -> dict[str, torch.Tensor]:
-        """Blocks of 8 output channels; each lane's weights sit at its group's input bit
-        positions; a block spans the words its lanes' groups touch: [tap][word][lane]."""
-        out_c, group_in_c, kh, kw = bits.shape
-        taps, in_bits = kh * kw, self._conv.in_words * 64
-        n_blocks = -(-out_c // BLOCK)
-        group = np.arange(n_blocks * BLOCK) // (out_c // self.groups)
-        live = np.arange(n_blocks * BLOCK) < out_c
-        channel = group[:, None] * group_in_c + np.arange(group_in_c)  # [lane, group_in_c]
-        positioned = np.zeros((n_blocks * BLOCK, taps, in_bits), dtype=bool)
-        lanes = np.arange(out_c)
-        positioned[lanes[:, None, None], np.arange(taps)[None, :, None], channel[:out_c, None, :]] = bits.reshape(
-            out_c, group_in_c, taps
-        ).transpose(0, 2, 1)
-        mask = np.zeros((n_blocks * BLOCK, in_bits), dtype=bool)
-        mask[lanes[:, None], channel[:out_c]] = True
-        words, mask_words = _pack_bits(positioned), _pack_bits(mask)  # [lane, tap, word], [lane, word]
-        begin, count, weight_parts, mask_parts = [], [], [], []
-        for b in range(n_blocks):
-            block = slice(b * BLOCK, (b + 1) * BLOCK)
-            used = channel[block][live[block]]
-            first, last = used.min() // 64, used.max() // 64 + 1
-            begin.append(first)
-            count.append(last - first)
-            weight_parts.append(words[block, :, first:last].transpose(1, 2, 0).reshape(-1))
-            mask_parts.append(mask_words[block, first:last].T.reshape(-1))
-        arrays = {
-            "block_word_begin": torch.tensor(begin, dtype=torch.int32),
-            "block_word_count": torch.tensor(count, dtype=torch.int32),
-            "block_weight_offset": torch.tensor(
-                np.cumsum([0] + [p.size for p in weight_parts[:-1]]), dtype=torch.int64
-            ),
-            "block_mask_offset": torch.tensor(np.cumsum([0] + [p.size for p in mask_parts[:-1]]), dtype=torch.int64),
-            "weights": torch.from_numpy(np.concatenate(weight_parts).astype(np.int64)),
-            "masks": torch.from_numpy(np.concatenate(mask_parts).astype(np.int64)),
-        }
-        if self.groups == 1:  # dense: the kernels read no mask (unused bits are 0 on both sides)
-            del arrays["masks"], arrays["block_mask_offset"]
+    def _hold(self, layout: layouts.Layout, taps: int) -> dict[str, torch.Tensor]:
+        """The layout's arrays as tensors this plan keeps, their addresses in the conv struct."""
+        arrays = {"weights": torch.from_numpy(layout.weights.view(np.int64 if self.depthwise else np.int32).copy())}
+        if layout.blocks:
+            weight_offset, mask_offset = layouts.weight_offsets(layout, taps)
+            arrays.update({f"block_{name}": torch.from_numpy(values) for name, values in layout.blocks.items()})
+            arrays["block_weight_offset"] = torch.from_numpy(weight_offset.astype(np.int64))
+            self._conv.n_blocks = len(weight_offset)
+            if layout.masks is not None:
+                arrays["masks"] = torch.from_numpy(layout.masks.view(np.int32).copy())
+                arrays["block_mask_offset"] = torch.from_numpy(mask_offset.astype(np.int64))
+        self._conv.masked = int(layout.masked)
         for name, tensor in arrays.items():
             setattr(self._conv, name, tensor.data_ptr())
-        self._conv.n_blocks, self._conv.masked = n_blocks, int(self.groups > 1)
         return arrays
 
     # --- running ---
@@ -340,40 +329,44 @@ class BinaryConvPlan:
         n, c, h, w = x.shape
         if c != self.in_c:
             raise ValueError(f"input has {c} channels, the conv expects {self.in_c}")
+        oh, ow = self._sizes.get((h, w)) or self._output_size_checked(h, w)
+        x_float: int | None = None
+        x_bits: int | None = None
+        if isinstance(x, PackedActivations):
+            _check_words(x, (n, h, w, _words(c)), "input")
+            x_bits = x.words.data_ptr()
+        else:
+            _check_nhwc(x, "input")
+            x_float = x.data_ptr()
+            if self.packs_input_first:
+                x_bits = self._input_workspace((n, h, w, _words(c))).data_ptr()
+        if residual is not None:
+            _check_nhwc(residual, "residual")
+            if residual.shape != (n, self.out_c, oh, ow):
+                raise ValueError(f"residual: expected shape {(n, self.out_c, oh, ow)}, got {tuple(residual.shape)}")
+        result = self._output(out, n, oh, ow)
+        bits_out = self.output == "bits"
+        conv = self._conv
+        conv.batch, conv.in_h, conv.in_w, conv.out_h, conv.out_w = n, h, w, oh, ow
+        _run_bconv(
+            self._conv_reference,
+            x_float,
+            x_bits,
+            None if residual is None else residual.data_ptr(),
+            None if bits_out else result.data_ptr(),  # type: ignore[union-attr]
+            result.words.data_ptr() if bits_out else None,  # type: ignore[union-attr]
+        )
+        return result
+
+    def _output_size_checked(self, h: int, w: int) -> tuple[int, int]:
         oh, ow = self.output_size(h, w)
         if oh < 1 or ow < 1:
             raise ValueError(f"input {h}x{w} is too small for this conv")
-        if isinstance(x, PackedActivations):
-            _check_words(x, (n, h, w, _words(c)), "input")
-            x_float, x_bits = None, x.words
-        else:
-            _check_nhwc(x, "input")
-            x_float, x_bits = x, self._input_workspace((n, h, w, _words(c)))
-        if residual is not None:
-            _check_nhwc(residual, "residual")
-            if tuple(residual.shape) != (n, self.out_c, oh, ow):
-                raise ValueError(f"residual: expected shape {(n, self.out_c, oh, ow)}, got {tuple(residual.shape)}")
-        result = self._output(out, n, oh, ow)
-        out_float = result if isinstance(result, torch.Tensor) else None
-        out_bits = result.words if isinstance(result, PackedActivations) else None
-        conv = self._conv
-        conv.batch, conv.in_h, conv.in_w, conv.out_h, conv.out_w = n, h, w, oh, ow
-        status = _lib().cpnas_bconv(
-            _isa_index(),
-            torch.get_num_threads(),
-            ctypes.byref(conv),
-            _address(x_float),
-            x_bits.data_ptr(),
-            _address(residual),
-            _address(out_float),
-            _address(out_bits),
-        )
-        if status:
-            raise RuntimeError(f"cpnas_bconv failed ({status})")
-        return result
+        self._sizes[h, w] = oh, ow
+        return oh, ow
 
     def _input_workspace(self, shape: tuple[int, ...]) -> torch.Tensor:
-        if self._workspace is None or tuple(self._workspace.shape) != shape:
+        if self._workspace is None or self._workspace.shape != shape:
             self._workspace = torch.empty(shape, dtype=torch.int64)
         return self._workspace
 
@@ -382,7 +375,7 @@ class BinaryConvPlan:
             if out is None:
                 return torch.empty((n, self.out_c, oh, ow), memory_format=torch.channels_last)
             _check_nhwc(out, "out")
-            if tuple(out.shape) != (n, self.out_c, oh, ow):
+            if out.shape != (n, self.out_c, oh, ow):
                 raise ValueError(f"out: expected shape {(n, self.out_c, oh, ow)}, got {tuple(out.shape)}")
             return out
         if out is None:
@@ -392,12 +385,56 @@ class BinaryConvPlan:
         _check_words(out, (n, oh, ow, _words(self.out_c)), "out")
         return out
 
+    def bound(self, n: int, h: int, w: int) -> "_Conv":
+        """A copy of the layer's struct with the geometry of an (n, in_c, h, w) input, for a Chain."""
+        oh, ow = self.output_size(h, w)
+        conv = _Conv.from_buffer_copy(self._conv)
+        conv.batch, conv.in_h, conv.in_w, conv.out_h, conv.out_w = n, h, w, oh, ow
+        return conv
+
+
+class Chain:
+    """Layer calls with fixed geometry and buffers, run in order by one C call (one parallel
+    region): what a network executor uses instead of a Python call per layer. `calls[i]` has the
+    fields of struct cpnas_call (addresses); set the ones that change between runs, then run()."""
+
+    def __init__(self, convs: list[_Conv]):
+        self.convs = convs  # kept alive: the calls point at them
+        self.calls = (_Call * len(convs))()
+        for call, conv in zip(self.calls, convs, strict=True):
+            call.conv = ctypes.pointer(conv)
+
+    def run(self) -> None:
+        self._run(len(self.convs), self.calls)
+
+    def run_one(self, index: int) -> None:
+        """Call `index` alone (to time each layer)."""
+        self._run(1, ctypes.byref(self.calls[index]))  # the element shares the array's memory
+
+    @staticmethod
+    def _run(count: int, calls) -> None:
+        status = _lib().cpnas_run(-1, torch.get_num_threads(), count, calls)
+        if status:
+            _fail(status, lambda isa: _lib().cpnas_run(isa, torch.get_num_threads(), count, calls))
+
+
+def _run_bconv(*args) -> None:
+    lib = _lib()
+    status = lib.cpnas_bconv(-1, torch.get_num_threads(), *args)
+    if status:
+        _fail(status, lambda isa: lib.cpnas_bconv(isa, torch.get_num_threads(), *args))
+
+
+def _fail(status: int, retry) -> None:
+    """A call returned an error: CPNAS_NATIVE_ISA spelt in a way only Python accepts (retried with
+    the path it names), or a ValueError / RuntimeError that says what went wrong."""
+    if status == _ERROR_ISA_NAME:
+        status = retry(_isa_index())  # raises ValueError for an unknown or unsupported name
+    if status:
+        raise RuntimeError(f"native kernel call failed ({'out of memory' if status == -2 else status})")
+
 
 def _check_words(packed: PackedActivations, shape: tuple[int, ...], what: str) -> None:
     words = packed.words
-    if words.dtype != torch.int64 or not words.is_contiguous() or tuple(words.shape) != shape:
+    if words.dtype is not torch.int64 or not words.is_contiguous() or words.shape != shape:
         raise ValueError(f"{what}: packed words must be a contiguous int64 tensor of shape {shape}")
-
-
-def _address(tensor: torch.Tensor | None) -> int | None:
-    return None if tensor is None else tensor.data_ptr()

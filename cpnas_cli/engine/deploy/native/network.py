@@ -15,8 +15,11 @@ conv gets the batch as passed and its weight in the plan's layout (oneDNN picks 
 algorithm for channels_last), the means (the classifier's global average pool, the shortcut's
 channel averaging `mix`) a copy in the stem output's layout, which run_torch's values keep to the
 end (the channels_last mean sums in another order). So the logits equal run_torch's on the same
-batch, NCHW or channels_last. Conv outputs go to buffers kept across calls: a fresh large tensor
-per call costs its page faults every time.
+batch, NCHW or channels_last.
+Per batch size (binding.py): conv outputs go to buffers of an arena shared by liveness, kept
+across calls (a fresh large tensor per call costs its page faults every time), and each run of
+consecutive 1-bit convs is one C call (a Python call per layer costs a few microseconds, as much
+as a small layer computes).
 The object holds packed bits, beta, folded BatchNorm and the full-precision tensors, no float copy
 of a 1-bit kernel (the ±1 kernel exists only while a plan packs it).
 """
@@ -32,6 +35,7 @@ import torch
 from ..packing import load_packed, unpack_signs
 from ..plan import _STEPS, Plan, Step, lower
 from . import library
+from .binding import Binding
 
 CHANNELS_LAST = torch.channels_last
 # Steps computed by ATen's mean, whose summation order depends on the memory layout: they get
@@ -48,7 +52,7 @@ class NativeOp:
     note: str  # where in the network (the plan step's note)
     inputs: tuple[str, ...]
     output: str
-    run: Callable[..., object]
+    run: Callable[..., object] | None  # a torch step's function (1-bit convs run in chains)
     held: dict[str, torch.Tensor] = field(default_factory=dict)  # the weights this op keeps
     fused: tuple[str, ...] = ()  # plan steps folded into a bconv: "affine", "add"
     conv: library.BinaryConvPlan | None = None
@@ -61,21 +65,22 @@ class NativeOp:
         """Which code runs it: the kernel and ISA path of a 1-bit conv, torch otherwise."""
         if self.conv is None:
             return "torch"
-        return f"{library.isa()} {'depth-wise' if self.conv.depthwise else 'general'}"
+        return f"{library.isa()} {self.conv.kind}"
 
 
 class NativeNetwork:
     """logits = network(x) for a normalized NCHW float batch; see the module docstring."""
 
-    def __init__(self, ops: list[NativeOp], input_name: str, output: str):
-        self.ops, self.input, self.output = ops, input_name, output
+    def __init__(self, ops: list[NativeOp], input_name: str, output: str, shapes: dict[str, tuple[int, int, int]]):
+        self.ops, self.input, self.output, self.shapes = ops, input_name, output, shapes
         self._last_use = {v: i for i, op in enumerate(ops) for v in op.inputs}
+        self._binding: Binding | None = None  # buffers and chains of the last batch size
 
     @classmethod
     def from_plan(cls, plan: Plan) -> "NativeNetwork":
         if not library.available():
             raise RuntimeError(f"native kernels unavailable: {library.why_unavailable()}")
-        return cls(_compile(plan), plan.input, plan.output)
+        return cls(_compile(plan), plan.input, plan.output, {step.output: step.shape for step in plan.steps})
 
     @classmethod
     def from_packed(cls, path: Path, memory_format: torch.memory_format = torch.contiguous_format):
@@ -89,33 +94,70 @@ class NativeNetwork:
         )
         return info, cls.from_plan(plan)
 
+    def bind(self, n: int) -> Binding:
+        """The buffers and chains for batches of n images (kept until another size comes)."""
+        if self._binding is None or self._binding.n != n:
+            self._binding = None  # free the old buffers before allocating the new ones
+            self._binding = Binding(self.ops, self.shapes, self._last_use, n)
+        return self._binding
+
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, timings: list[float] | None = None) -> torch.Tensor:
-        """Logits (N, classes). `timings` (one float per op, summed over calls) gets each op's seconds."""
+        """Logits (N, classes). `timings` (one float per op, summed over calls) gets each op's
+        seconds; the 1-bit convs then run one C call each instead of one per chain."""
+        binding = self.bind(x.shape[0])
         values: dict[str, object] = {self.input: x}  # the stem conv's floats depend on the layout: as given
         layout = None  # run_torch's layout: the stem conv's output's (the batch's, when it says)
-        for i, op in enumerate(self.ops):
+        for item in binding.program:
             start = time.perf_counter() if timings is not None else 0.0
-            args = [values[v] for v in op.inputs]
-            if op.kind in _MEANS:  # ATen's mean sums in a layout-dependent order: run_torch's
-                args = [a.contiguous(memory_format=layout or torch.contiguous_format) for a in args]  # type: ignore[attr-defined]
-            values[op.output] = op.run(*args)
-            if layout is None and op.kind == "conv":
-                layout = _layout(values[op.output])  # type: ignore[arg-type]
-            if timings is not None:
-                timings[i] += time.perf_counter() - start
-            for v in op.inputs:  # free what no later op reads
-                if self._last_use[v] == i:
-                    values.pop(v, None)
-        return values[self.output].flatten(1)  # type: ignore[attr-defined]
+            if isinstance(item, int):
+                op = self.ops[item]
+                args = [values[v] for v in op.inputs]
+                if op.kind in _MEANS:  # ATen's mean sums in a layout-dependent order: run_torch's
+                    args = [a.contiguous(memory_format=layout or torch.contiguous_format) for a in args]  # type: ignore[attr-defined]
+                assert op.run is not None  # a torch step
+                values[op.output] = op.run(*args)
+                if layout is None and op.kind == "conv":
+                    layout = _layout(values[op.output])  # type: ignore[arg-type]
+                if timings is not None:
+                    timings[item] += time.perf_counter() - start
+                self._free(values, item)
+                continue
+            keep = []  # channels_last copies of torch values, alive until the chain has run
+            for call, field_name, value in item.dynamic:
+                tensor = values[value].contiguous(memory_format=CHANNELS_LAST)  # type: ignore[attr-defined]
+                keep.append(tensor)
+                setattr(item.chain.calls[call], field_name, tensor.data_ptr())
+            if timings is None:
+                item.chain.run()
+            else:
+                for call, i in enumerate(item.ops):
+                    start = time.perf_counter()
+                    item.chain.run_one(call)
+                    timings[i] += time.perf_counter() - start
+            for i in item.ops:
+                values[self.ops[i].output] = binding.views[self.ops[i].output]
+                self._free(values, i)
+        result = values[self.output]
+        if self.output in binding.views:  # never hand out the arena's memory
+            result = result.clone()  # type: ignore[attr-defined]
+        return result.flatten(1)  # type: ignore[attr-defined]
+
+    def _free(self, values: dict, i: int) -> None:
+        for v in self.ops[i].inputs:  # free what no later op reads
+            if self._last_use[v] == i:
+                values.pop(v, None)
 
     def resident_bytes(self) -> dict[str, int]:
         """Bytes of the tensors held: weights (bits, beta, BN, full-precision layers) and the
-        activation buffers kept across calls (after a call; the torch steps' values come and go)."""
+        activation arena of the last batch size (0 before a call; the torch steps' values come
+        and go)."""
         weights = sum(t.numel() * t.element_size() for op in self.ops for t in op.held.values())
-        activations = sum(_bytes(op.run.buffer) for op in self.ops if isinstance(op.run, _FusedConv))
-        activations += sum(_bytes(op.conv._workspace) for op in self.ops if op.conv is not None)
-        return {"weights": weights, "activations": activations}
+        return {"weights": weights, "activations": 0 if self._binding is None else self._binding.activation_bytes}
+
+    def activation_bytes(self, n: int) -> int:
+        """The arena and workspace for batches of n images (binds that size)."""
+        return self.bind(n).activation_bytes
 
 
 def _layout(t: torch.Tensor) -> torch.memory_format:
@@ -199,7 +241,7 @@ def _conv_op(plan: Plan, readers: dict[str, list[int]], group: list[Step]) -> Na
         conv.note,
         inputs,
         last.output,
-        _FusedConv(kernel),
+        None,
         held=_flatten(held),
         fused=tuple(s.op for s in group[1:]),
         conv=kernel,
@@ -214,26 +256,6 @@ def _flatten(held: dict) -> dict[str, torch.Tensor]:
         elif value is not None:
             flat[name] = value
     return flat
-
-
-class _FusedConv:
-    """Calls a BinaryConvPlan into an output buffer kept for the next call of the same batch size."""
-
-    def __init__(self, kernel: library.BinaryConvPlan):
-        self.kernel = kernel
-        self.buffer: torch.Tensor | library.PackedActivations | None = None
-
-    def __call__(self, x, residual=None):
-        if isinstance(x, torch.Tensor):
-            x = x.contiguous(memory_format=CHANNELS_LAST)
-        if residual is not None:
-            residual = residual.contiguous(memory_format=CHANNELS_LAST)
-        n, _, h, w = x.shape
-        oh, ow = self.kernel.output_size(h, w)
-        if self.buffer is None or self.buffer.shape != (n, self.kernel.out_c, oh, ow):
-            self.buffer = None  # the plan allocates it in the right format on this call
-        self.buffer = self.kernel(x, residual, out=self.buffer)
-        return self.buffer
 
 
 def _torch_op(plan: Plan, step: Step) -> NativeOp:
