@@ -145,6 +145,7 @@ def new_run_dir(name: str, run_dir: Path | None = None, root: Path = RUNS_ROOT) 
     # writer.lock alone: a run killed before it wrote its config; starting it again is safe (the lock
     # below refuses if that run is still alive)
     if run_dir.exists() and any(p.name != LOCK for p in run_dir.iterdir()):
+        _refuse_if_written(run_dir)  # a live run there: say whose, as a second --resume is told
         raise UserError(
             f"run directory {run_dir} already exists and is not empty",
             f"resume it with --resume {run_dir}, or choose another --run-dir",
@@ -182,6 +183,24 @@ def lock_writer(folder: Path) -> None:
     lock.write(f"{os.getpid()}\n".encode())
     lock.flush()
     _held[key] = lock
+
+
+def _refuse_if_written(folder: Path) -> None:
+    """A UserError naming the PID of the process writing `folder` now, if one does: a look that
+    takes writer.lock shared for an instant and gives it back (a writer's exclusive lock refuses it)."""
+    try:
+        lock = open(Path(folder) / LOCK, "rb")  # noqa: SIM115 (closed below, the lock with it)
+    except OSError:
+        return  # no lock file (or none we may read): no cpnas process is writing there
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = lock.read(20).decode("ascii", "replace").strip() or "unknown"
+            raise UserError(
+                f"{folder} is being written by another cpnas process (PID {holder})",
+                "choose another --run-dir; `cpnas watch` follows a live run without disturbing it",
+            ) from None
 
 
 def release_writer(folder: Path) -> None:

@@ -9,9 +9,11 @@ import json
 import os
 import pickle
 import pickletools
+import re
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -23,17 +25,22 @@ from typer.testing import CliRunner
 
 from cpnas_cli.cli.app import app
 from cpnas_cli.config import dump_yaml, load_config, load_run_config
+from cpnas_cli.data.embedded import load_embedded
 from cpnas_cli.engine.ablation.plan import make_plan
 from cpnas_cli.engine.ablation.runner import Ablation
+from cpnas_cli.engine.deploy.packing import load_packed, write_packed
+from cpnas_cli.engine.nn.network import NetworkSpec
 from cpnas_cli.engine.run import checkpoint
 from cpnas_cli.engine.run.checkpoint import load_checkpoint, save_checkpoint
 from cpnas_cli.engine.run.loop import RunLoop
 from cpnas_cli.engine.search.runner import Search
 from cpnas_cli.engine.search.strategies.cp import CPStrategy
+from cpnas_cli.engine.train.model_file import ModelInfo, load_model, save_model
 from cpnas_cli.errors import UserError
 from cpnas_cli.runs import RunDir, lock_writer, new_run_dir, release_writer
 from cpnas_cli.space import genotype as genotypes
-from tests.cli import ENV, assert_one_line_error, run_cli, start_cli, wait_for
+from tests.cli import ENV, assert_one_line_error, run_cli, set_flags, start_cli, wait_for
+from tests.dashboard import drive, started_log, until
 from tests.fuzz_targets import file_bytes
 from tests.genotypes import DARTS_V2
 from tests.tiny_runs import TINY_SEARCH, run_in_library, run_states, samples, structure, tiny_args
@@ -261,12 +268,57 @@ def test_resuming_an_ablation_another_process_runs_is_one_line(tmp_path, held):
     assert_one_line_error(result, f"(PID {proc.pid})")
 
 
+TINY_TRAIN = ["train.channels=4", "train.cells=3", "train.stem_stride=2", "device=cpu"]
+
+
+@pytest.mark.parametrize("command", ["train", "search"])
+def test_a_new_run_given_the_directory_of_a_live_run_is_one_line_naming_the_pid(tmp_path, held, command, darts_v2_file):
+    run = _resumable_search(tmp_path / "run")  # a search that is running: its writer holds the lock
+    (run.path / "events.jsonl").write_text('{"kind": "header"}\n')
+    args = {
+        "train": ["train", str(darts_v2_file), "--run-dir", str(run.path), *set_flags(TINY_TRAIN)],
+        "search": tiny_args(run.path),
+    }[command]
+    proc = held(run.path)
+    before = files_in(run.path)
+    result = runner.invoke(app, args)
+    assert_one_line_error(result, f"is being written by another cpnas process (PID {proc.pid})")
+    assert "choose another --run-dir" in result.stderr and files_in(run.path) == before
+    proc.kill()  # that run ended: its directory is still not a new one
+    proc.wait()
+    result = runner.invoke(app, args)
+    assert_one_line_error(result, "already exists and is not empty")
+    assert files_in(run.path) == before
+
+
 def test_readers_do_not_need_the_lock(tmp_path, held, darts_v2_file):
     run = _resumable_search(tmp_path / "run")
     genotypes.save(genotypes.load(darts_v2_file), run.genotype)
     held(run.path)
     assert runner.invoke(app, ["export", str(run.path), str(tmp_path / "g.json")]).exit_code == 0
     assert runner.invoke(app, ["profile", str(run.path)]).exit_code == 0
+
+
+def test_watch_and_evaluate_read_a_run_another_process_writes(tmp_path, held):
+    """The dashboard follows a locked run's log, and evaluate scores a model file in its directory
+    (a training writes last.safetensors while it runs); neither writes there."""
+    run = tmp_path / "run"
+    run.mkdir()
+    started_log(run / "events.jsonl")
+    spec = NetworkSpec(in_channels=1, classes=10, channels=4, cells=2, image_size=28, reductions=[1])
+    genotype = genotypes.from_darts(DARTS_V2)
+    info = ModelInfo(genotype, spec, load_embedded().classes, "embedded", {"epochs": 1})
+    save_model(run / "last.safetensors", info, spec.build(genotype, True))
+    held(run)
+    before = files_in(run)
+
+    async def scenario(pilot):
+        await until(pilot, lambda: (pilot.app.state.status or {}).get("state") == "started")
+
+    assert drive(run, scenario).error is None
+    result = runner.invoke(app, ["evaluate", str(run / "last.safetensors"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["n_images"] > 0 and files_in(run) == before
 
 
 @pytest.mark.e2e
@@ -308,17 +360,30 @@ def test_sigterm_checkpoints_prints_the_resume_command_and_exits_143(tiny_search
 # --- numerical faults --------------------------------------------------------------------------------
 
 
-def test_a_step_with_a_nan_or_inf_is_not_committed_and_names_the_value(tmp_path):
+@pytest.mark.parametrize(
+    "line, named",
+    [
+        ({"kind": "sample", "n": 2, "loss_child": float("nan")}, "loss_child is nan at sample n 2"),
+        ({"kind": "sample", "n": 2, "acc_child": 40.0, "acc_parent": float("inf")}, "acc_parent is inf at sample n 2"),
+        ({"kind": "epoch", "epoch": 2, "test_acc_child": float("nan")}, "test_acc_child is nan at epoch 2"),
+        (
+            {"kind": "alpha", "step": 2, "weights": {"normal": [[0.1, float("-inf")]]}},
+            "weights.normal[0][1] is -inf at alpha step 2",
+        ),
+    ],
+    ids=["loss", "accuracy", "train-accuracy", "architecture-weight"],
+)
+def test_a_step_with_a_nan_or_inf_is_not_committed_and_names_the_value(tmp_path, line, named):
     loop = RunLoop(report=lambda e: None, stop=None)
     run = new_run_dir("test", tmp_path / "run")
     loop.start(run, {"kind": "header", "run": "search"})
     loop.commit({"w": torch.ones(2)}, {"n": 1}, [{"kind": "sample", "n": 1, "loss_child": 0.5}], tag="1")
-    good = (run.checkpoint / "state.json").read_text()
-    diverged = [{"kind": "alpha", "step": 2, "weights": {"normal": [[0.1, float("inf")]]}}]
-    with pytest.raises(UserError, match=r"weights.normal\[0\]\[1\] is inf at alpha step 2") as err:
-        loop.commit({"w": torch.ones(2)}, {"n": 2}, diverged, tag="2")
+    good, log = (run.checkpoint / "state.json").read_text(), run.events.read_text()
+    with pytest.raises(UserError) as err:
+        loop.commit({"w": torch.ones(2)}, {"n": 2}, [line], tag="2")
+    assert f"the run diverged: {named}" in str(err.value)
     assert f"cpnas search --resume {run.path}" in str(err.value) and "search.lr" in str(err.value)
-    assert (run.checkpoint / "state.json").read_text() == good
+    assert (run.checkpoint / "state.json").read_text() == good and run.events.read_text() == log
     assert load_checkpoint(run.checkpoint)[1]["n"] == 1
     release_writer(run.path)
 
@@ -395,6 +460,61 @@ def test_a_failed_write_is_one_user_error_naming_the_path_and_the_cause(tmp_path
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
+def _genotype_write(path: Path, version: int) -> None:
+    text = DARTS_V2 if version == 1 else DARTS_V2.replace("sep_conv_3x3", "skip_connect", 1)
+    genotypes.save(genotypes.from_darts(text), path)
+
+
+def _tiny_model(version: int) -> tuple[ModelInfo, torch.nn.Module]:
+    spec = NetworkSpec(in_channels=1, classes=3, channels=4, cells=2, image_size=8, reductions=[1])
+    genotype = genotypes.from_darts(DARTS_V2)
+    return ModelInfo(genotype, spec, ["a", "b", "c"], "embedded", {"epochs": version}), spec.build(genotype, True)
+
+
+WRITERS = {  # writes the file's version 1 or 2; reads back the genotype, or the version a model file holds
+    "genotype.json": (_genotype_write, lambda p: genotypes.to_dict(genotypes.load(p))["normal"]),
+    "best.safetensors": (lambda p, v: save_model(p, *_tiny_model(v)), lambda p: load_model(p)[0].extras["epochs"]),
+    "model.cpnas": (
+        lambda p, v: write_packed(p, *_tiny_model(v)),
+        lambda p: load_packed(p)[0].extras["epochs"],
+    ),
+}
+SAFETENSORS_FAULTS = [  # safetensors writes (and syncs) a temp file in Rust, then it is renamed
+    (errno.ENOSPC, "cpnas_cli.engine.run.checkpoint.save_file"),
+    (errno.EROFS, "os.chmod"),
+    (errno.EACCES, "os.replace"),
+]
+FAULTS = [  # every step of each write: the temp file made and written, its mode set, the rename
+    *[("genotype.json", errno.EROFS, "tempfile.mkstemp"), ("genotype.json", errno.ENOSPC, "os.fsync")],
+    ("genotype.json", errno.EACCES, "os.replace"),
+    *[(name, fault, at) for name in ("best.safetensors", "model.cpnas") for fault, at in SAFETENSORS_FAULTS],
+]
+
+
+@pytest.mark.parametrize(
+    "name, fault, at", FAULTS, ids=[f"{n}-{errno.errorcode[f]}-{a.rsplit('.', 1)[-1]}" for n, f, a in FAULTS]
+)
+def test_a_failed_genotype_or_model_write_is_one_line_and_the_previous_file_stands(
+    tmp_path, monkeypatch, name, fault, at
+):
+    write, read = WRITERS[name]
+    path = tmp_path / name
+    write(path, 1)
+    good, before = read(path), path.read_bytes()
+
+    def fail(*args, **kwargs):
+        raise OSError(fault, os.strerror(fault))
+
+    monkeypatch.setattr(at, fail)
+    with pytest.raises(UserError, match=re.escape(f"cannot write {path} ({os.strerror(fault)})")):
+        write(path, 2)
+    monkeypatch.undo()
+    assert path.read_bytes() == before and read(path) == good
+    assert [p.name for p in tmp_path.iterdir()] == [name]  # no temp file left
+    write(path, 2)  # space is back
+    assert read(path) != good
+
+
 @pytest.mark.e2e
 def test_a_full_disk_stops_the_search_with_one_line_and_it_resumes_once_space_is_back(
     tiny_search, tmp_path, monkeypatch
@@ -417,3 +537,27 @@ def test_a_full_disk_stops_the_search_with_one_line_and_it_resumes_once_space_is
     result = runner.invoke(app, ["search", "--resume", str(run_dir)])
     assert result.exit_code == 0, result.output
     assert structure(run_dir) == structure(ref_dir) and samples(run_dir) == samples(ref_dir)
+
+
+@pytest.mark.e2e
+def test_a_full_disk_at_the_genotype_stops_the_search_with_one_line_and_it_resumes_to_it(
+    tiny_search, tmp_path, monkeypatch
+):
+    ref_dir, _ = tiny_search()
+    run_dir = tmp_path / "run"
+    mkstemp = tempfile.mkstemp
+
+    def full_at_the_genotype(*args, prefix=None, **kwargs):
+        if prefix == ".genotype.json.":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return mkstemp(*args, prefix=prefix, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", full_at_the_genotype)
+    result = runner.invoke(app, tiny_args(run_dir))
+    assert_one_line_error(result, f"cannot write {run_dir / 'genotype.json'} (No space left on device)")
+    assert not (run_dir / "genotype.json").exists() and load_checkpoint(run_dir / "checkpoint")[1]["n"] == 9
+    monkeypatch.undo()
+    result = runner.invoke(app, ["search", "--resume", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    assert structure(run_dir) == structure(ref_dir) and samples(run_dir) == samples(ref_dir)
+    assert run_states(run_dir / "events.jsonl") == ["started", "resumed", "finished"]

@@ -2,7 +2,9 @@
 event log, exact resume after SIGKILL or Ctrl-C, `cpnas evaluate` tables and JSON, and every
 bad checkpoint or genotype ending in one line and exit code 2."""
 
+import errno
 import json
+import os
 import signal
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from typer.testing import CliRunner
 from cpnas_cli.cli.app import app
 from cpnas_cli.config import load_config
 from cpnas_cli.data import Augment
+from cpnas_cli.engine.run import checkpoint
 from cpnas_cli.engine.run.checkpoint import load_checkpoint
 from cpnas_cli.engine.search.data import SearchData
 from cpnas_cli.engine.train.model_file import load_model
@@ -208,6 +211,34 @@ def test_a_nan_loss_stops_the_training_at_that_epoch_and_it_resumes_to_the_same_
     assert resumed.exit_code == 0, resumed.output
     assert epochs(run_dir) == epochs(ref_dir)
     assert run_states(run_dir / "events.jsonl") == ["started", "resumed", "finished"]
+
+
+@pytest.mark.e2e
+def test_a_full_disk_at_a_model_file_stops_the_training_with_one_line_and_it_resumes_to_the_same_training(
+    reference, darts_v2_file, tmp_path, monkeypatch
+):
+    ref_dir, _ = reference
+    run_dir = tmp_path / "run"
+    save, saves = checkpoint.save_file, []
+
+    def full_at_the_second_epoch(tensors, filename, metadata=None):  # last.safetensors of epoch 2
+        saves.append(filename)
+        if ".last.safetensors" in filename and sum(".last.safetensors" in f for f in saves) == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        save(tensors, filename, metadata=metadata)
+
+    monkeypatch.setattr(checkpoint, "save_file", full_at_the_second_epoch)
+    result = runner.invoke(app, ["train", str(darts_v2_file), "--run-dir", str(run_dir), *set_flags(TINY)])
+    assert_one_line_error(result, f"cannot write {run_dir / 'last.safetensors'} (No space left on device)")
+    assert load_checkpoint(run_dir / "checkpoint")[1]["epoch"] == 1
+    assert load_model(run_dir / "last.safetensors")[0].extras["epoch"] == 1  # the previous one, loadable
+    assert not [p for p in run_dir.iterdir() if p.name.endswith(".tmp")]
+    monkeypatch.undo()
+    resumed = runner.invoke(app, ["train", "--resume", str(run_dir)])
+    assert resumed.exit_code == 0, resumed.output
+    assert epochs(run_dir) == epochs(ref_dir)
+    ours, theirs = tensors(run_dir / "last.safetensors"), tensors(ref_dir / "last.safetensors")
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
 
 
 @pytest.mark.e2e
