@@ -60,6 +60,7 @@ CRASHED = [  # (target, input): each once escaped its parser as a traceback, or 
     ("events.jsonl", b'{"kind": "header", "schema": null, "run": "r"}\n'),  # None > SCHEMA
     ("events.jsonl", b'{"kind": "header", "run": "r"}\n{"kind": "status", "state": [0]}\n'),  # unhashable
     ("events.jsonl", b'{"kind": "header", "run": "r", "edges": 3}\n'),  # len(3)
+    ("events.jsonl", b'{"kind": "header", "run": "r", "config": {"search": null}}\n'),  # None.get (campaign 2)
     ("ablation.json", b""),  # JSONDecodeError
     ("ablation.json", b"\x80"),  # UnicodeDecodeError
     ("ablation.json", b'{"settings": [{"label": "cp", "strategy": "cp"}], "seeds": [0]}'),  # KeyError: axis

@@ -194,8 +194,15 @@ class RunState:
         return len((self.header or {}).get("ops") or [])
 
     @property
+    def search_config(self) -> dict:
+        """The header's config.search (empty if a damaged header's is not a mapping)."""
+        search = ((self.header or {}).get("config") or {}).get("search")
+        return search if isinstance(search, dict) else {}
+
+    @property
     def rounds(self) -> int:
-        return int(((self.header or {}).get("config") or {}).get("search", {}).get("rounds") or 1)
+        rounds = self.search_config.get("rounds")
+        return rounds if _is(rounds, int) and rounds > 0 else 1
 
     @property
     def state(self) -> str:
@@ -212,7 +219,7 @@ class RunState:
     @property
     def differentiable(self) -> bool:
         """A pc-darts or dcp search: architecture weights per phase, no samples or pruning."""
-        strategy = ((self.header or {}).get("config") or {}).get("search", {}).get("strategy")
+        strategy = self.search_config.get("strategy")
         return bool(self.alphas) or strategy in DIFFERENTIABLE
 
     @property
