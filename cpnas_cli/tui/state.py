@@ -202,7 +202,7 @@ class RunState:
     @property
     def rounds(self) -> int:
         rounds = self.search_config.get("rounds")
-        return rounds if _is(rounds, int) and rounds > 0 else 1
+        return rounds if isinstance(rounds, int) and not isinstance(rounds, bool) and rounds > 0 else 1
 
     @property
     def state(self) -> str:
