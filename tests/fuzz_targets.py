@@ -27,6 +27,9 @@ from cpnas_cli import config as configs
 from cpnas_cli.data.cifar import _read_batch
 from cpnas_cli.data.idx import read_idx, write_idx
 from cpnas_cli.data.image_files import decode_centre
+from cpnas_cli.engine.ablation.correlation import Correlation
+from cpnas_cli.engine.ablation.correlation_plan import make_plan as make_correlation_plan
+from cpnas_cli.engine.ablation.correlation_results import read_architectures, read_scores
 from cpnas_cli.engine.ablation.plan import make_plan
 from cpnas_cli.engine.ablation.results import read_results
 from cpnas_cli.engine.ablation.runner import Ablation
@@ -260,6 +263,22 @@ def _ablation_plan() -> dict:
     return make_plan(["cp", "random"], [0.5], seeds=1).to_dict()
 
 
+def _correlation_plan() -> dict:
+    return make_correlation_plan(4, [0.0, 2.0], seeds=2).to_dict()
+
+
+def _correlation_rows() -> dict:
+    row = {"seed": 0, "index": 0, "acc_child": 40.5, "acc_parent": 51.0, "test_acc_child": 70.0}
+    return {
+        "architectures": [{**row, "test_acc_parent": 80.0, "train_run": "seed0/arch0", "genotype": _genotype_dict()}]
+    }
+
+
+def _correlation_scores() -> dict:
+    arch = {"normal": ["skip_connect", "max_pool_3x3"], "reduce": ["zero", "sep_conv_3x3"]}
+    return {"architectures": [arch, arch], "acc_child": [40.0, 41.5], "acc_parent": [50, 52.25]}
+
+
 # --- the parses ----------------------------------------------------------------------------------
 
 
@@ -306,6 +325,10 @@ def _ablation_base(folder: Path) -> None:
 
 def _ablation_results(path: Path):
     return read_results(path.parent)
+
+
+def _open_correlation(path: Path) -> None:
+    Correlation.open(path.parent)
 
 
 def _cifar(path: Path):
@@ -380,6 +403,25 @@ def _targets() -> list[Target]:
             "results.json",
             lambda: damaged_json_bytes({"units": [{"setting": "cp", "seed": 0, "strategy": "cp"}]}),
             _ablation_results,
+        ),
+        Target(
+            "correlate.json",
+            "correlate.json",
+            lambda: damaged_json_bytes(_correlation_plan()),
+            _open_correlation,
+            _ablation_base,
+        ),
+        Target(
+            "correlate results.json",
+            "results.json",
+            lambda: damaged_json_bytes(_correlation_rows()),
+            lambda path: read_architectures(path.parent),
+        ),
+        Target(
+            "correlate scores.json",
+            "scores.json",
+            lambda: damaged_json_bytes(_correlation_scores()),
+            lambda path: read_scores(path, 2),
         ),
     ]
 

@@ -132,9 +132,12 @@ def test_reusable_trainings_are_keyed_also_where_the_row_has_no_key(tmp_path):
     config = load_config("quick")
     (tmp_path / "seed0" / "arch0").mkdir(parents=True)
     (tmp_path / "seed0" / "arch0" / "config.yaml").write_text(dump_yaml(config))
+    accuracies = {"acc_child": 40.0, "acc_parent": 50.0, "test_acc_parent": 70.0}
     rows = [
-        {"genotype": genotypes.to_dict(genotype), "train_run": "seed0/arch0", "test_acc_child": 61.0},  # older row
-        {"truth_key": "k", "train_run": "/elsewhere/arch3", "test_acc_child": 55.0},  # itself reused
+        {"seed": 0, "index": 0, "genotype": genotypes.to_dict(genotype), "train_run": "seed0/arch0"}  # older row
+        | {"test_acc_child": 61.0, **accuracies},
+        {"seed": 0, "index": 1, "truth_key": "k", "train_run": "/elsewhere/arch3", "test_acc_child": 55.0}  # reused
+        | accuracies,
     ]
     (tmp_path / "results.json").write_text(json.dumps({"architectures": rows}))
     found = reusable_trainings(tmp_path)

@@ -65,8 +65,15 @@ def write_truth(folder, accuracies=(80.0, 70.0, 60.0)):
     (folder / "seed0").mkdir(parents=True)
     (folder / "correlate.json").write_text("{}")
     archs = [{c: [op] * 5 for c in CELLS} for op in "cba"][: len(accuracies)]
-    (folder / "seed0" / "scores.json").write_text(json.dumps({"architectures": archs}))
-    rows = [{"seed": 0, "index": i, "test_acc_child": acc} for i, acc in enumerate(accuracies)]
+    supernet = [50.0] * len(archs)  # the supernet's scores: not what --ranking compares
+    (folder / "seed0" / "scores.json").write_text(
+        json.dumps({"architectures": archs, "acc_child": supernet, "acc_parent": supernet})
+    )
+    rows = [
+        {"seed": 0, "index": i, "acc_child": 50.0, "acc_parent": 50.0, "test_acc_child": acc, "test_acc_parent": acc}
+        | {"train_run": f"seed0/arch{i}"}
+        for i, acc in enumerate(accuracies)
+    ]
     (folder / "results.json").write_text(json.dumps({"architectures": rows}))
     return folder
 

@@ -70,6 +70,11 @@ CRASHED = [  # (target, input): each once escaped its parser as a traceback, or 
     ("ablation results.json", b"{}"),  # KeyError: units
     ("ablation results.json", b'""'),  # TypeError
     ("ablation results.json", b"\x80"),  # UnicodeDecodeError
+    ("correlate.json", b"[]"),  # CorrelationPlan(**[]): TypeError (found by auditing issue 19's list)
+    ("correlate.json", b'{"architectures": 4, "beta_ps": [2], "top_k": 1, "resamples": 9}'),  # KeyError: seeds
+    ("correlate results.json", b'{"architectures": [{"seed": 0}]}'),  # KeyError: index, on resume
+    ("correlate results.json", b"\xff"),  # UnicodeDecodeError
+    ("correlate scores.json", b'{"architectures": []}'),  # KeyError: acc_child
     ("checkpoint state.json", b"\x80"),  # UnicodeDecodeError
     ("checkpoint state.json", b"[]"),  # TypeError
     ("checkpoint state.json", b'{"weights": "../../../etc/passwd"}'),  # read outside the checkpoint

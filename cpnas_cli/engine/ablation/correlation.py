@@ -33,7 +33,7 @@ from cpnas_cli.engine.search.runner import Search
 from cpnas_cli.engine.search.strategies.supernet import SupernetStrategy
 from cpnas_cli.engine.train.trainer import Trainer
 from cpnas_cli.errors import UserError
-from cpnas_cli.runs import RunDir, atomic_write_bytes, atomic_write_text
+from cpnas_cli.runs import RunDir, atomic_write_bytes, atomic_write_text, read_json
 from cpnas_cli.space import genotype as genotypes
 
 from .correlation_plan import (
@@ -46,7 +46,7 @@ from .correlation_plan import (
     statistics,
     to_genotype,
 )
-from .correlation_results import read_architectures, write_tables
+from .correlation_results import read_architectures, read_scores, write_tables
 from .correlation_truth import reusable_trainings, training_key
 from .plot import scatter_png
 from .runner import finished_status, run_or_resume
@@ -80,7 +80,9 @@ class Correlation:
             )
         base = configs.load_run_config(folder / BASE)
         base.device = device or base.device
-        return cls(folder, base, CorrelationPlan.from_dict(json.loads((folder / PLAN).read_text())), **kwargs)
+        fix = "restore it, or start the study again in a new directory"
+        plan = CorrelationPlan.from_dict(read_json(folder / PLAN, str(folder / PLAN), fix), where=str(folder / PLAN))
+        return cls(folder, base, plan, **kwargs)
 
     @property
     def units(self) -> int:
@@ -151,7 +153,7 @@ class Correlation:
         (or resuming) the supernet and measuring every architecture with it."""
         path = self.folder / f"seed{seed}" / SCORES
         if path.is_file():
-            return {**json.loads(path.read_text()), "from_file": True}
+            return {**read_scores(path, self.plan.architectures), "from_file": True}
         self._check_stop()
         self.report({"kind": "unit", "index": index + 1, "total": self.units, "setting": "supernet", "seed": seed})
         config = self._config(seed)

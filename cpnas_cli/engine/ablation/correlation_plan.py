@@ -55,8 +55,23 @@ class CorrelationPlan:
         return {**asdict(self), "beta_ps": list(self.beta_ps), "seeds": list(self.seeds)}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "CorrelationPlan":
-        return cls(**{**data, "beta_ps": tuple(data["beta_ps"]), "seeds": tuple(data["seeds"])})
+    def from_dict(cls, data, where: str = "correlate plan") -> "CorrelationPlan":
+        """The plan of a correlate.json; a damaged one is a UserError naming `where`."""
+        fix = "restore the file, or start the study again in a new directory"
+        if not isinstance(data, dict):
+            raise UserError(f"{where} is not an object", fix)
+        betas, seeds = data.get("beta_ps"), data.get("seeds")
+        if not isinstance(betas, list) or not all(type(b) in (int, float) and 0 <= b < float("inf") for b in betas):
+            raise UserError(f"{where} has no list of beta_P values", fix)
+        if not isinstance(seeds, list) or not seeds or not all(type(s) is int for s in seeds):
+            raise UserError(f"{where} has no list of integer seeds", fix)
+        n, k, resamples = (data.get(key) for key in ("architectures", "top_k", "resamples"))
+        if not (type(n) is type(k) is type(resamples) is int and n >= 3 and 1 <= k <= n and resamples >= 1):
+            raise UserError(f"{where} has no possible counts (architectures >= 3, 1 <= top_k <= them, resamples)", fix)
+        runs = {key: data.get(key) for key in ("supernet", "truth")}
+        if any(v is not None and type(v) is not str for v in runs.values()):
+            raise UserError(f"{where}: supernet and truth must be paths or null", fix)
+        return cls(n, tuple(float(b) for b in betas), tuple(seeds), k, resamples, **runs)
 
 
 def make_plan(architectures: int, betas: list[float], seeds: int, first_seed: int = 0) -> CorrelationPlan:

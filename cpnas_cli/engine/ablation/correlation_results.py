@@ -7,8 +7,11 @@ import csv
 import io
 import json
 import statistics as stats_lib
+from dataclasses import dataclass
 
-from cpnas_cli.runs import atomic_write_text
+from cpnas_cli.config import typed_record
+from cpnas_cli.errors import UserError
+from cpnas_cli.runs import atomic_write_text, read_json
 
 from .correlation_plan import CorrelationPlan
 
@@ -67,6 +70,50 @@ def write_tables(folder, plan: CorrelationPlan, architectures: list[dict], rows:
 
 
 def read_architectures(folder) -> list[dict]:
-    """The stand-alone trainings an earlier invocation finished (none if none)."""
+    """The stand-alone trainings an earlier invocation finished (none if none); a damaged
+    results.json is a UserError naming it."""
     path = folder / "results.json"
-    return json.loads(path.read_text())["architectures"] if path.is_file() else []
+    if not path.is_file():
+        return []
+    fix = "restore it, or delete it to train the architectures again"
+    rows = read_json(path, str(path), fix)
+    rows = rows.get("architectures") if isinstance(rows, dict) else None
+    if not isinstance(rows, list):
+        raise UserError(f"{path} has no list of architectures", fix)
+    for i, row in enumerate(rows):
+        typed_record(TrainedArchitecture, row, f"{path} architecture {i}", fix)
+    return rows
+
+
+def read_scores(path, architectures: int | None = None) -> dict:
+    """A seed's scores.json (the drawn architectures and their A_C and A_P, `architectures` of
+    them where given); a damaged one is a UserError naming it."""
+    fix = "delete it: the supernet's scores are measured again from its checkpoint"
+    scores = read_json(path, str(path), fix)
+    if not isinstance(scores, dict) or not all(isinstance(scores.get(k), list) for k in SCORE_LISTS):
+        raise UserError(f"{path} lacks the lists {', '.join(SCORE_LISTS)}", fix)
+    if len({len(scores[k]) for k in SCORE_LISTS} | ({architectures} if architectures else set())) != 1:
+        raise UserError(f"{path} does not hold {architectures or 'as many'} architectures as scores", fix)
+    if not all(type(a) in (int, float) for k in ("acc_child", "acc_parent") for a in scores[k]):
+        raise UserError(f"{path} has an accuracy that is not a number", fix)
+    if not all(
+        isinstance(a, dict) and all(isinstance(ops, list) for ops in a.values()) for a in scores["architectures"]
+    ):
+        raise UserError(f"{path} has an architecture that is not a mapping of cells to ops", fix)
+    return scores
+
+
+SCORE_LISTS = ("architectures", "acc_child", "acc_parent")
+
+
+@dataclass(frozen=True)
+class TrainedArchitecture:
+    """The fields of a results.json row that a resumed study reads."""
+
+    seed: int
+    index: int
+    acc_child: float
+    acc_parent: float
+    test_acc_child: float
+    test_acc_parent: float
+    train_run: str

@@ -20,7 +20,7 @@ from cpnas_cli.space import genotype as genotypes
 from cpnas_cli.space.genotype import Genotype
 
 from .correlation_plan import PLAN, SCORES, Architecture
-from .correlation_results import read_architectures
+from .correlation_results import read_architectures, read_scores
 
 TRAINING_DATA = ("dataset", "data_dir", "image_size")  # the data keys a stand-alone training reads
 
@@ -69,7 +69,7 @@ def trained_architectures(folder: Path) -> list[tuple[Architecture, float]]:
     out = []
     for row in sorted(read_architectures(folder), key=lambda r: (r["seed"], r["index"])):
         if row["seed"] not in draws:
-            draws[row["seed"]] = json.loads((folder / f"seed{row['seed']}" / SCORES).read_text())["architectures"]
+            draws[row["seed"]] = read_scores(folder / f"seed{row['seed']}" / SCORES)["architectures"]
         out.append((draws[row["seed"]][row["index"]], row["test_acc_child"]))
     return out
 
