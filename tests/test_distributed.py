@@ -21,6 +21,7 @@ from cpnas_cli.engine.search.strategies.dcp.tangent import child_arch_gradient
 from cpnas_cli.events import read_all
 from tests.cli import ENV, KILL_SEED, run_cli, set_flags, wait_for
 from tests.ddp_runs import (
+    DDP_SEARCH,
     DDP_TRAIN,
     DECISIONS,
     TIMING,
@@ -186,7 +187,7 @@ def test_every_rank_takes_every_decision_alike(tmp_path):
         else:
             assert len(ranks[0]["logits_equal"]) >= 4 and all(ranks[0]["logits_equal"]), name
             assert sum(e.get("arch_steps", 0) for e in ranks[0]["events"]) > 0
-        log = read_all(next((tmp_path / name).iterdir()) / "events.jsonl")
+        log = read_all(tmp_path / name / "events.jsonl")  # rank 0's log holds what rank 1 saw
         assert [{k: v for k, v in e.items() if k not in TIMING} for e in log if e["kind"] == "alpha"] == [
             e for e in ranks[1]["events"] if e["kind"] == "alpha"
         ]
@@ -296,7 +297,9 @@ def test_bad_combinations_end_in_one_line(tmp_path):
 @pytest.mark.e2e
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here: --device cuda is a valid combination")
 def test_device_cuda_without_a_gpu_is_one_line(tmp_path):
-    result = run_torchrun(2, [*search_args(tmp_path / "cuda"), "--device", "cuda"], timeout=300)
+    settings = [s for s in DDP_SEARCH if not s.startswith("device=")]  # --set would override --device
+    args = ["search", "--run-dir", str(tmp_path / "cuda"), *set_flags(settings), "--device", "cuda"]
+    result = run_torchrun(2, args, timeout=300)
     lines = error_lines(result.stderr)
     assert len(lines) == 1 and "device cuda:0 (LOCAL_RANK 0) is not available on this machine" in lines[0], (
         result.stderr

@@ -25,12 +25,14 @@ timeout (CPNAS_DIST_TIMEOUT seconds, default 300); every rank also beats a count
 store twice a second, so the survivors can name the ranks whose counter stopped (`lost_ranks`).
 """
 
+import contextlib
 import copy
 import datetime
 import hashlib
 import itertools
 import json
 import os
+import signal
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -382,10 +384,19 @@ def joined() -> Iterator[World]:
     except RuntimeError as err:
         if not _collective_failure(err):
             raise
+        _ignore_stop_signals()  # torchrun's SIGTERM follows a peer's death: the line comes first
         raise world.lost(err) from None
     finally:
         heart.stop()
         dist.destroy_process_group()
+
+
+def _ignore_stop_signals() -> None:
+    """This rank is stopping already: SIGTERM or SIGINT (the Ctrl-C handler is gone by now) would
+    kill it before it prints why."""
+    with contextlib.suppress(ValueError):  # signals belong to the main thread
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, signal.SIG_IGN)
 
 
 def lost_ranks(me: int, size: int, wait: float = 4 * BEAT) -> list[int] | None:

@@ -239,6 +239,7 @@ class DifferentiableStrategy(Strategy):
     # --- checkpoints ------------------------------------------------------------------------
 
     def tensors(self) -> dict[str, torch.Tensor]:
+        self.data.world.sync_buffers(self.parts.values())  # a checkpoint holds rank 0's running statistics
         tensors = {}
         for name, part in self.parts.items():
             tensors.update(module_tensors(name, part))

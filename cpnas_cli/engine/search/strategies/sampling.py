@@ -107,6 +107,7 @@ class SamplingStrategy(Strategy):
         )
 
     def tensors(self):
+        self.data.world.sync_buffers(self.model.nets.values())  # a checkpoint holds rank 0's running statistics
         return self.model.state_tensors()
 
     def state(self) -> dict:
