@@ -11,9 +11,10 @@ scaling: `cpnas search` (quick preset, 4 ops: 9 samples of 400 images) and `cpna
 quick preset's network on DARTS_V2 cells, 2 epochs of 2000 images) run as the CLI runs, each once
 per layout; images/s is the training throughput the runs log (images through Child and Parent per
 second of their steps, the median over samples or epochs), wall is the whole command.
-sync: 30 steps of the quick search supernet pair under 2 ranks, a random architecture per step,
-gradients averaged by World.average_gradients or by DDP (the Child wrapped so its forward runs
-features and classifier); ms per step (median) and the largest gradient difference of the two.
+sync: two copies of the quick search Child supernet under 2 ranks, stepped in turn on the same 30
+random architectures, gradients averaged by World.average_gradients or by DDP (the Child wrapped
+so its forward runs features and classifier); ms per step (median) and how far their gradients
+and unused parameters differ; and the latency of a small gloo all-reduce.
 batchnorm: one process; the quick search Child's and the quick training Child's gradient on a
 batch of 128 with BatchNorm statistics over all 128 images, over each half (what 2 ranks do:
 per-rank statistics), and on another batch of 128 (the noise any step has); plus how many
@@ -31,6 +32,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the cpnas of this checkout, here and in the ranks it starts
 SEARCH = ["--preset", "quick", "--device", "cpu", "--ops", "4"]
 TRAIN = ["--preset", "quick", "--device", "cpu", "--epochs", "2", "--set", "train.train_images=2000"]
 DARTS_V2 = (
@@ -125,7 +127,7 @@ def sync() -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "sync.json"
         launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
         result = subprocess.run(
             [*launcher, __file__, "--worker", "sync", "--out", str(out)], env=env, capture_output=True, text=True
         )
@@ -163,24 +165,29 @@ def sync_worker(out: Path) -> None:
             def forward(self, x, arch):
                 return self.net.classifier(self.net.features(x, arch))
 
-        def steps(sync_grads, forward, net, optimizer) -> tuple[list[float], list[torch.Tensor]]:
-            times = []
-            for arch in archs:
-                start = time.perf_counter()
-                optimizer.zero_grad(set_to_none=True)
-                F.cross_entropy(forward(x, arch), y).backward()
-                sync_grads(net)
-                optimizer.step()
-                times.append(time.perf_counter() - start)
-            return times, [p.grad.clone() for p in net.parameters() if p.grad is not None]
+        def step(forward, net, optimizer, arch, sync_grads) -> float:
+            start = time.perf_counter()
+            optimizer.zero_grad(set_to_none=True)
+            F.cross_entropy(forward(x, arch), y).backward()
+            sync_grads()
+            optimizer.step()
+            return time.perf_counter() - start
 
-        pair = ChildParent(cfg, 1, 10, torch.device("cpu"), seed=0, world=world)
-        net, optimizer = pair.nets["child"], pair.optimizers["child"]
-        explicit, grads_explicit = steps(lambda n: world.average_gradients(n.parameters(), len(y)), net, net, optimizer)
-        pair = ChildParent(cfg, 1, 10, torch.device("cpu"), seed=0, world=world)
-        net, optimizer = pair.nets["child"], pair.optimizers["child"]
-        ddp = DistributedDataParallel(Sampled(net), find_unused_parameters=True)
-        with_ddp, grads_ddp = steps(lambda n: None, ddp, net, optimizer)
+        # two copies of the same Child, stepped in turn on the same architectures (the load of a
+        # shared machine then weighs on both alike)
+        mine = ChildParent(cfg, 1, 10, torch.device("cpu"), seed=0, world=world)
+        theirs = ChildParent(cfg, 1, 10, torch.device("cpu"), seed=0, world=world)
+        net, optimizer = mine.nets["child"], mine.optimizers["child"]
+        ddp = DistributedDataParallel(Sampled(theirs.nets["child"]), find_unused_parameters=True)
+        explicit, with_ddp, differ, unused_differ = [], [], 0.0, 0
+        for arch in archs:
+            explicit.append(step(net, net, optimizer, arch, lambda: world.average_gradients(net.parameters(), len(y))))
+            with_ddp.append(step(ddp, ddp, theirs.optimizers["child"], arch, lambda: None))
+            for a, b in zip(net.parameters(), theirs.nets["child"].parameters(), strict=True):
+                if (a.grad is None) != (b.grad is None):
+                    unused_differ += 1
+                elif a.grad is not None:
+                    differ = max(differ, (a.grad - b.grad).abs().max().item())
         latency = []
         small = torch.zeros(2 * cfg.channels * 4)
         for _ in range(200):
@@ -188,17 +195,17 @@ def sync_worker(out: Path) -> None:
             dist.all_reduce(small)
             latency.append(time.perf_counter() - start)
         if world.main:
-            differ = max((a - b).abs().max().item() for a, b in zip(grads_explicit, grads_ddp, strict=True))
             params = sum(p.numel() for p in net.parameters())
             out.write_text(
                 json.dumps(
                     {
                         "network": f"quick search Child supernet, {len(cfg.ops)} ops, {params} parameters",
                         "batch": f"{cfg.batch_size} ({len(y)} per rank)",
-                        "steps": len(archs),
+                        "steps": f"{len(archs)} each, in turn (medians of the last {len(archs) - 3})",
                         "explicit_all_reduce_ms_per_step": round(1000 * statistics.median(explicit[3:]), 1),
                         "ddp_find_unused_ms_per_step": round(1000 * statistics.median(with_ddp[3:]), 1),
                         "largest_gradient_difference": differ,
+                        "parameters_unused_by_one_and_not_the_other": unused_differ,
                         "gloo_small_all_reduce_us": round(1e6 * statistics.median(latency), 1),
                     }
                 )
@@ -229,7 +236,9 @@ def batchnorm() -> dict:
 
     def batch(k: int):
         chosen = order[k * 128 : (k + 1) * 128]
-        return normalize(data.train_images[chosen]).contiguous(memory_format=torch.channels_last), data.train_labels[chosen]
+        return normalize(data.train_images[chosen]).contiguous(memory_format=torch.channels_last), data.train_labels[
+            chosen
+        ]
 
     rng = random.Random(1)
     arch = {c: [rng.choice(config.search.ops) for _ in range(14)] for c in ("normal", "reduce")}
@@ -275,7 +284,9 @@ def batchnorm() -> dict:
 
     return {
         "batch": "128 images, 2 ranks of 64",
-        "search": compare("quick search Child supernet, one random architecture", search_net, lambda x: search_net(x, arch)),
+        "search": compare(
+            "quick search Child supernet, one random architecture", search_net, lambda x: search_net(x, arch)
+        ),
         "train": compare("quick training Child (DARTS_V2 cells)", train_net, lambda x: train_net(x)[0]),
     }
 

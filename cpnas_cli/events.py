@@ -1,7 +1,8 @@
 """The run's event log, `events.jsonl`: schema, writer and a tolerant tail reader. Torch-free.
 
 One JSON object per line, append-only. The first line is a header (`kind: "header"`) with the
-schema version, the resolved config and the names of cells, edges and ops. Then, by `kind`:
+schema version, the resolved config, the names of cells, edges and ops, and `world_size` (the
+processes of a torchrun job; 1 alone). Then, by `kind`:
 
   status      state: started | resumed | interrupted | finished | failed (+ error)
   sample      one sampled architecture: n, total, K, round, index, arch, acc_child, acc_parent,

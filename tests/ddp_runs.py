@@ -6,7 +6,8 @@ torchrun, a recorder of every rank's decisions in tiny searches through the libr
 
 writes OUT/<strategy>-rank<r>.json for each strategy in DECISIONS: the events that rank's search
 reported (timings left out) and, for the differentiable strategies, whether the architecture logits
-were bit-identical on every rank after each iteration.
+were bit-identical on every rank after each iteration. With `--collectives OUT` it writes instead
+what World's sums and gradient average gave each rank (OUT/collectives-rank<r>.json).
 """
 
 import json
@@ -166,5 +167,28 @@ def _check_logits_every_iteration(search, world) -> list[bool]:
     return checks
 
 
+def record_collectives(out: Path) -> None:
+    """Under torchrun with 2 ranks: what World.sum and World.average_gradients give on each rank
+    from unequal shares (3 images on rank 0, 1 on rank 1) and gradients present on some ranks only,
+    written to OUT/collectives-rank<r>.json."""
+    import torch
+
+    from cpnas_cli.engine.run.distributed import joined
+
+    with joined() as world:
+        assert world.size == 2
+        summed = world.sum({"n": world.rank + 1, "losses": {"child": 0.25}, "seconds": 7.0 + world.rank})
+        params = [torch.nn.Parameter(torch.zeros(2, 1)) for _ in range(4)]
+        mine = {0: {0: [1.0, 2.0], 2: [4.0, 4.0]}, 1: {0: [5.0, 6.0], 1: [8.0, 0.0]}}[world.rank]
+        for i, grad in mine.items():  # p3 has a gradient on no rank
+            params[i].grad = torch.tensor(grad).view(2, 1)
+        world.average_gradients(params, images=3 if world.rank == 0 else 1)
+        grads = [None if p.grad is None else p.grad.view(-1).tolist() for p in params]
+        (out / f"collectives-rank{world.rank}.json").write_text(json.dumps({"sum": summed, "grads": grads}))
+
+
 if __name__ == "__main__":
-    record_decisions(Path(sys.argv[1]))
+    if sys.argv[1] == "--collectives":
+        record_collectives(Path(sys.argv[2]))
+    else:
+        record_decisions(Path(sys.argv[1]))

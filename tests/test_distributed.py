@@ -147,6 +147,28 @@ def reference(tmp_path_factory):
     return run_dir, result, time.perf_counter() - started
 
 
+def test_two_ranks_average_gradients_weighted_by_images_and_keep_unused_ones_none(tmp_path):
+    """Rank 0 has 3 images, rank 1 has 1: each gradient is the images-weighted mean, a rank without
+    a gradient counting as zeros; one no rank has stays None (no optimizer step), as under DDP."""
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
+    result = subprocess.run(
+        [*launcher, "-m", "tests.ddp_runs", "--collectives", str(tmp_path)],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    ranks = [json.loads((tmp_path / f"collectives-rank{r}.json").read_text()) for r in (0, 1)]
+    # (3 [1, 2] + [5, 6]) / 4, (3 * 0 + [8, 0]) / 4, (3 [4, 4] + 0) / 4: exact in float32
+    assert [r["grads"] for r in ranks] == [[[2.0, 3.0], [2.0, 0.0], [3.0, 3.0], None]] * 2
+    assert [r["sum"] for r in ranks] == [
+        {"n": 3, "losses": {"child": 0.5}, "seconds": 7.0},  # ints stay ints, timings stay the rank's
+        {"n": 3, "losses": {"child": 0.5}, "seconds": 8.0},
+    ]
+    assert all(type(r["sum"]["n"]) is int for r in ranks)
+
+
 @pytest.mark.e2e
 def test_two_ranks_search_into_one_run_that_rank_0_writes(reference):
     run_dir, result, _ = reference

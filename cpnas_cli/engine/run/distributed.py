@@ -145,28 +145,24 @@ class World:
 
     def average_gradients(self, params: Iterable[torch.Tensor], images: int) -> None:
         """Every rank's gradients weighted by its images, summed, divided by all images: the
-        gradient of the global batch's mean loss. A parameter without a gradient on every rank
-        keeps None (ops a sampled architecture left out get no step), as DDP's unused parameters."""
+        gradient of the global batch's mean loss. Which parameters have a gradient is agreed
+        first (a few bytes a parameter): one that none has keeps None (ops a sampled architecture
+        left out get no step, as DDP's unused parameters), and only the others travel."""
         if self.size == 1:
             return
         params = [p for p in params if p.requires_grad]
-        if not params:
+        flags = self.sum({"used": {str(i): int(p.grad is not None) for i, p in enumerate(params)}, "n": images})
+        used = [p for i, p in enumerate(params) if flags["used"][str(i)]]
+        if not used:
             return
-        flags = [float(p.grad is not None) for p in params]
-        parts = [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) * images for p in params]
-        flat = torch.cat([*parts, torch.tensor([*flags, float(images)], dtype=parts[0].dtype, device=parts[0].device)])
+        flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in used])
+        flat.mul_(images)
         dist.all_reduce(flat, group=self.tensors)
-        used, total = flat[len(flat) - len(params) - 1 : -1].tolist(), flat[-1]
-        for p, chunk, flag in zip(
-            params, flat[: -len(params) - 1].split([p.numel() for p in params]), used, strict=True
-        ):
-            if not flag:
-                continue
-            grad = (chunk / total).view(p.shape)
+        flat.div_(flags["n"])
+        for p, chunk in zip(used, flat.split([p.numel() for p in used]), strict=True):
             if p.grad is None:
-                p.grad = torch.empty_like(p).copy_(grad)  # empty_like keeps the parameter's memory format
-            else:
-                p.grad.copy_(grad)
+                p.grad = torch.empty_like(p)  # empty_like keeps the parameter's memory format
+            p.grad.copy_(chunk.view(p.shape))
 
     def average_tensors(self, tensors: dict[str, torch.Tensor], images: int) -> dict[str, torch.Tensor]:
         """Named tensors (architecture gradients, DCP's tangent) averaged over the ranks, weighted by images."""

@@ -204,9 +204,9 @@ def _data_parallel(net: nn.Module, world: World) -> nn.Module:
     # The 1x1 kernels in channels_last have strides DDP's bucket views do not match though the
     # memory order is the same; DDP copies them and says so once per process: not worth a line.
     warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
-    renamed = "forward_sync_buffers" in inspect.signature(DDP).parameters  # newer torch; both sync at init
-    buffers = {"forward_sync_buffers": False} if renamed else {"broadcast_buffers": False}
-    return DDP(net, process_group=world.tensors, **buffers)
+    if "forward_sync_buffers" in inspect.signature(DDP).parameters:  # newer torch; both sync at init
+        return DDP(net, process_group=world.tensors, forward_sync_buffers=False)
+    return DDP(net, process_group=world.tensors, broadcast_buffers=False)
 
 
 def _correct(logits: torch.Tensor, y: torch.Tensor) -> int:
