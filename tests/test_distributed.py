@@ -1,7 +1,8 @@
-"""Data-parallel runs under torchrun with 2 processes on the CPU (gloo): the collectives alone and
-with a fake rank, every rank's decisions in tiny searches, search and training end to end, one
-event log, kill -9 of the job and Ctrl-C then --resume (under torchrun and alone), a killed rank,
-and the bad combinations that end in one line."""
+"""Data-parallel runs under torchrun with 2 processes on the CPU (gloo): the collectives alone, with
+a fake rank and with 2 real ranks, every rank's decisions in tiny searches (pc-darts' and dcp's
+architecture parameters after every step), search and training end to end, one event log, kill -9
+of the job and Ctrl-C then --resume (under torchrun and alone), a killed rank, the bad combinations
+that end in one line, and ablate's and correlate's units dealt over the ranks."""
 
 import json
 import os
@@ -131,6 +132,63 @@ def test_an_ablations_units_are_dealt_round_robin_and_collected_on_rank_0(tmp_pa
     assert ran[0] == [("cp", 0), ("cp", 1)]
     assert {(r.setting, r.seed) for r in results} == {("cp", 0), ("random", 0), ("cp", 1), ("random", 1)}
     assert sorted((r.setting, r.seed) for r in read_results(tmp_path)) == sorted((r.setting, r.seed) for r in results)
+
+
+def test_a_correlations_supernets_and_trainings_are_dealt_round_robin(tmp_path, monkeypatch):
+    """2 seeds of 3 architectures under 2 ranks (threads sharing one mailbox, as ranks share the
+    job's store): each rank trains one seed's supernet and every other architecture; every rank
+    gets both seeds' scores, rank 0 alone every row and the outputs."""
+    import threading
+
+    from cpnas_cli.engine.ablation.correlation import Correlation
+    from cpnas_cli.engine.ablation.correlation_plan import make_plan
+
+    plan = make_plan(3, [0.0, 2.0], 2, 0)
+    mailbox: dict[str, str] = {}
+    ran: dict[int, list] = {0: [], 1: []}
+    trained_with: dict[int, list] = {0: [], 1: []}
+
+    class Rank(World):
+        def broadcast(self, value):
+            return value
+
+        def post(self, key, text):
+            mailbox[key] = text
+
+        def posted(self, keys):
+            return {k: mailbox[k] for k in keys if k in mailbox}
+
+        def silent_ranks(self):
+            return set()
+
+    def scores(self, seed):
+        ran[self.world.rank].append(("supernet", seed))
+        return {"architectures": [{"seed": seed, "i": i} for i in range(3)], "acc_child": [10.0 + seed] * 3}
+
+    def train(self, seed, i, arch, scored):
+        ran[self.world.rank].append((seed, i))
+        trained_with[self.world.rank].append((arch, scored["acc_child"][i]))
+        return {"seed": seed, "index": i, "acc_child": scored["acc_child"][i], "test_acc_child": 50.0 + i}
+
+    monkeypatch.setattr(Correlation, "_scores", scores)
+    monkeypatch.setattr(Correlation, "_train", train)
+    monkeypatch.setattr(Correlation, "write_outputs", lambda self: (self.folder / f"rank{self.world.rank}").touch())
+    studies = [Correlation(tmp_path, load_config("quick"), plan, world=Rank(rank=r, size=2)) for r in (0, 1)]
+    threads = [threading.Thread(target=s.run) for s in studies]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads)
+    assert ran == {
+        0: [("supernet", 0), (0, 0), (0, 2), (1, 1)],  # units 0, 2, 4 of (0, 0), (0, 1), (0, 2), (1, 0), ...
+        1: [("supernet", 1), (0, 1), (1, 0), (1, 2)],
+    }
+    assert ({"seed": 1, "i": 0}, 11.0) in trained_with[1]  # rank 1 trained with its own supernet's scores
+    assert ({"seed": 0, "i": 1}, 10.0) in trained_with[1]  # and with seed 0's, which rank 0 computed
+    rows = sorted((r["seed"], r["index"]) for r in studies[0].architectures)
+    assert rows == [(s, i) for s in (0, 1) for i in range(3)] and studies[1].architectures == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rank0"]  # only rank 0 writes the outputs
 
 
 # --- under torchrun ----------------------------------------------------------------------------
@@ -279,6 +337,24 @@ def test_a_killed_rank_stops_the_other_within_the_timeout_with_one_line(tmp_path
     assert len(lines) == 1 and lines[0].startswith("error: rank 1 stopped"), err
     assert f"cpnas search --resume {run_dir}" in lines[0] and proc.returncode != 0
     assert run_states(events)[-1] == "failed"  # the log says how the run ended; its checkpoint stands
+
+
+@pytest.mark.e2e
+def test_two_ranks_correlate_to_the_tables_of_one_process(tmp_path):
+    """The supernet and the 3 trainings dealt over 2 ranks, each unit run alone on one thread as a
+    single process runs it: the same tables, written once by rank 0."""
+    from tests.test_ablate import TINY
+    from tests.test_correlate import tables
+
+    args = ["correlate", "--architectures", "3", "--seeds", "1", "--beta-p", "0,2", "--device", "cpu", *set_flags(TINY)]
+    alone = run_cli([*args, "--run-dir", str(tmp_path / "alone")], timeout=900)
+    assert alone.returncode == 0, alone.stderr
+    ranks = run_torchrun(2, [*args, "--run-dir", str(tmp_path / "ranks")], timeout=900)
+    assert ranks.returncode == 0, ranks.stderr
+    assert tables(tmp_path / "ranks") == tables(tmp_path / "alone")
+    assert ranks.stdout.count("cpnas correlate ") == 1 and "2 processes" in ranks.stdout.replace("\n", " ")
+    assert ranks.stdout.count("Kendall tau") == alone.stdout.count("Kendall tau") > 0  # the tables, printed once
+    assert error_lines(ranks.stderr) == []
 
 
 def _free_port() -> int:

@@ -103,53 +103,22 @@ class Ablation:
         done = {(r.setting, r.seed) for r in self.results}
         units = self.plan.units()
         todo = self.world.broadcast([i for i, (s, seed) in enumerate(units) if (s.label, seed) not in done])
-        others = {i: n % self.world.size for n, i in enumerate(todo) if n % self.world.size}  # unit -> its rank
-        try:
-            for index in todo[self.world.rank :: self.world.size]:
-                setting, seed = units[index]
-                if self.stop is not None and self.stop.is_set():
-                    raise Interrupted(str(self.folder))
-                self.report(
-                    {"kind": "unit", "index": index + 1, "total": len(units), "setting": setting.label, "seed": seed}
-                )
-                result = self._unit(setting, seed)
-                if self.world.main:
-                    self._add(result)
-                    self._collect(others, wait=False)
-                else:
-                    self.world.post(f"ablation/{index}", json.dumps(asdict(result)))
-        except Interrupted:
-            if self.world.main:
-                self._collect(others, wait=False)  # what the other ranks finished before the stop
-            raise
-        if self.world.main:
-            self._collect(others, wait=True)
+
+        def run_unit(index: int) -> dict:
+            setting, seed = units[index]
+            self.report(
+                {"kind": "unit", "index": index + 1, "total": len(units), "setting": setting.label, "seed": seed}
+            )
+            return asdict(self._unit(setting, seed))
+
+        add = lambda index, result: self._add(UnitResult(**result))  # noqa: E731
+        deal_units(self.world, todo, run_unit, add, "ablation", self.stop, self.folder, "ablate")
         return self.results
 
     def _add(self, result: UnitResult) -> None:
         self.results.append(result)
         self.write_outputs()
         self.report({"kind": "result", **asdict(result)})
-
-    def _collect(self, others: dict[int, int], wait: bool) -> None:
-        """Rank 0 takes the results other ranks left (`others`: unit -> rank; emptied as they come);
-        with `wait`, until the last, stopping on Ctrl-C or when a rank with units left is gone."""
-        while others:
-            for key, text in self.world.posted(f"ablation/{i}" for i in others).items():
-                del others[int(key.rsplit("/", 1)[1])]
-                self._add(UnitResult(**json.loads(text)))
-            if not wait or not others:
-                return
-            if self.stop is not None and self.stop.is_set():
-                raise Interrupted(str(self.folder))
-            if self.world.silent_ranks() & set(others.values()):
-                self._collect(others, wait=False)  # a result posted just before its rank ended
-                gone = sorted(set(others.values()))
-                raise UserError(
-                    f"rank {', '.join(map(str, gone))} stopped before finishing its units",
-                    f"the finished units are in the results; resume with: cpnas ablate --resume {self.folder}",
-                )
-            time.sleep(1.0)
 
     def write_outputs(self) -> None:
         write_tables(self.folder, self.plan, self.results, {"base": configs.to_dict(self.base)})
@@ -226,6 +195,64 @@ def run_or_resume(run: RunDir, config: configs.Config, make_engine: Callable, de
         run.config.write_text(configs.dump_yaml(config))
         engine.begin(run)
     engine.run()
+
+
+def deal_units(
+    world: World,
+    todo: list[int],
+    run_unit: Callable[[int], dict],
+    add: Callable[[int, dict], None],
+    key: str,
+    stop,
+    folder: Path,
+    command: str,
+    everyone: bool = False,
+) -> None:
+    """The units `todo` (their indices, the same list on every rank) dealt round-robin over the
+    ranks: rank r runs the r-th, (r+N)-th, ... alone (`run_unit(index)` gives its result, a JSON
+    object) and leaves each result in the job's store under `key/index`. Rank 0 (with `everyone`,
+    every rank) `add`s every result: its own at once, the others' as they come between its units,
+    then waits for the last, stopping on Ctrl-C or when a rank with units left is gone (one line
+    naming it). No collective waits for another rank's units, so no timeout applies to them.
+    Alone, every unit runs here, in order."""
+    collects = everyone or world.main
+    others = {i: n % world.size for n, i in enumerate(todo) if n % world.size != world.rank}  # unit -> its rank
+
+    def collect(wait: bool) -> None:
+        while others:
+            for name, text in world.posted(f"{key}/{i}" for i in others).items():
+                index = int(name.rsplit("/", 1)[1])
+                del others[index]
+                add(index, json.loads(text))
+            if not wait or not others:
+                return
+            if stop is not None and stop.is_set():
+                raise Interrupted(str(folder))
+            if world.silent_ranks() & set(others.values()):
+                collect(wait=False)  # a result posted just before its rank ended
+                gone = sorted(set(others.values()))
+                raise UserError(
+                    f"rank {', '.join(map(str, gone))} stopped before finishing its units",
+                    f"the finished units are in the results; resume with: cpnas {command} --resume {folder}",
+                )
+            time.sleep(1.0)
+
+    try:
+        for index in todo[world.rank :: world.size]:
+            if stop is not None and stop.is_set():
+                raise Interrupted(str(folder))
+            result = run_unit(index)
+            if world.size > 1 and (everyone or not world.main):
+                world.post(f"{key}/{index}", json.dumps(result))
+            if collects:
+                add(index, result)
+                collect(wait=False)
+    except Interrupted:
+        if collects:
+            collect(wait=False)  # what the other ranks finished before the stop
+        raise
+    if collects:
+        collect(wait=True)
 
 
 def finished_status(run: RunDir) -> dict | None:
