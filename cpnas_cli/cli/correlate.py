@@ -64,8 +64,11 @@ def correlate(
     and a scatter-<score>.png per score."""
     from dataclasses import replace
 
+    from cpnas_cli.engine.ablation.correlation import Correlation
     from cpnas_cli.engine.ablation.correlation_plan import make_plan, supernet_of
+    from cpnas_cli.engine.ablation.correlation_results import summary
     from cpnas_cli.engine.run.distributed import joined
+    from cpnas_cli.engine.run.interrupt import graceful_interrupt
 
     with joined() as world:  # under torchrun: the supernets and the trainings are dealt over the ranks
         with world.together():
@@ -101,10 +104,6 @@ def correlate(
                     scored = configs.load_run_config(supernet / "config.yaml")
                     base.search, base.data = scored.search, scored.data
                     plan = replace(plan, supernet=str(supernet.resolve()))
-
-        from cpnas_cli.engine.ablation.correlation import Correlation  # torch: after the flags are checked
-        from cpnas_cli.engine.ablation.correlation_results import summary
-        from cpnas_cli.engine.run.interrupt import graceful_interrupt
 
         def open_or_create():
             if resume is not None:
