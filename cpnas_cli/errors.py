@@ -16,3 +16,8 @@ class UserError(Exception):
 class Notice(UserWarning):
     """Something the user should know that is not an error (a model file of an old format):
     the CLI prints each one once, as one yellow line on stderr."""
+
+
+class ReportedElsewhere(UserError):
+    """A UserError another process of the same job reports (rank 0, or the lowest rank still
+    running, of a torchrun job): this one exits with code 2 without printing it again."""

@@ -1,9 +1,10 @@
 """The run's event log, `events.jsonl`: schema, writer and a tolerant tail reader. Torch-free.
 
 One JSON object per line, append-only. The first line is a header (`kind: "header"`) with the
-schema version, the resolved config and the names of cells, edges and ops (a cp or bnas search
-also `indicator_scale`: fraction | percent, how Eq. 2 reads z̄; absent in logs written before it
-was recorded, which were percent). Then, by `kind`:
+schema version, the resolved config, the names of cells, edges and ops, and `world_size` (the
+processes of a torchrun job; 1 alone); a cp or bnas search also `indicator_scale`: fraction |
+percent, how Eq. 2 reads z̄ (absent in logs written before it was recorded, which were percent).
+Then, by `kind`:
 
   status      state: started | resumed | interrupted | finished | failed (+ error)
   sample      one sampled architecture: n, total, K, round, index, arch, acc_child, acc_parent,

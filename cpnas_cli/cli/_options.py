@@ -1,6 +1,7 @@
 """Options shared by several commands, as `Annotated` types, and the bad-input guard."""
 
 import functools
+import os
 import warnings
 from pathlib import Path
 from typing import Annotated
@@ -8,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from cpnas_cli.errors import Notice, UserError
+from cpnas_cli.errors import Notice, ReportedElsewhere, UserError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -35,17 +36,24 @@ Resume = Annotated[Path | None, typer.Option("--resume", help="Continue an inter
 
 def guard(command):
     """Turn a UserError into one red line on stderr and exit code 2 (no traceback); print each
-    distinct `Notice` warning once, as one yellow line on stderr."""
+    distinct `Notice` warning once, as one yellow line on stderr. A rank other than 0 of a torchrun
+    job prints nothing but its errors (one another rank reports exits 2 silently)."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        quiet = int(os.environ.get("RANK", "0")) > 0
+        console.quiet = quiet
         try:
             with warnings.catch_warnings():
-                warnings.simplefilter("always", Notice)
+                if quiet:
+                    warnings.simplefilter("ignore")
+                else:
+                    warnings.simplefilter("always", Notice)
                 warnings.showwarning = _show_notices(warnings.showwarning)
                 return command(*args, **kwargs)
         except UserError as err:
-            err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+            if not isinstance(err, ReportedElsewhere):
+                err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper

@@ -1,4 +1,5 @@
-"""How `cpnas search` and `cpnas train` start, resume and stop a run (a helper, not a command)."""
+"""How `cpnas search` and `cpnas train` start, resume and stop a run, alone or as ranks of a
+torchrun job (a helper, not a command)."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -7,6 +8,7 @@ from pathlib import Path
 import typer
 
 from cpnas_cli import config as configs
+from cpnas_cli.engine.run.distributed import SOLO, World
 from cpnas_cli.engine.run.interrupt import Interrupted, StopFlag
 from cpnas_cli.errors import UserError
 from cpnas_cli.runs import RunDir, atomic_write_text, existing_run, new_run_dir
@@ -41,15 +43,30 @@ def run_config(
     return run, config
 
 
-def open_run(engine, config: configs.Config, run: RunDir | None, name: str, run_dir: Path | None) -> RunDir:
-    """Resume `run` in the engine, or create the new run's directory, write its config and begin."""
-    if run is not None:
-        engine.restore(run)
+def open_run(
+    engine, config: configs.Config, run: RunDir | None, name: str, run_dir: Path | None, world: World = SOLO
+) -> RunDir:
+    """Resume `run` in the engine, or create the new run's directory (rank 0 of a torchrun job:
+    every rank learns its path), write its config and begin."""
+    if run is None:
+
+        def create() -> str:
+            made = new_run_dir(name, run_dir)
+            atomic_write_text(made.config, configs.dump_yaml(config))  # a kill mid-write leaves no torn config
+            return str(made.path)
+
+        run = RunDir(Path(world.on_main(create)))
+        world.resume_hint = f"cpnas {engine.command} --resume {run.path}"
+        engine.begin(run)
         return run
-    run = new_run_dir(name, run_dir)
-    atomic_write_text(run.config, configs.dump_yaml(config))  # a kill mid-write leaves no torn config
-    engine.begin(run)
+    world.resume_hint = f"cpnas {engine.command} --resume {run.path}"
+    engine.restore(run)
     return run
+
+
+def world_note(world: World) -> str:
+    """What the header line adds for a torchrun job."""
+    return f", {world.size} processes" if world.size > 1 else ""
 
 
 @contextmanager

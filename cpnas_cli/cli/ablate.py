@@ -11,7 +11,7 @@ from cpnas_cli.runs import new_run_dir
 
 from ._ablate_view import AblationProgress, summary_table, units_table
 from ._options import Device, Preset, Resume, RunDirOpt, Seed, Sets, console, guard
-from ._run import resume_hint
+from ._run import resume_hint, world_note
 
 EXAMPLES = """
 Examples:
@@ -69,53 +69,61 @@ def ablate(
     """Search every setting with every seed (same budget), train every found genotype with the
     preset's training recipe, and write results.json, results.csv and a Fig. 6 style results.png."""
     from cpnas_cli.engine.ablation import make_plan, rows, summary
-
-    if resume is not None:
-        given = [
-            name
-            for name, v in (
-                ("--beta-p", beta_p),
-                ("--strategies", strategies),
-                ("--seed", seed),
-                ("--set", sets),
-                ("--run-dir", run_dir),
-            )
-            if v
-        ]
-        if given:
-            raise UserError(
-                f"--resume continues an ablation with its own plan; {', '.join(given)} cannot change it",
-                "drop those flags (only --device and --seeds may change on resume)",
-            )
-    else:
-        plan = make_plan(
-            parse_list(strategies, "--strategies"),
-            parse_list(beta_p, "--beta-p", float),
-            3 if seeds is None else seeds,
-            seed or 0,
-        )
-        base = configs.load_config(preset, {"device": device}, sets or [])
-
-    from cpnas_cli.engine.ablation.runner import Ablation  # torch: after the flags are checked
+    from cpnas_cli.engine.ablation.runner import Ablation
+    from cpnas_cli.engine.run.distributed import joined
     from cpnas_cli.engine.run.interrupt import graceful_interrupt
 
-    with graceful_interrupt() as stop:
-        if resume is not None:
-            ablation = Ablation.open(resume, device, seeds, stop=stop)
-        else:
-            folder = new_run_dir(f"ablate-{base.name}", run_dir).path
-            ablation = Ablation.create(folder, base, plan, stop=stop)
-        folder, plan = ablation.folder, ablation.plan
-        console.print(
-            f"[bold]cpnas ablate[/] {folder}  ({len(plan.settings)} settings x {len(plan.seeds)} seeds, "
-            f"{ablation.base.data.dataset}, device {ablation.base.device})"
-        )
-        with (
-            resume_hint("ablate", folder, stop),
-            AblationProgress(console, len(plan.units()), len(ablation.results)) as view,
-        ):
-            ablation.report = view
-            ablation.run()
+    with joined() as world:  # under torchrun: the units are dealt over the ranks
+        with world.together():
+            if resume is not None:
+                given = [
+                    name
+                    for name, v in (
+                        ("--beta-p", beta_p),
+                        ("--strategies", strategies),
+                        ("--seed", seed),
+                        ("--set", sets),
+                        ("--run-dir", run_dir),
+                    )
+                    if v
+                ]
+                if given:
+                    raise UserError(
+                        f"--resume continues an ablation with its own plan; {', '.join(given)} cannot change it",
+                        "drop those flags (only --device and --seeds may change on resume)",
+                    )
+            else:
+                plan = make_plan(
+                    parse_list(strategies, "--strategies"),
+                    parse_list(beta_p, "--beta-p", float),
+                    3 if seeds is None else seeds,
+                    seed or 0,
+                )
+                base = configs.load_config(preset, {"device": device}, sets or [])
+
+        def open_or_create():
+            if resume is not None:
+                made = Ablation.open(resume, device, seeds)
+            else:
+                made = Ablation.create(new_run_dir(f"ablate-{base.name}", run_dir).path, base, plan)
+            return made.folder, made.base, made.plan
+
+        with graceful_interrupt() as stop:
+            folder, base, plan = world.on_main(open_or_create)  # rank 0 writes the directory
+            world.on_device(base, None)
+            ablation = Ablation(folder, base, plan, stop=stop, world=world)
+            console.print(
+                f"[bold]cpnas ablate[/] {folder}  ({len(plan.settings)} settings x {len(plan.seeds)} seeds, "
+                f"{ablation.base.data.dataset}, device {ablation.base.device}{world_note(world)})"
+            )
+            with (
+                resume_hint("ablate", folder, stop),
+                AblationProgress(console, len(plan.units()), len(ablation.results)) as view,
+            ):
+                ablation.report = view
+                ablation.run()
+        if not world.main:
+            return
     ablation.write_outputs()
     console.print(units_table(rows(plan, ablation.results)))
     console.print(summary_table(summary(plan, ablation.results)))

@@ -14,7 +14,7 @@ from cpnas_cli.runs import new_run_dir
 
 from ._correlate_view import CorrelationProgress, ranking_table, statistics_table, summary_table
 from ._options import Device, Preset, Resume, RunDirOpt, Seed, Sets, console, guard
-from ._run import resume_hint
+from ._run import resume_hint, world_note
 from .ablate import parse_list
 
 EXAMPLES = """
@@ -97,60 +97,70 @@ def correlate(
                 "pass --ranking runs/<search> --truth runs/<correlate run> and nothing else but --run-dir",
             )
         return _rank(ranking, truth_run(truth), run_dir)
-    if resume is not None:
-        given = [
-            name
-            for name, v in (
-                ("--architectures", architectures),
-                ("--beta-p", beta_p),
-                ("--seeds", seeds),
-                ("--seed", seed),
-                ("--set", sets),
-                ("--run-dir", run_dir),
-                ("--from", from_),
-                ("--truth", truth),
-            )
-            if v is not None
-        ]
-        if given:
-            raise UserError(
-                f"--resume continues a correlation with its own plan; {', '.join(given)} cannot change it",
-                "drop those flags (only --device may change on resume)",
-            )
-    else:
-        plan = make_plan(
-            24 if architectures is None else architectures,
-            parse_list(beta_p, "--beta-p", float) or [0.0, 1.0, 2.0, 3.0],
-            3 if seeds is None else seeds,
-            seed or 0,
-        )
-        base = configs.load_config(preset, {"device": device}, sets or [])
-        if from_ is not None:  # the draw and the genotypes follow the supernet's space
-            supernet = supernet_of(from_)
-            scored = configs.load_run_config(supernet / "config.yaml")
-            base.search, base.data = scored.search, scored.data
-            plan = replace(plan, supernet=str(supernet.resolve()))
-        if truth is not None:
-            plan = replace(plan, truth=str(truth_run(truth)))
 
-    from cpnas_cli.engine.ablation.correlation import Correlation  # torch: after the flags are checked
+    from cpnas_cli.engine.ablation.correlation import Correlation  # torch: --ranking needs none
     from cpnas_cli.engine.ablation.correlation_results import summary
+    from cpnas_cli.engine.run.distributed import joined
     from cpnas_cli.engine.run.interrupt import graceful_interrupt
 
-    with graceful_interrupt() as stop:
-        if resume is not None:
-            study = Correlation.open(resume, device, stop=stop)
-        else:
-            folder = new_run_dir(f"correlate-{base.name}", run_dir).path
-            study = Correlation.create(folder, base, plan, stop=stop)
-        folder, plan = study.folder, study.plan
-        console.print(
-            f"[bold]cpnas correlate[/] {folder}  ({plan.architectures} architectures x {len(plan.seeds)} seeds, "
-            f"{study.base.data.dataset}, device {study.base.device})"
-        )
-        with resume_hint("correlate", folder, stop), CorrelationProgress(console, study.units, study.done) as view:
-            study.report = view
-            study.run()
+    with joined() as world:  # under torchrun: the supernets and the trainings are dealt over the ranks
+        with world.together():
+            if resume is not None:
+                given = [
+                    name
+                    for name, v in (
+                        ("--architectures", architectures),
+                        ("--beta-p", beta_p),
+                        ("--seeds", seeds),
+                        ("--seed", seed),
+                        ("--set", sets),
+                        ("--run-dir", run_dir),
+                        ("--from", from_),
+                        ("--truth", truth),
+                    )
+                    if v is not None
+                ]
+                if given:
+                    raise UserError(
+                        f"--resume continues a correlation with its own plan; {', '.join(given)} cannot change it",
+                        "drop those flags (only --device may change on resume)",
+                    )
+            else:
+                plan = make_plan(
+                    24 if architectures is None else architectures,
+                    parse_list(beta_p, "--beta-p", float) or [0.0, 1.0, 2.0, 3.0],
+                    3 if seeds is None else seeds,
+                    seed or 0,
+                )
+                base = configs.load_config(preset, {"device": device}, sets or [])
+                if from_ is not None:  # the draw and the genotypes follow the supernet's space
+                    supernet = supernet_of(from_)
+                    scored = configs.load_run_config(supernet / "config.yaml")
+                    base.search, base.data = scored.search, scored.data
+                    plan = replace(plan, supernet=str(supernet.resolve()))
+                if truth is not None:
+                    plan = replace(plan, truth=str(truth_run(truth)))
+
+        def open_or_create():
+            if resume is not None:
+                made = Correlation.open(resume, device)
+            else:
+                made = Correlation.create(new_run_dir(f"correlate-{base.name}", run_dir).path, base, plan)
+            return made.folder, made.base, made.plan
+
+        with graceful_interrupt() as stop:
+            folder, base, plan = world.on_main(open_or_create)  # rank 0 writes the directory
+            world.on_device(base, None)
+            study = Correlation(folder, base, plan, stop=stop, world=world)
+            console.print(
+                f"[bold]cpnas correlate[/] {folder}  ({plan.architectures} architectures x {len(plan.seeds)} seeds, "
+                f"{study.base.data.dataset}, device {study.base.device}{world_note(world)})"
+            )
+            with resume_hint("correlate", folder, stop), CorrelationProgress(console, study.units, study.done) as view:
+                study.report = view
+                study.run()
+        if not world.main:
+            return
     study.write_outputs()
     rows = study.statistics()  # bootstrap intervals: seconds per seed, so computed once here
     console.print(statistics_table(rows))

@@ -12,7 +12,7 @@ from cpnas_cli.space.cells import OPS
 
 from ._cell_tree import cell_tree
 from ._options import DataDir, Dataset, Device, Preset, Resume, RunDirOpt, Seed, Sets, console, guard, streamed
-from ._run import open_run, resume_hint, run_config
+from ._run import open_run, resume_hint, run_config, world_note
 from ._search_view import SearchProgress, survivors_table
 
 EXAMPLES = """
@@ -80,6 +80,7 @@ def search(
 ):
     """Search a 1-bit cell with CP-NAS (Alg. 1): the Child and Parent train every sampled
     architecture, Eq. 1 scores it, Eq. 2 ranks the ops, the worst op on every edge goes, K -> 1."""
+    from cpnas_cli.engine.run.distributed import joined
     from cpnas_cli.engine.run.interrupt import graceful_interrupt
     from cpnas_cli.engine.search.runner import Search
 
@@ -96,22 +97,35 @@ def search(
         "search.epochs_per_sample": epochs_per_sample,
         "seed": seed,
     }
-    run, config = run_config(preset, flags, sets, device, resume, run_dir)
-    if run is not None and run.genotype.is_file():
-        console.print(f"Run {run.path} already finished; its genotype is {run.genotype}")
-        return
+    with joined() as world:  # under torchrun: this rank of the job; alone: no process group
+        with world.together():
+            run, config = run_config(preset, flags, sets, device, resume, run_dir)
+        world.on_device(config, batch_setting(config.search))
+        if run is not None and world.on_main(run.genotype.is_file):
+            console.print(f"Run {run.path} already finished; its genotype is {run.genotype}")
+            return
 
-    with graceful_interrupt() as stop:
-        engine = Search(config, stop=stop)  # loads data and builds the networks: fails before writing
-        run = open_run(engine, config, run, config.name, run_dir)
-        console.print(
-            f"[bold]cpnas search[/] {run.path}  ({config.search.strategy}, {config.data.dataset}"
-            f"{streamed(engine.data.dataset)}, {budget(config.search)}, device {engine.device})"
-        )
-        with resume_hint("search", run.path, stop), SearchProgress(console, engine.total, engine.n) as view:
-            engine.report = view
-            engine.run()
+        with graceful_interrupt() as stop:
+            with world.together():
+                engine = Search(config, stop=stop, world=world)  # loads data, builds networks: fails before writing
+            run = open_run(engine, config, run, config.name, run_dir, world)
+            console.print(
+                f"[bold]cpnas search[/] {run.path}  ({config.search.strategy}, {config.data.dataset}"
+                f"{streamed(engine.data.dataset)}, {budget(config.search)}, device {engine.device}{world_note(world)})"
+            )
+            with resume_hint("search", run.path, stop), SearchProgress(console, engine.total, engine.n) as view:
+                engine.report = view
+                engine.run()
+        if not world.main:
+            return
     console.print(survivors_table(read_all(run.events)))
     genotype_path = run.genotype
     console.print(cell_tree(genotypes.load(genotype_path)))
     console.print(f"Genotype: [bold]{genotype_path}[/]   (export: cpnas export {run.path} genotype.json)")
+
+
+def batch_setting(s: configs.SearchConfig) -> tuple[str, int]:
+    """The training batch of the strategy, which every rank shares equally under torchrun."""
+    if s.strategy in ("pc-darts", "dcp"):
+        return "search.diff_batch_size", s.diff_batch_size
+    return "search.batch_size", s.batch_size

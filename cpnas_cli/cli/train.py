@@ -11,7 +11,7 @@ from cpnas_cli.events import read_all
 from cpnas_cli.space import genotype as genotypes
 
 from ._options import DataDir, Dataset, Device, Preset, Resume, RunDirOpt, Seed, Sets, console, guard, streamed
-from ._run import open_run, resume_hint, run_config
+from ._run import open_run, resume_hint, run_config, world_note
 from ._sources import source_genotype
 from ._train_view import TrainProgress, summary_table
 
@@ -60,6 +60,7 @@ def train(
 ):
     """Train the found cells stacked into the evaluation network (Sec. 3.1): the 1-bit Child under
     the kernel-level Child-Parent loss (Eqs. 3-4), supervised by its full-precision Parent."""
+    from cpnas_cli.engine.run.distributed import joined
     from cpnas_cli.engine.run.interrupt import graceful_interrupt
     from cpnas_cli.engine.train.trainer import Trainer
 
@@ -73,31 +74,39 @@ def train(
         "data.data_dir": str(data_dir) if data_dir else None,
         "seed": seed,
     }
-    if resume is None and genotype is None:
-        raise UserError("no genotype given", "pass a genotype.json, a DARTS genotype file or a search run directory")
-    run, config = run_config(preset, flags, sets, device, resume, run_dir, ("GENOTYPE",) if genotype else ())
-    if run is not None:
-        cell = genotypes.load(run.genotype)
-    else:
-        assert genotype is not None  # a new run (no --resume) has a genotype, checked above
-        cell = source_genotype(genotype)
+    with joined() as world:  # under torchrun: this rank of the job; alone: no process group
+        with world.together():
+            if resume is None and genotype is None:
+                raise UserError(
+                    "no genotype given", "pass a genotype.json, a DARTS genotype file or a search run directory"
+                )
+            run, config = run_config(preset, flags, sets, device, resume, run_dir, ("GENOTYPE",) if genotype else ())
+            if run is not None:
+                cell = genotypes.load(run.genotype)
+            else:
+                assert genotype is not None  # a new run (no --resume) has a genotype, checked above
+                cell = source_genotype(genotype)
+        world.on_device(config, ("train.batch_size", config.train.batch_size))
 
-    with graceful_interrupt() as stop:
-        engine = Trainer(config, cell, stop=stop)  # loads data and builds the networks: fails before writing
-        run = open_run(engine, config, run, f"train-{config.name}", run_dir)
-        t = config.train
-        console.print(
-            f"[bold]cpnas train[/] {run.path}  ({config.data.dataset}{streamed(engine.data)}, "
-            f"C={engine.spec.channels}, "
-            f"{t.cells} cells, {epoch_plan(t)}, Parent {t.parent}, kernel x{t.kernel_weight:g}, "
-            f"centre x{t.center_weight:g}, device {engine.device})"
-        )
-        if engine.finished:
-            console.print(f"Run {run.path} already finished.")
-        else:
-            with resume_hint("train", run.path, stop), TrainProgress(console, engine.epochs, engine.epoch) as view:
-                engine.report = view
-                engine.run()
+        with graceful_interrupt() as stop:
+            with world.together():
+                engine = Trainer(config, cell, stop=stop, world=world)  # loads data, builds networks: fails first
+            run = open_run(engine, config, run, f"train-{config.name}", run_dir, world)
+            t = config.train
+            console.print(
+                f"[bold]cpnas train[/] {run.path}  ({config.data.dataset}{streamed(engine.data)}, "
+                f"C={engine.spec.channels}, "
+                f"{t.cells} cells, {epoch_plan(t)}, Parent {t.parent}, kernel x{t.kernel_weight:g}, "
+                f"centre x{t.center_weight:g}, device {engine.device}{world_note(world)})"
+            )
+            if engine.finished:
+                console.print(f"Run {run.path} already finished.")
+            else:
+                with resume_hint("train", run.path, stop), TrainProgress(console, engine.epochs, engine.epoch) as view:
+                    engine.report = view
+                    engine.run()
+        if not world.main:
+            return
     console.print(summary_table(read_all(run.events)))
     console.print(
         f"Model: [bold]{run.path / 'best.safetensors'}[/]   (evaluate: cpnas evaluate {run.path / 'best.safetensors'})"

@@ -15,7 +15,10 @@ The units are a seed's supernet (ends with scores.json) and each architecture's 
 with its row in results.json); a unit with its result is never run again, and a unit cut short
 resumes from its own checkpoint, as in `cpnas ablate`. With `--truth`, an architecture whose
 training another correlate run finished with the same key (correlation_truth.py) is not trained
-again: its row takes that training's results.
+again: its row takes that training's results. The supernets run first, then the trainings.
+Under torchrun both are dealt round-robin over the ranks as `cpnas ablate` deals its units
+(runner.deal_units): every rank takes every seed's scores, rank 0 alone the training rows and
+the outputs.
 """
 
 import json
@@ -26,7 +29,7 @@ from pathlib import Path
 from cpnas_cli import config as configs
 from cpnas_cli.engine.run.checkpoint import load_checkpoint
 from cpnas_cli.engine.run.device import resolve_device
-from cpnas_cli.engine.run.interrupt import Interrupted
+from cpnas_cli.engine.run.distributed import SOLO, World
 from cpnas_cli.engine.search.child_parent import ChildParent
 from cpnas_cli.engine.search.data import SearchData
 from cpnas_cli.engine.search.runner import Search
@@ -49,7 +52,7 @@ from .correlation_plan import (
 from .correlation_results import read_architectures, read_scores, write_tables
 from .correlation_truth import reusable_trainings, training_key
 from .plot import scatter_png
-from .runner import finished_status, run_or_resume
+from .runner import deal_units, finished_status, run_or_resume
 
 REUSED = ("test_acc_child", "test_acc_parent", "train_seconds", "train_run")  # what a reused training gives
 
@@ -58,10 +61,17 @@ class Correlation:
     """`create` a new study or `open` an interrupted one, then `run()`."""
 
     def __init__(
-        self, folder: Path, base: configs.Config, plan: CorrelationPlan, report: Callable = lambda e: None, stop=None
+        self,
+        folder: Path,
+        base: configs.Config,
+        plan: CorrelationPlan,
+        report: Callable = lambda e: None,
+        stop=None,
+        world: World = SOLO,
     ):
         self.folder, self.base, self.plan = Path(folder), base, plan
-        self.report, self.stop = report, stop
+        self.report, self.stop, self.world = report, stop, world
+        self.device = world.unit_device(base.device)  # a rank's units run on its own GPU
         self.architectures = read_architectures(self.folder)  # finished stand-alone trainings
         self.resume_command = f"cpnas correlate --resume {self.folder}"  # what a unit that stops names
 
@@ -94,22 +104,54 @@ class Correlation:
         return supernets + len(self.architectures)
 
     def run(self) -> None:
-        """Every unit not yet done, seed by seed; the outputs are rewritten after each one."""
-        index = self.done
+        """Every unit not yet done: the supernets, then the trainings, in plan order; the outputs
+        are rewritten after each training."""
+        missing = self.world.broadcast(
+            [s for s in self.plan.seeds if not (self.folder / f"seed{s}" / SCORES).is_file()]
+        )
+        scores: dict[int, dict] = {}
+        add_scores = lambda seed, result: scores.__setitem__(seed, result)  # noqa: E731
+        deal_units(
+            self.world,
+            missing,
+            self._scores,
+            add_scores,
+            "correlate/scores",
+            self.stop,
+            self.folder,
+            "correlate",
+            everyone=True,
+        )
         for seed in self.plan.seeds:
-            scores = self._scores(seed, index)
-            index += 0 if scores["from_file"] else 1
-            for i, arch in enumerate(scores["architectures"]):
-                if any(r["seed"] == seed and r["index"] == i for r in self.architectures):
-                    continue
-                index += 1
-                self._check_stop()
-                self.report(
-                    {"kind": "unit", "index": index, "total": self.units, "setting": f"architecture {i}", "seed": seed}
-                )
-                self.architectures.append(self._train(seed, i, arch, scores))
-                self.write_outputs()
-                self.report({"kind": "result", **self.architectures[-1]})
+            if seed not in scores:
+                scores[seed] = self._scores(seed)  # from scores.json
+        units = [(seed, i) for seed in self.plan.seeds for i in range(self.plan.architectures)]
+        done = {(r["seed"], r["index"]) for r in self.architectures}
+        todo = self.world.broadcast([n for n, unit in enumerate(units) if unit not in done])
+
+        def train(n: int) -> dict:
+            seed, i = units[n]
+            self._unit_event(f"architecture {i}", seed)
+            return self._train(seed, i, scores[seed]["architectures"][i], scores[seed])
+
+        deal_units(
+            self.world,
+            todo,
+            train,
+            lambda n, row: self._add(row),
+            "correlate/train",
+            self.stop,
+            self.folder,
+            "correlate",
+        )
+
+    def _add(self, row: dict) -> None:
+        self.architectures.append(row)
+        self.write_outputs()
+        self.report({"kind": "result", **row})
+
+    def _unit_event(self, setting: str, seed: int) -> None:
+        self.report({"kind": "unit", "index": self.done + 1, "total": self.units, "setting": setting, "seed": seed})
 
     def columns(self) -> dict[int, tuple[dict[str, list[float]], list[float]]]:
         """Per seed whose architectures are all trained: (every score, stand-alone Child accuracy)."""
@@ -148,25 +190,24 @@ class Correlation:
 
     # --- the units ------------------------------------------------------------------------
 
-    def _scores(self, seed: int, index: int) -> dict:
+    def _scores(self, seed: int) -> dict:
         """The seed's architectures and their supernet accuracies: from scores.json, or by training
         (or resuming) the supernet and measuring every architecture with it."""
         path = self.folder / f"seed{seed}" / SCORES
         if path.is_file():
-            return {**read_scores(path, self.plan.architectures), "from_file": True}
-        self._check_stop()
-        self.report({"kind": "unit", "index": index + 1, "total": self.units, "setting": "supernet", "seed": seed})
+            return read_scores(path, self.plan.architectures)
+        self._unit_event("supernet", seed)
         config = self._config(seed)
         if self.plan.supernet is not None:  # --from: score with that run's supernet, on its own split
             run = RunDir(Path(self.plan.supernet))
             measured = configs.load_run_config(run.config)
-            measured.device = self.base.device
+            measured.device = self.device
         else:
             run, measured = RunDir(path.parent / "supernet"), config
             if finished_status(run) is None:
                 self.report({"kind": "phase", "phase": "supernet", "setting": "supernet", "seed": seed})
                 make = lambda c: Search(c, self.report, self.stop, SupernetStrategy)  # noqa: E731
-                run_or_resume(run, config, make, self.base.device, self.resume_command)
+                run_or_resume(run, config, make, self.device, self.resume_command)
         archs = draw_architectures(list(measured.search.ops), measured.search.nodes, self.plan.architectures, seed)
         acc = measure(run, measured, archs)
         scores = {
@@ -176,7 +217,7 @@ class Correlation:
         }
         path.parent.mkdir(parents=True, exist_ok=True)  # with --from no supernet run made it
         atomic_write_text(path, json.dumps(scores, indent=1) + "\n")
-        return {**scores, "from_file": False}
+        return scores
 
     def _train(self, seed: int, i: int, arch: dict, scores: dict) -> dict:
         config = self._config(seed)
@@ -197,7 +238,7 @@ class Correlation:
         if finished_status(run) is None:
             self.report({"kind": "phase", "phase": "train", "setting": f"architecture {i}", "seed": seed})
             train = lambda c: Trainer(c, genotype, self.report, self.stop)  # noqa: E731
-            run_or_resume(run, config, train, self.base.device, self.resume_command)
+            run_or_resume(run, config, train, self.device, self.resume_command)
         trained = finished_status(run)
         if trained is None:
             raise RuntimeError(f"{run.path}: the training ran without finishing")
@@ -216,13 +257,9 @@ class Correlation:
 
     def _config(self, seed: int) -> configs.Config:
         config = configs.load_run_config(self.folder / BASE)
-        config.device = self.base.device
+        config.device = self.device
         configs.set_value(config, "seed", seed, source="correlate seed")
         return config
-
-    def _check_stop(self) -> None:
-        if self.stop is not None and self.stop.is_set():
-            raise Interrupted(str(self.folder))
 
 
 def measure(run: RunDir, config: configs.Config, archs: list[dict]) -> list[dict[str, float]]:

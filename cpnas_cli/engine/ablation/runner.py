@@ -11,9 +11,15 @@ run of the genotype it found, side by side in the ablation's directory, then one
 Each unit's search and training keep their own checkpoints and resume exactly; a unit that has
 its results row is never run again. So an ablation interrupted at any point continues where it
 stopped, without redoing finished settings.
+
+Under torchrun the units left to run are dealt round-robin over the ranks; each rank runs its own
+alone (no process group inside a unit, its GPU by local rank) and leaves each result in the job's
+store, where rank 0 collects them as they come, writes the outputs and waits for the last one
+(naming a rank that stopped before finishing its units). The directory must be one every rank sees.
 """
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -21,6 +27,7 @@ from pathlib import Path
 from cpnas_cli import config as configs
 from cpnas_cli.engine.deploy.profile import profile_eval_network
 from cpnas_cli.engine.nn.network import NetworkSpec
+from cpnas_cli.engine.run.distributed import SOLO, World
 from cpnas_cli.engine.run.interrupt import Interrupted
 from cpnas_cli.engine.search.runner import Search
 from cpnas_cli.engine.train.trainer import Trainer
@@ -40,9 +47,18 @@ CONV_OPS = ("dil_conv_3x3", "dil_conv_5x5", "sep_conv_3x3", "sep_conv_5x5")
 class Ablation:
     """`create` a new ablation or `open` an interrupted one, then `run()`."""
 
-    def __init__(self, folder: Path, base: configs.Config, plan: Plan, report: Callable = lambda e: None, stop=None):
+    def __init__(
+        self,
+        folder: Path,
+        base: configs.Config,
+        plan: Plan,
+        report: Callable = lambda e: None,
+        stop=None,
+        world: World = SOLO,
+    ):
         self.folder, self.base, self.plan = Path(folder), base, plan
-        self.report, self.stop = report, stop
+        self.report, self.stop, self.world = report, stop, world
+        self.unit_device = world.unit_device(base.device)  # a rank's units run on its own GPU
         self.results = read_results(self.folder)
 
     @classmethod
@@ -86,19 +102,23 @@ class Ablation:
     def _run_units(self) -> list[UnitResult]:
         done = {(r.setting, r.seed) for r in self.results}
         units = self.plan.units()
-        for index, (setting, seed) in enumerate(units):
-            if (setting.label, seed) in done:
-                continue
-            if self.stop is not None and self.stop.is_set():
-                raise Interrupted(str(self.folder))
+        todo = self.world.broadcast([i for i, (s, seed) in enumerate(units) if (s.label, seed) not in done])
+
+        def run_unit(index: int) -> dict:
+            setting, seed = units[index]
             self.report(
                 {"kind": "unit", "index": index + 1, "total": len(units), "setting": setting.label, "seed": seed}
             )
-            result = self._unit(setting, seed)
-            self.results.append(result)
-            self.write_outputs()
-            self.report({"kind": "result", **asdict(result)})
+            return asdict(self._unit(setting, seed))
+
+        add = lambda index, result: self._add(UnitResult(**result))  # noqa: E731
+        deal_units(self.world, todo, run_unit, add, "ablation", self.stop, self.folder, "ablate")
         return self.results
+
+    def _add(self, result: UnitResult) -> None:
+        self.results.append(result)
+        self.write_outputs()
+        self.report({"kind": "result", **asdict(result)})
 
     def write_outputs(self) -> None:
         write_tables(self.folder, self.plan, self.results, {"base": configs.to_dict(self.base)})
@@ -121,12 +141,12 @@ class Ablation:
         config, resume = self._config(setting, seed), f"cpnas ablate --resume {self.folder}"
         if not search_run.genotype.is_file():
             self.report({"kind": "phase", "phase": "search", "setting": setting.label, "seed": seed})
-            run_or_resume(search_run, config, lambda c: Search(c, self.report, self.stop), self.base.device, resume)
+            run_or_resume(search_run, config, lambda c: Search(c, self.report, self.stop), self.unit_device, resume)
         genotype = genotypes.load(search_run.genotype)
         if finished_status(train_run) is None:
             self.report({"kind": "phase", "phase": "train", "setting": setting.label, "seed": seed})
             train = lambda c: Trainer(c, genotype, self.report, self.stop)  # noqa: E731
-            run_or_resume(train_run, config, train, self.base.device, resume)
+            run_or_resume(train_run, config, train, self.unit_device, resume)
         searched, trained = finished_status(search_run), finished_status(train_run)
         if searched is None or trained is None:
             raise RuntimeError(f"{where}: the search or the training ran without finishing")
@@ -154,7 +174,7 @@ class Ablation:
 
     def _config(self, setting: Setting, seed: int) -> configs.Config:
         config = configs.load_run_config(self.folder / BASE)
-        config.device = self.base.device
+        config.device = self.unit_device
         for key, value in {**setting.overrides(), "seed": seed}.items():
             configs.set_value(config, key, value, source=f"ablation setting {setting.label}")
         configs.validate(config)
@@ -178,6 +198,64 @@ def run_or_resume(run: RunDir, config: configs.Config, make_engine: Callable, de
         atomic_write_text(run.config, configs.dump_yaml(config))  # a kill mid-write leaves no torn config
         engine.begin(run)
     engine.run()
+
+
+def deal_units(
+    world: World,
+    todo: list[int],
+    run_unit: Callable[[int], dict],
+    add: Callable[[int, dict], None],
+    key: str,
+    stop,
+    folder: Path,
+    command: str,
+    everyone: bool = False,
+) -> None:
+    """The units `todo` (their indices, the same list on every rank) dealt round-robin over the
+    ranks: rank r runs the r-th, (r+N)-th, ... alone (`run_unit(index)` gives its result, a JSON
+    object) and leaves each result in the job's store under `key/index`. Rank 0 (with `everyone`,
+    every rank) `add`s every result: its own at once, the others' as they come between its units,
+    then waits for the last, stopping on Ctrl-C or when a rank with units left is gone (one line
+    naming it). No collective waits for another rank's units, so no timeout applies to them.
+    Alone, every unit runs here, in order."""
+    collects = everyone or world.main
+    others = {i: n % world.size for n, i in enumerate(todo) if n % world.size != world.rank}  # unit -> its rank
+
+    def collect(wait: bool) -> None:
+        while others:
+            for name, text in world.posted(f"{key}/{i}" for i in others).items():
+                index = int(name.rsplit("/", 1)[1])
+                del others[index]
+                add(index, json.loads(text))
+            if not wait or not others:
+                return
+            if stop is not None and stop.is_set():
+                raise Interrupted(str(folder))
+            if world.silent_ranks() & set(others.values()):
+                collect(wait=False)  # a result posted just before its rank ended
+                gone = sorted(set(others.values()))
+                raise UserError(
+                    f"rank {', '.join(map(str, gone))} stopped before finishing its units",
+                    f"the finished units are in the results; resume with: cpnas {command} --resume {folder}",
+                )
+            time.sleep(1.0)
+
+    try:
+        for index in todo[world.rank :: world.size]:
+            if stop is not None and stop.is_set():
+                raise Interrupted(str(folder))
+            result = run_unit(index)
+            if world.size > 1 and (everyone or not world.main):
+                world.post(f"{key}/{index}", json.dumps(result))
+            if collects:
+                add(index, result)
+                collect(wait=False)
+    except Interrupted:
+        if collects:
+            collect(wait=False)  # what the other ranks finished before the stop
+        raise
+    if collects:
+        collect(wait=True)
 
 
 def finished_status(run: RunDir) -> dict | None:

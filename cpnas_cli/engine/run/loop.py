@@ -8,7 +8,9 @@ exactly once whenever the process died. A run killed before its first checkpoint
 A step whose events hold a NaN or an infinity (a loss, an accuracy, an architecture weight) is
 not committed: the run stops with one line naming the value, the last good checkpoint stands.
 One process writes a run: `start` and `resume` take the run directory's writer lock (runs.py),
-`writing` gives it back when the run's last write is done.
+`writing` gives it back when the run's last write is done. Under torchrun that process is rank 0:
+it alone reads the checkpoint (the other ranks get it from rank 0) and writes the log and the
+checkpoints; every rank checks its step against rank 0's before a commit (distributed.py).
 """
 
 import math
@@ -22,6 +24,7 @@ from cpnas_cli.events import EventWriter, event
 from cpnas_cli.runs import RunDir, lock_writer, release_writer
 
 from .checkpoint import STATE, load_checkpoint, save_checkpoint
+from .distributed import SOLO, World
 from .interrupt import Interrupted
 
 Report = Callable[[dict], None]
@@ -35,8 +38,8 @@ class RunLoop:
 
     command = "search"  # the CLI command that resumes a run of this kind
 
-    def __init__(self, report: Report, stop):
-        self.report, self.stop = report, stop
+    def __init__(self, report: Report, stop, world: World = SOLO):
+        self.report, self.stop, self.world = report, stop, world
         self.resumed_by: str | None = None  # set when another command resumes this run (an ablation's unit)
 
     @property
@@ -46,33 +49,53 @@ class RunLoop:
 
     def start(self, run: RunDir, header: dict, **started) -> None:
         """A new run: the header line, then the `started` status."""
-        lock_writer(run.path)
         self.run_dir, self.log = run, EventWriter(run.events)
-        self.log.write([header])
+
+        def write():
+            lock_writer(run.path)
+            self.log.write([header])
+
+        self.world.on_main(write)
         self.emit("status", state="started", **started)
 
     def resume(self, run: RunDir, restore: Callable[[dict[str, torch.Tensor], dict], None]) -> bool:
         """Hand the checkpoint's (tensors, state) to `restore`, then cut the log back to it; False
         (and the log removed) when the run died before its first checkpoint."""
-        lock_writer(run.path)  # before anything is cut or written
-        if not (run.checkpoint / STATE).is_file():
-            run.events.unlink(missing_ok=True)
+
+        def load():
+            lock_writer(run.path)  # before anything is cut or written
+            if not (run.checkpoint / STATE).is_file():
+                run.events.unlink(missing_ok=True)
+                return None
+            return load_checkpoint(run.checkpoint)
+
+        loaded = self.world.on_main(load)
+        if loaded is None:
             return False
-        self.run_dir = run
-        tensors, state = load_checkpoint(run.checkpoint)
-        restore(tensors, state)  # may refuse the checkpoint: nothing is written before this
-        self.log = EventWriter(run.events)
-        self.log.truncate(state["events_offset"])
-        self.log.write(state["pending_events"])
+        self.run_dir, self.log = run, EventWriter(run.events)
+        tensors, state = loaded
+        with self.world.together():
+            restore(tensors, state)  # may refuse the checkpoint: nothing is written before this
+
+        def rewind():
+            self.log.truncate(state["events_offset"])
+            self.log.write(state["pending_events"])
+
+        self.world.on_main(rewind)
         return True
 
     def commit(self, tensors: dict[str, torch.Tensor], state: dict, events: list[dict], tag: str) -> None:
         """Checkpoint with `events` pending (tag names the weights file: unique per step), then log
         and report them."""
         self.check_finite(events)
-        state = {**state, "events_offset": self.log.size(), "pending_events": events}
-        save_checkpoint(self.run_dir.checkpoint, tensors, state, tag=tag)
-        self.log.write(events)
+        self.world.check_same(f"{self.command} checkpoint {tag}", events, tensors)
+
+        def save():
+            pending = {**state, "events_offset": self.log.size(), "pending_events": events}
+            save_checkpoint(self.run_dir.checkpoint, tensors, pending, tag=tag)
+            self.log.write(events)
+
+        self.world.on_main(save)
         for line in events:
             self.report(line)
 
@@ -82,17 +105,26 @@ class RunLoop:
         for line in events:
             for name, value in _numbers(line):
                 if not math.isfinite(value):
-                    raise UserError(
-                        f"the run diverged: {name} is {value} at {_position(line)}",
-                        f"its last good checkpoint is kept; lower the learning rate ({self.command}.lr) in "
-                        f"{self.run_dir.config} and resume with: {self.resume_command}",
+                    raise self.world.everywhere(
+                        UserError(
+                            f"the run diverged: {name} is {value} at {_position(line)}",
+                            f"its last good checkpoint is kept; lower the learning rate ({self.command}.lr) in "
+                            f"{self.run_dir.config} and resume with: {self.resume_command}",
+                        )
                     )
 
     def emit(self, kind: str, **fields) -> dict:
         line = event(kind, **fields)
-        self.log.write([line])
+        self.world.on_main(lambda: self.log.write([line]))
         self.report(line)
         return line
+
+    def _emit_here(self, kind: str, **fields) -> None:
+        """Log how a failing run ended, without a collective (a peer may be gone): rank 0 writes."""
+        line = event(kind, **fields)
+        if self.world.main:
+            self.log.write([line])
+        self.report(line)
 
     @contextmanager
     def writing(self) -> Iterator[None]:
@@ -111,10 +143,10 @@ class RunLoop:
         except Interrupted:
             raise
         except KeyboardInterrupt:
-            self.emit("status", state="interrupted", **position())
+            self._emit_here("status", state="interrupted", **position())
             raise
         except Exception as err:
-            self.emit("status", state="failed", error=f"{type(err).__name__}: {err}", **position())
+            self._emit_here("status", state="failed", error=f"{type(err).__name__}: {err}", **position())
             raise
 
 

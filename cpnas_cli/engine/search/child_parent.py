@@ -9,6 +9,12 @@ The Child trains on cross-entropy, plus, when `search.kernel_weight` / `search.c
 set, Eq. 3's two terms with the Parent as the supervisor: its kernels of the sampled ops (and the
 cells' 1x1 preprocessing) and its class-centre features on the same batch. The Parent steps first,
 so the Child is pulled towards the Parent's kernels after this batch, as in training (pair.py).
+
+Under torchrun (`world`) each rank trains on its share of the batch and the gradients are averaged
+explicitly after backward (engine/run/distributed.py) rather than by DistributedDataParallel: a
+sampled architecture runs a different subgraph every sample, pruning deletes parameters, and the
+networks are called through features() and classifier(), none of which DDP's fixed buckets fit.
+Validation counts are summed over the ranks, which evaluate whole batches in turn.
 """
 
 import time
@@ -23,6 +29,7 @@ from cpnas_cli.engine.nn.backbone import uses_imagenet_stem
 from cpnas_cli.engine.nn.binary import BinaryConv2d
 from cpnas_cli.engine.nn.cp_terms import center_loss, kernel_loss
 from cpnas_cli.engine.nn.ops import Style
+from cpnas_cli.engine.run.distributed import SOLO, World
 from cpnas_cli.engine.run.precision import precision
 from cpnas_cli.engine.run.tensors import load_trained_tensors, trained_tensors
 
@@ -33,9 +40,16 @@ ROLES = ("child", "parent")
 
 class ChildParent:
     def __init__(
-        self, cfg: SearchConfig, in_channels: int, classes: int, device: torch.device, seed: int, image_size: int
+        self,
+        cfg: SearchConfig,
+        in_channels: int,
+        classes: int,
+        device: torch.device,
+        seed: int,
+        image_size: int,
+        world: World = SOLO,
     ):
-        self.cfg = cfg
+        self.cfg, self.world = cfg, world
         self.nets: dict[str, SearchNetwork] = {}
         for role in ROLES:
             torch.manual_seed(seed)  # same initial weights for Child and Parent
@@ -82,7 +96,12 @@ class ChildParent:
                 elif self.cfg.kernel_weight or self.cfg.center_weight:  # off: cross-entropy alone, as before
                     loss = loss + self._cp_terms(arch, features, parent_features, y)
             optimizer.zero_grad(set_to_none=True)
-            trained = lambda net=net: [p for p in net.parameters() if p.grad is not None]  # noqa: E731
+
+            def trained(net=net) -> list:
+                """Called after backward: the global batch's gradient (every rank's), then the used parameters."""
+                self.world.average_gradients(net.parameters(), len(y))
+                return [p for p in net.parameters() if p.grad is not None]
+
             self.precision.minimize(role, loss, optimizer, trained, self.cfg.grad_clip)
             out[role] = {
                 "loss": loss.item() * len(y),
@@ -126,6 +145,7 @@ class ChildParent:
         """Top-1 accuracy in percent of each network on the given (x, y) batches."""
         correct = dict.fromkeys(ROLES, 0)
         seen = 0
+        self.world.sync_buffers(self.nets.values())
         for net in self.nets.values():
             net.eval()
         for x, y in batches:
@@ -133,7 +153,8 @@ class ChildParent:
             for role, net in self.nets.items():
                 with self.precision.autocast():
                     correct[role] += (net(x, arch).argmax(1) == y).sum().item()
-        return {role: 100.0 * c / max(seen, 1) for role, c in correct.items()}
+        totals = self.world.sum({"seen": seen, **correct})
+        return {role: 100.0 * totals[role] / max(totals["seen"], 1) for role in correct}
 
     def prune(self, removals) -> None:
         """Delete removed ops from both networks and rebuild the optimizers, keeping momentum."""

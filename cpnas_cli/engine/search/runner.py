@@ -4,13 +4,15 @@ The runner loads the data, builds the strategy, and drives it step by step (a CP
 epoch of a differentiable search). After every step it checkpoints the strategy's tensors and
 state together with the step's events, then appends those events to the log. Ctrl-C between two
 batches checkpoints the unfinished step. A resumed run (after Ctrl-C, or a kill at any moment)
-continues to the same genotype as an uninterrupted run on the same device.
+continues to the same genotype as an uninterrupted run on the same device. Under torchrun every
+rank runs this loop on its share of the data (engine/run/distributed.py); rank 0 writes the run.
 """
 
 from pathlib import Path
 
 from cpnas_cli.config import Config, to_dict
 from cpnas_cli.engine.run.device import resolve_device
+from cpnas_cli.engine.run.distributed import SOLO, World
 from cpnas_cli.engine.run.interrupt import Interrupted
 from cpnas_cli.engine.run.loop import Report, RunLoop
 from cpnas_cli.events import header
@@ -27,13 +29,19 @@ class Search(RunLoop):
     is written), then `begin(run)` or `restore(run)`, then `run()`."""
 
     def __init__(
-        self, config: Config, report: Report = lambda e: None, stop=None, strategy: type[Strategy] | None = None
+        self,
+        config: Config,
+        report: Report = lambda e: None,
+        stop=None,
+        strategy: type[Strategy] | None = None,
+        world: World = SOLO,
     ):
-        """`strategy` replaces the configured one (`cpnas correlate`'s supernet training)."""
-        super().__init__(report, stop)
+        """`strategy` replaces the configured one (`cpnas correlate`'s supernet training); `world`
+        is this process's rank of a torchrun job (SOLO: alone)."""
+        super().__init__(report, stop, world)
         self.config = config
-        self.device = resolve_device(config.device)
-        self.data = SearchData(config, self.device)
+        self.device = world.device or resolve_device(config.device)
+        self.data = SearchData(config, self.device, world)
         self.strategy = (strategy or STRATEGIES[config.search.strategy])(config, self.data, self.device)
         self.n, self.elapsed, self.saves = 0, 0.0, 0
 
@@ -51,6 +59,7 @@ class Search(RunLoop):
             edges=edges,
             ops=list(s.ops),
             **self.strategy.header_fields(),
+            world_size=self.world.size,
         )
         self.start(run, line, total=self.total, strategy=self.strategy.name, device=str(self.device))
 
@@ -58,7 +67,7 @@ class Search(RunLoop):
         """Continue from the run's checkpoint; a run killed before its first one starts over."""
         if not self.resume(run, self._restore_state):
             return self.begin(run)
-        self.emit("status", state="resumed", step=self.n, device=str(self.device))
+        self.emit("status", state="resumed", step=self.n, device=str(self.device), world_size=self.world.size)
 
     def _restore_state(self, tensors, state: dict) -> None:
         self.strategy.restore(tensors, state["strategy"])
@@ -76,13 +85,13 @@ class Search(RunLoop):
             self.guarded(steps, lambda: {"step": self.n})
             genotype = self.strategy.genotype(self._meta())
             if genotype is not None:
-                genotypes.save(genotype, self.run_dir.genotype)
+                self.world.on_main(lambda: genotypes.save(genotype, self.run_dir.genotype))
                 self.emit("genotype", path=str(self.run_dir.genotype), genotype=genotypes.to_dict(genotype))
             self.emit("status", state="finished", elapsed=round(self.elapsed, 1))
         return self.run_dir.genotype if genotype is not None else None
 
     def _step(self) -> None:
-        ctx = StepContext(self.report, self.stop, self.elapsed)
+        ctx = StepContext(self.report, self.stop, self.elapsed, self.world)
         try:
             events = self.strategy.step(self.n, ctx)
         except StopRequested:

@@ -6,10 +6,16 @@ same batches (`joint`), loaded frozen from a model file, or absent (`none`). Chi
 start from the same initial weights, so the kernel term starts aligned filter by filter.
 
 No module-level state: an instance owns its networks and optimizers, so torch.distributed can
-wrap the networks of one instance per process.
+wrap the networks of one instance per process. Under torchrun (`world`) the networks that train
+are wrapped in DistributedDataParallel for their forward and backward (a fixed graph: every
+parameter takes part in every step, so DDP's buckets fit and overlap the all-reduce with the
+backward); each rank trains on its share of the batch with its own BatchNorm batch statistics
+and evaluates whole test batches in turn, with rank 0's running statistics.
 """
 
+import inspect
 import time
+import warnings
 from pathlib import Path
 from typing import cast
 
@@ -20,6 +26,7 @@ from cpnas_cli.config import TrainConfig
 from cpnas_cli.engine.nn.binary import BinaryConv2d
 from cpnas_cli.engine.nn.cp_terms import center_loss, kernel_loss
 from cpnas_cli.engine.nn.network import Cell, EvalNetwork, NetworkSpec
+from cpnas_cli.engine.run.distributed import SOLO, World
 from cpnas_cli.engine.run.precision import precision
 from cpnas_cli.engine.run.tensors import load_trained_tensors, trained_tensors
 from cpnas_cli.errors import UserError
@@ -31,9 +38,16 @@ from .model_file import load_model
 
 class TrainingPair:
     def __init__(
-        self, cfg: TrainConfig, spec: NetworkSpec, genotype: genotypes.Genotype, device: torch.device, seed: int
+        self,
+        cfg: TrainConfig,
+        spec: NetworkSpec,
+        genotype: genotypes.Genotype,
+        device: torch.device,
+        seed: int,
+        world: World = SOLO,
     ):
-        self.cfg, self.device = cfg, device
+        self.cfg, self.device, self.world = cfg, device, world
+        self._forwards: dict[str, nn.Module] | None = None  # DDP wrappers, made at the first step
         self.weights = CPLossWeights(cfg.kernel_weight, cfg.center_weight, cfg.auxiliary_weight, cfg.label_smoothing)
         self.child = self._build(spec, genotype, True, seed)
         self.parent = self._parent(spec, genotype, seed)
@@ -84,6 +98,15 @@ class TrainingPair:
             return torch.optim.Adam(groups, lr=cfg.lr)
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
 
+    def forward(self, role: str) -> nn.Module:
+        """The network of `role` as a training step calls it: itself alone, DDP under torchrun
+        (made at the first step, when every rank is there to broadcast the initial weights)."""
+        if self.world.size == 1:
+            return self.nets[role]
+        if self._forwards is None:
+            self._forwards = {role: _data_parallel(net, self.world) for role, net in self.nets.items()}
+        return self._forwards[role]
+
     def set_drop_path(self, rate: float) -> None:
         for net in (self.child, self.parent):
             for cell in net.cells if net is not None else ():
@@ -103,7 +126,7 @@ class TrainingPair:
         if self.joint and parent is not None:  # joint: _parent built it
             parent.train()
             with autocast():
-                logits, aux, parent_features = parent(x)
+                logits, aux, parent_features = self.forward("parent")(x)
                 ce, total = classification_loss(logits, aux, y, self.weights)
             self._step("parent", total, lr)
             out.update(loss_parent=total.item() * len(y), correct_parent=_correct(logits, y))
@@ -113,7 +136,7 @@ class TrainingPair:
             out["correct_parent"] = _correct(logits, y)
         self.child.train()
         with autocast():
-            logits, aux, features = self.child(x)
+            logits, aux, features = self.forward("child")(x)
             ce, total = classification_loss(logits, aux, y, self.weights)
             kernel = self._term(self.weights.kernel, lambda: kernel_loss(self.pairs)) if self.pairs else None
             center = (
@@ -155,6 +178,7 @@ class TrainingPair:
         present = {role: net for role, net in nets.items() if net is not None}
         correct = dict.fromkeys(present, 0)
         seen = 0
+        self.world.sync_buffers(present.values())
         for net in present.values():
             net.eval()
         for x, y in batches:
@@ -163,7 +187,8 @@ class TrainingPair:
             for role, net in present.items():
                 with self.precision.autocast():
                     correct[role] += _correct(net(x)[0], y)
-        return {role: (100.0 * correct[role] / max(seen, 1) if role in correct else None) for role in nets}
+        totals = self.world.sum({"seen": seen, **correct})
+        return {role: (100.0 * totals[role] / max(totals["seen"], 1) if role in correct else None) for role in nets}
 
     # --- state ------------------------------------------------------------------------------
 
@@ -173,6 +198,19 @@ class TrainingPair:
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         load_trained_tensors(self.nets, self.optimizers, tensors)
+
+
+def _data_parallel(net: nn.Module, world: World) -> nn.Module:
+    """DDP over `net` without buffer broadcasts in forward (the trainer takes rank 0's running
+    statistics before it evaluates or saves; distributed.World.sync_buffers)."""
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    # The 1x1 kernels in channels_last have strides DDP's bucket views do not match though the
+    # memory order is the same; DDP copies them and says so once per process: not worth a line.
+    warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+    if "forward_sync_buffers" in inspect.signature(DDP).parameters:  # newer torch; both sync at init
+        return DDP(net, process_group=world.tensors, forward_sync_buffers=False)
+    return DDP(net, process_group=world.tensors, broadcast_buffers=False)
 
 
 def _correct(logits: torch.Tensor, y: torch.Tensor) -> int:

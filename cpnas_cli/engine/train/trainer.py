@@ -16,6 +16,8 @@ position and the sums of a part-done epoch are enough to continue exactly where 
 run would be, after Ctrl-C between batches or a kill at any moment. With a time budget
 (`train.minutes`) the number of epochs is planned from measured epoch times (bookkeeping/budget.py): the plan
 is in the checkpoint, but a resumed run measures its own epochs, so it is not bit-identical.
+Under torchrun (`world`) every rank trains on its share of each batch (DDP, pair.py) and tests
+whole batches in turn; rank 0 writes the run, and its epoch plan is every rank's.
 """
 
 import time
@@ -30,6 +32,7 @@ from cpnas_cli.config import Config, TrainConfig, to_dict
 from cpnas_cli.engine.nn.backbone import uses_imagenet_stem
 from cpnas_cli.engine.nn.network import NetworkSpec
 from cpnas_cli.engine.run.device import resolve_device
+from cpnas_cli.engine.run.distributed import SOLO, World
 from cpnas_cli.engine.run.interrupt import Interrupted
 from cpnas_cli.engine.run.loop import Report, RunLoop
 from cpnas_cli.errors import UserError
@@ -94,15 +97,22 @@ class Trainer(RunLoop):
 
     command = "train"
 
-    def __init__(self, config: Config, genotype: genotypes.Genotype, report: Report = lambda e: None, stop=None):
-        super().__init__(report, stop)
+    def __init__(
+        self,
+        config: Config,
+        genotype: genotypes.Genotype,
+        report: Report = lambda e: None,
+        stop=None,
+        world: World = SOLO,
+    ):
+        super().__init__(report, stop, world)
         self.config, self.cfg, self.genotype = config, config.train, genotype
-        self.device = resolve_device(config.device)
+        self.device = world.device or resolve_device(config.device)
         d = config.data
         self.data = datasets.load_configured(d)
         self.spec = network_spec(self.cfg, self.data)
         try:
-            self.pair = TrainingPair(self.cfg, self.spec, genotype, self.device, config.seed)
+            self.pair = TrainingPair(self.cfg, self.spec, genotype, self.device, config.seed, world)
         except ValueError as err:  # e.g. reduction indices outside the network
             raise UserError(f"cannot build the network: {err}", "check train.cells and train.reductions") from None
         self.augment = datasets.Augment(crop_padding=self.cfg.crop_padding, flip=self.cfg.flip, cutout=self.cfg.cutout)
@@ -125,7 +135,7 @@ class Trainer(RunLoop):
         self.last: dict = {}
 
     def begin(self, run: RunDir) -> None:
-        genotypes.save(self.genotype, run.genotype)
+        self.world.on_main(lambda: genotypes.save(self.genotype, run.genotype))
         line = header(
             "train",
             to_dict(self.config),
@@ -133,6 +143,7 @@ class Trainer(RunLoop):
             epochs=self.cfg.epochs,
             network=asdict(self.spec),
             classes=self.data.classes,
+            world_size=self.world.size,
         )
         self.start(run, line, total=self.cfg.epochs, device=str(self.device))
 
@@ -140,7 +151,14 @@ class Trainer(RunLoop):
         """Continue from the run's checkpoint; a run killed before its first one starts over."""
         if not self.resume(run, self._restore_state):
             return self.begin(run)
-        self.emit("status", state="resumed", epoch=self.epoch, batch=self.partial.batch, device=str(self.device))
+        self.emit(
+            "status",
+            state="resumed",
+            epoch=self.epoch,
+            batch=self.partial.batch,
+            device=str(self.device),
+            world_size=self.world.size,
+        )
 
     def _restore_state(self, tensors, state: dict) -> None:
         try:
@@ -189,9 +207,11 @@ class Trainer(RunLoop):
         self.started = time.perf_counter()
         lr = self._train()
         eval_start = time.perf_counter()
-        acc = self.pair.evaluate(self._fixed_batches(self.data.test_images, self.data.test_labels))
+        acc = self.pair.evaluate(self.world.deal(self._fixed_batches(self.data.test_images, self.data.test_labels)))
         val = (
-            self.pair.evaluate(self._fixed_batches(self.data.train_images, self.data.train_labels, self.val_idx))
+            self.pair.evaluate(
+                self.world.deal(self._fixed_batches(self.data.train_images, self.data.train_labels, self.val_idx))
+            )
             if len(self.val_idx)
             else None
         )
@@ -204,7 +224,8 @@ class Trainer(RunLoop):
         is_best = self.best is None or chosen_by > self.best
         self.best = max(chosen_by, self.best or 0.0)
         self.epoch += 1
-        self.epochs = epochs_that_fit(self.epoch, self.elapsed, self.cfg.minutes, self.epochs)
+        # rank 0's clock plans for every rank (their plans must agree)
+        self.epochs = self.world.broadcast(epochs_that_fit(self.epoch, self.elapsed, self.cfg.minutes, self.epochs))
         line = event(
             "epoch",
             epoch=self.epoch,
@@ -236,7 +257,7 @@ class Trainer(RunLoop):
             self.best_record = {
                 k: self.last[k] for k in ("epoch", "val_acc_child", "test_acc_child", "test_acc_parent")
             }
-        self._write_models(is_best)
+        self.world.on_main(lambda: self._write_models(is_best))
         self.partial = EpochSums()
         self._commit([line])
 
@@ -257,27 +278,35 @@ class Trainer(RunLoop):
                 generator=torch.Generator().manual_seed(datasets.derive_seed(self.config.seed, "order", e)),
             )
         ]
-        batches = datasets.batches(
-            self.data.train_images,
-            self.data.train_labels,
-            order,
-            self.cfg.batch_size,
-            shuffle_generator=None,
-            device=self.device,
-            aug=self.augment,
-            aug_seed=datasets.derive_seed(self.config.seed, "augment", e),
-            start_batch=self.partial.batch,
-            drop_last=True,
+        batches = self.world.share(
+            datasets.batches(
+                self.data.train_images,
+                self.data.train_labels,
+                order,
+                self.cfg.batch_size,
+                shuffle_generator=None,
+                device=self.device,
+                aug=self.augment,
+                aug_seed=datasets.derive_seed(self.config.seed, "augment", e),
+                start_batch=self.partial.batch,
+                drop_last=True,
+            )
         )
         for x, y in batches:
-            if self.stop is not None and self.stop.is_set():
+            if self.world.agree(self.stop is not None and self.stop.is_set()):
                 self._interrupt()
             b = self.partial.batch
-            torch.manual_seed(datasets.derive_seed(self.config.seed, "drop-path", e, b))
+            # drop-path masks per rank: rank r > 0 draws its own (the same keys would repeat rank 0's)
+            torch.manual_seed(datasets.derive_seed(self.config.seed, "drop-path", e, b, *self._rank_key()))
             x = x.contiguous(memory_format=torch.channels_last)
-            self.partial.add(len(y), self.pair.train_batch(x, y, self._lr(e * nb + b, self.epochs * nb)))
+            result = self.pair.train_batch(x, y, self._lr(e * nb + b, self.epochs * nb))
+            totals = self.world.sum({"images": len(y), "sums": result})
+            self.partial.add(totals["images"], totals["sums"])
             self.report({"kind": "progress", "epoch": e + 1, "batch": self.partial.batch, "batches": nb})
         return self._lr(e * nb, self.epochs * nb)
+
+    def _rank_key(self) -> tuple[str, int] | tuple[()]:
+        return ("rank", self.world.rank) if self.world.rank else ()
 
     def _lr(self, step: int, steps: int) -> float:
         """Cosine annealing from lr to lr_min over the planned batches, per batch."""
@@ -322,5 +351,6 @@ class Trainer(RunLoop):
         now = time.perf_counter()
         self.partial.wall += now - self.started
         self.elapsed += now - self.started
+        self.pair.world.sync_buffers(self.pair.nets.values())  # rank 0's running statistics are the run's
         self._commit([event("status", state="interrupted", epoch=self.epoch, batch=self.partial.batch)])
         raise Interrupted(str(self.run_dir.path))

@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 import torch
 
 from cpnas_cli.config import Config
+from cpnas_cli.engine.run.distributed import SOLO, World
 from cpnas_cli.engine.search.data import SearchData
 from cpnas_cli.events import event
 from cpnas_cli.space.genotype import Genotype
@@ -25,14 +26,15 @@ class StopRequested(Exception):
 class StepContext:
     """Handed to Strategy.step: poll for Ctrl-C between batches, report transient progress."""
 
-    def __init__(self, report, stop, elapsed_before: float):
-        self._report, self._stop = report, stop
+    def __init__(self, report, stop, elapsed_before: float, world: World = SOLO):
+        self._report, self._stop, self._world = report, stop, world
         self._started = time.perf_counter()
         self._elapsed_before = elapsed_before
 
     def poll(self) -> None:
-        """Call between batches, when the strategy's state() is consistent."""
-        if self._stop is not None and self._stop.is_set():
+        """Call between batches, when the strategy's state() is consistent. Under torchrun every
+        rank calls it at the same batch, and all stop there if any was asked to."""
+        if self._world.agree(self._stop is not None and self._stop.is_set()):
             raise StopRequested
 
     def progress(self, **fields) -> None:

@@ -7,6 +7,12 @@ Every iteration pairs one weight batch (search-train split) with one architectur
 reshuffled stream over the search-validation split); both streams are functions of (seed, step),
 so a step resumed at batch b sees what an uninterrupted one would have. Architecture updates
 begin at `diff_warmup_epochs`; the weights' learning rate follows a cosine over the epochs.
+
+Under torchrun every rank takes its share of both batches; weight gradients and architecture
+gradients are averaged over the ranks before every optimizer step (engine/run/distributed.py), so
+the logits alpha (and beta) are identical on every rank after every step: the failure of
+microsoft/nni#5013, where DDP left the architecture gradients unreduced and each rank grew its own
+architecture, cannot happen, and each commit checks it (RunLoop.commit).
 """
 
 import math
@@ -163,11 +169,13 @@ class DifferentiableStrategy(Strategy):
         arch = self.data.arch_batches(n, count, size, start_batch=self.partial.batch)
         if self.partial.batch == 0:
             self.phase_begin(n, phase)
+        world = self.data.world
         for (x, y), (xa, ya) in zip(batches, arch, strict=True):
             ctx.poll()
             progress = phase.start + phase.length * self.partial.batch / count
             train, arch_metrics = self.iteration(phase, x, y, xa, ya, progress)
-            self.partial.add(len(y), train, arch_metrics)
+            images, means = world.mean(train, len(y))
+            self.partial.add(images, means or {}, world.mean(arch_metrics, len(ya))[1])
             ctx.progress(n=n + 1, batch=self.partial.batch, batches=count, unit="phase")
         p, self.partial = self.partial, PhaseSums()
         end = phase.start + phase.length
@@ -192,12 +200,13 @@ class DifferentiableStrategy(Strategy):
 
     # --- helpers for subclasses ------------------------------------------------------------
 
-    @staticmethod
-    def train_weights(net, optimizer, lr: float, loss: torch.Tensor, clip: float) -> None:
+    def train_weights(self, net, optimizer, lr: float, loss: torch.Tensor, clip: float, images: int) -> None:
+        """One optimizer step on `loss`, the mean over this rank's `images` (gradients averaged over ranks)."""
         for group in optimizer.param_groups:
             group["lr"] = lr
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        self.data.world.average_gradients(net.parameters(), images)
         nn.utils.clip_grad_norm_([p for p in net.parameters() if p.grad is not None], clip)
         optimizer.step()
 
@@ -206,12 +215,14 @@ class DifferentiableStrategy(Strategy):
         """Top-1 accuracy (%) of the supernet with these logits on the search-validation split
         (eval mode, as cp's: the stem's BN uses its running statistics, the cells batch statistics)."""
         correct = seen = 0
+        self.data.world.sync_buffers([net])
         net.eval()
         for x, y in self.data.val_batches(self.cfg.eval_batch_size):
             correct += (net(x, alpha, beta).argmax(1) == y).sum().item()
             seen += len(y)
         net.train()
-        return round(100.0 * correct / max(seen, 1), 4)
+        totals = self.data.world.sum({"correct": correct, "seen": seen})
+        return round(100.0 * totals["correct"] / max(totals["seen"], 1), 4)
 
     def arch_summary(self, arch) -> dict:
         """Softmax weights per op per edge, edge weights, and the genotype they would give now."""
@@ -230,6 +241,7 @@ class DifferentiableStrategy(Strategy):
     # --- checkpoints ------------------------------------------------------------------------
 
     def tensors(self) -> dict[str, torch.Tensor]:
+        self.data.world.sync_buffers(self.parts.values())  # a checkpoint holds rank 0's running statistics
         tensors = {}
         for name, part in self.parts.items():
             tensors.update(module_tensors(name, part))

@@ -41,16 +41,17 @@ class PCDartsStrategy(DifferentiableStrategy):
 
     def arch_step(self, xa, ya) -> float:
         """First order: the gradient of the validation loss in (alpha, beta) at the current weights."""
-        params = list(self.arch.parameters())
+        params = dict(self.arch.named_parameters())
         loss = F.cross_entropy(self.net(xa, self.arch.alphas(), self.arch.betas()), ya)
-        set_grads(params, torch.autograd.grad(loss, params))
+        grads = dict(zip(params, torch.autograd.grad(loss, list(params.values())), strict=True))
+        set_grads(list(params.values()), self.data.world.average_tensors(grads, len(ya)).values())
         self.a_opt.step()
         return loss.item()
 
     def weight_step(self, x, y, lr: float) -> dict:
         logits = self.net(x, detached(self.arch.alphas()), detached(self.arch.betas()))
         loss = F.cross_entropy(logits, y)
-        self.train_weights(self.net, self.w_opt, lr, loss, self.cfg.grad_clip)
+        self.train_weights(self.net, self.w_opt, lr, loss, self.cfg.grad_clip, len(y))
         return {"loss": loss.item(), "train_acc": 100.0 * (logits.argmax(1) == y).float().mean().item()}
 
     def phase_event(self, phase, ctx) -> dict:

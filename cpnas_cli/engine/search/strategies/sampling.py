@@ -53,7 +53,9 @@ class SamplingStrategy(Strategy):
     def __init__(self, config, data, device):
         super().__init__(config, data, device)
         self.cfg = config.search
-        self.model = ChildParent(self.cfg, data.in_channels, data.num_classes, device, config.seed, data.image_size)
+        self.model = ChildParent(
+            self.cfg, data.in_channels, data.num_classes, device, config.seed, data.image_size, data.world
+        )
         self.partial = SampleSums()
 
     def train_sample(self, n: int, arch: Architecture, ctx: StepContext) -> Trained:
@@ -65,7 +67,8 @@ class SamplingStrategy(Strategy):
         )
         for x, y in batches:
             ctx.poll()
-            self.partial.add(len(y), self.model.train_batch(x, y, arch, lr))
+            result = self.data.world.sum({"images": len(y), "roles": self.model.train_batch(x, y, arch, lr)})
+            self.partial.add(result["images"], result["roles"])
             ctx.progress(n=n + 1, batch=self.partial.batch, batches=count)
         eval_start = time.perf_counter()
         acc = self.model.evaluate(self.data.val_batches(self.cfg.eval_batch_size), arch)
@@ -106,6 +109,7 @@ class SamplingStrategy(Strategy):
         )
 
     def tensors(self):
+        self.data.world.sync_buffers(self.model.nets.values())  # a checkpoint holds rank 0's running statistics
         return self.model.state_tensors()
 
     def state(self) -> dict:

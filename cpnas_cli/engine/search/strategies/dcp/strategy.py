@@ -86,22 +86,26 @@ class DCPStrategy(DifferentiableStrategy):
         alpha = self.archs["parent"].alphas()
         loss = F.cross_entropy(self.nets["parent"](xa, alpha), ya)
         grads = dict(zip(alpha, torch.autograd.grad(loss, list(alpha.values())), strict=True))
+        grads = self.data.world.average_tensors(grads, len(ya))
         return {"arch_loss": loss.item(), **self.arch_update("parent", grads, lr)}
 
     def parent_weight_step(self, x, y, lr: float) -> dict:
         net = self.nets["parent"]
         logits = net(x, detached(self.archs["parent"].alphas()))
         loss = F.cross_entropy(logits, y)
-        self.train_weights(net, self.w_opts["parent"], lr, loss, self.cfg.grad_clip)
+        self.train_weights(net, self.w_opts["parent"], lr, loss, self.cfg.grad_clip, len(y))
         return {"loss": loss.item(), "train_acc": _accuracy(logits, y)}
 
     # --- Child: tangent propagation and the discrepancy objective (Eqs. 4.29-4.35) ----------
 
     def child_arch_step(self, xa, ya, lr: float) -> dict:
+        world, images = self.data.world, len(ya)
         tangent, parent_probs = parent_tangent(self.nets["parent"], self.archs["parent"].alphas(), xa, ya)
+        tangent = world.average_tensors(tangent, images)  # the global batch's tangent
         alpha = self.archs["child"].alphas()
         G = agreement(self.nets["child"](xa, alpha), parent_probs)
-        grads, logged = child_arch_gradient(G, alpha, tangent, self.cfg.dcp_lambda, self.cfg.dcp_hessian)
+        average = None if world.size == 1 else lambda t: world.average_tensors(t, images)
+        grads, logged = child_arch_gradient(G, alpha, tangent, self.cfg.dcp_lambda, self.cfg.dcp_hessian, average)
         return {"arch_agreement": G.item(), **logged, **self.arch_update("child", grads, lr)}
 
     def child_weight_step(self, x, y, lr: float) -> dict:
@@ -114,7 +118,7 @@ class DCPStrategy(DifferentiableStrategy):
         loss = -G + c.dcp_mu * recon
         if c.dcp_child_ce:
             loss = loss + c.dcp_child_ce * F.cross_entropy(logits, y)
-        self.train_weights(net, self.w_opts["child"], lr, loss, c.grad_clip)
+        self.train_weights(net, self.w_opts["child"], lr, loss, c.grad_clip, len(y))
         return {"loss": loss.item(), "kl": -G.item(), "recon": recon.item(), "train_acc": _accuracy(logits, y)}
 
     # --- shared by both ----------------------------------------------------------------------

@@ -13,11 +13,13 @@ The gradient of L = -G + lambda D in alpha^ (Eq. 4.33) is -g + 2 lambda H (g - t
 import functools
 import math
 import operator
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
 Logits = dict[str, torch.Tensor]
+Average = Callable[[Logits], Logits]
 
 
 def parent_tangent(parent, alpha: Logits, x: torch.Tensor, y: torch.Tensor) -> tuple[Logits, torch.Tensor]:
@@ -39,16 +41,32 @@ def tangent_distance(g: Logits, t: Logits) -> torch.Tensor:
     return functools.reduce(operator.add, [(g[cell] - t[cell]).pow(2).sum() for cell in g])
 
 
-def child_arch_gradient(G: torch.Tensor, alpha: Logits, t: Logits, lam: float, hessian: str) -> tuple[Logits, dict]:
+def child_arch_gradient(
+    G: torch.Tensor, alpha: Logits, t: Logits, lam: float, hessian: str, average: Average | None = None
+) -> tuple[Logits, dict]:
     """dL/dalpha^ for L = -G + lambda D (Eq. 4.33) with the chosen Hessian, and what to log:
-    D, and the penalty's share ||dL/dalpha^ + g|| / ||g|| of the step (how much it bends -g)."""
+    D, and the penalty's share ||dL/dalpha^ + g|| / ||g|| of the step (how much it bends -g).
+
+    Under torchrun G is this rank's share of the batch and `average` takes a gradient to the whole
+    batch's (the mean over ranks, weighted by images; `t` is already the whole batch's). L is not
+    linear in G, so g is averaged first and the penalty built from it: for `exact`, the Hessian's
+    product with (g - t) is taken on every rank (H is a mean over the batch too) and averaged."""
     cells, leaves = list(alpha), list(alpha.values())
-    if hessian == "exact":
+    if hessian == "exact" and average is not None:
+        local = torch.autograd.grad(G, leaves, create_graph=True)
+        g = average({c: v.detach() for c, v in zip(cells, local, strict=True)})
+        distance = tangent_distance(g, t)
+        products = torch.autograd.grad(local, leaves, grad_outputs=[g[c] - t[c] for c in cells])
+        h_residual = average(dict(zip(cells, products, strict=True)))  # H (g - t)
+        grads = {c: -g[c] + 2 * lam * h_residual[c] for c in cells}
+    elif hessian == "exact":
         g = dict(zip(cells, torch.autograd.grad(G, leaves, create_graph=True), strict=True))
         distance = tangent_distance(g, t)
         grads = dict(zip(cells, torch.autograd.grad(-G + lam * distance, leaves), strict=True))
     else:
         g = dict(zip(cells, torch.autograd.grad(G, leaves), strict=True))
+        if average is not None:
+            g = average(g)
         distance = tangent_distance(g, t)
         along = sum((g[c] * (g[c] - t[c])).sum() for c in cells)  # g^T (g - t)
         grads = {c: -g[c] * (1 + 2 * lam * along) for c in cells}
