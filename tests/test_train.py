@@ -278,6 +278,7 @@ def _rewrite(source: Path, target: Path, **metadata):
         ("other-genotype", "do not fit its genotype"),
         ("resume-checkpoint", "not a cpnas model checkpoint"),
         ("text", "truncated or not a safetensors file"),
+        ("genotype", "is a genotype, not a cpnas model checkpoint"),
     ],
 )
 def test_evaluate_refuses_bad_checkpoints_with_one_line(reference, tmp_path, case, pattern):
@@ -290,6 +291,8 @@ def test_evaluate_refuses_bad_checkpoints_with_one_line(reference, tmp_path, cas
     elif case == "resume-checkpoint":
         path = next((reference[0] / "checkpoint").glob("weights-*.safetensors"))
     elif case == "text":
+        path.write_text("these are not the weights you are looking for\n")
+    elif case == "genotype":  # a DARTS string saved under a model's name: named for what it is
         path.write_text(DARTS_V2)
     assert_one_line_error(runner.invoke(app, ["evaluate", str(path)]), pattern)
 
