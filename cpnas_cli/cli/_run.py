@@ -4,16 +4,19 @@ torchrun job (a helper, not a command)."""
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from cpnas_cli import config as configs
-from cpnas_cli.engine.run.distributed import SOLO, World
 from cpnas_cli.engine.run.interrupt import Interrupted, StopFlag
 from cpnas_cli.errors import UserError
 from cpnas_cli.runs import RunDir, atomic_write_text, existing_run, new_run_dir
 
 from ._options import console
+
+if TYPE_CHECKING:  # torch: commands import it when they run an engine, not with this module
+    from cpnas_cli.engine.run.distributed import World
 
 
 def run_config(
@@ -44,7 +47,7 @@ def run_config(
 
 
 def open_run(
-    engine, config: configs.Config, run: RunDir | None, name: str, run_dir: Path | None, world: World = SOLO
+    engine, config: configs.Config, run: RunDir | None, name: str, run_dir: Path | None, world: "World"
 ) -> RunDir:
     """Resume `run` in the engine, or create the new run's directory (rank 0 of a torchrun job:
     every rank learns its path), write its config and begin."""
@@ -64,7 +67,7 @@ def open_run(
     return run
 
 
-def world_note(world: World) -> str:
+def world_note(world: "World") -> str:
     """What the header line adds for a torchrun job."""
     return f", {world.size} processes" if world.size > 1 else ""
 
