@@ -173,21 +173,33 @@ def main() -> None:
         "cpu_threads": torch.get_num_threads(),
     }
 
-    def save() -> None:  # after every part: a later failure keeps what was measured
+    def part(name: str, measure) -> None:
+        """One figure; a failure is recorded and the next part still runs. Saved after each."""
+        try:
+            result[name] = measure()
+        except Exception as err:  # whatever broke, the other figures are still wanted
+            result[name] = {"error": f"{type(err).__name__}: {err}"}
         args.out.write_text(json.dumps(result, indent=2) + "\n")
 
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
-        result["quick"] = quick(work, args.skip_cpu)
-        save()
+        part("quick", lambda: quick(work, args.skip_cpu))
         data_dir = work / "cifar"
         write_cifar(data_dir, per_batch=10000, n_test=10000)  # the real pickled layout, random pixels
-        result["cifar10_search"] = [search_samples(data_dir, work, amp, args.samples) for amp in (True, False)]
-        save()
-        result["cifar10_train_small_1_epoch"] = train_epoch(data_dir, work)
-        result["projection"] = projections(result["cifar10_search"], result["cifar10_train_small_1_epoch"])
-        save()
+        for amp in (True, False):
+            part(
+                f"cifar10_search_amp_{str(amp).lower()}",
+                lambda amp=amp: search_samples(data_dir, work, amp, args.samples),
+            )
+        part("cifar10_train_small_1_epoch", lambda: train_epoch(data_dir, work))
+        searches = [result[f"cifar10_search_amp_{a}"] for a in ("true", "false")]
+        part(
+            "projection",
+            lambda: projections([s for s in searches if "error" not in s], result["cifar10_train_small_1_epoch"]),
+        )
     print(json.dumps(result, indent=2))
+    failed = [name for name, value in result.items() if isinstance(value, dict) and "error" in value]
+    sys.exit(f"gpu_check: failed parts: {', '.join(failed)}" if failed else 0)
 
 
 if __name__ == "__main__":
